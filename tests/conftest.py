@@ -1,0 +1,38 @@
+"""Shared test set-up: two logical CPU devices, a private dataset cache, small configs.
+
+The CPU must be split before TensorFlow initialises its runtime, so it happens at
+import time here, before any test module runs a TensorFlow op. Tests then get
+one-device strategies on /cpu:0 and two-replica MirroredStrategy on /cpu:0,/cpu:1
+from the same process.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Subprocesses (CLI tests) inherit this, so nothing is written to ~/.cache.
+os.environ["WAVEGAN_DIST_CACHE"] = tempfile.mkdtemp(prefix="wavegan_dist_test_cache_")
+
+import pytest  # noqa: E402
+
+from wavegan_dist import strategy as strategies  # noqa: E402
+
+strategies.configure_cpu_devices(2)
+
+# Small but real: the full WaveGAN structure (3 layers at slice 1024) with a narrow width.
+TINY_TEST_FLAGS = dict(slice_len=1024, dim=4, batch_size=8, n_critic=2, log_every=1,
+                       sample_every=2, ckpt_every=2, num_wavs=2)
+
+
+@pytest.fixture(scope="session")
+def cache_dir():
+    """The session's dataset cache folder (WAVEGAN_DIST_CACHE)."""
+    return os.environ["WAVEGAN_DIST_CACHE"]
+
+
+@pytest.fixture(scope="session")
+def builtin_root(cache_dir):
+    """Root of the default built-in dataset in the session cache (built once)."""
+    from wavegan_dist.data import builtin
+
+    return builtin.ensure_builtin_dataset(cache_dir, log=lambda _: None)

@@ -1,0 +1,128 @@
+"""The one configuration object of a training run, and its named presets.
+
+Library code takes a `Config` (or plain arguments from it), never absl flags:
+flags.py is the only place that turns command-line flags into a Config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from wavegan_dist.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a training run needs. Defaults are the WaveGAN paper's."""
+
+    # Distribution.
+    strategy: str = "auto"  # auto | mirrored | multiworker | tpu | cpu
+    tpu: str = ""  # TPU name or grpc:// address for --strategy=tpu/auto
+    cpu_replicas: int = 1  # split the CPU into this many logical devices
+
+    # Data.
+    data: str = "builtin"  # "builtin" or a deeplake dataset path
+    split: str = "train"
+    data_cache: str = ""  # where the built-in dataset is cached ("" = default)
+    num_samples: int = 0  # use the first N rows (0 = all)
+    read_rows: int = 256  # rows fetched from deeplake per read
+    shuffle_data: bool = True
+
+    # Model.
+    model: str = "wavegan"
+    slice_len: int = 16384
+    dim: int = 64
+    kernel_len: int = 25
+    latent_dim: int = 100
+    phase_shuffle: int = 2
+
+    # Optimisation.
+    batch_size: int = 64  # global batch, over all replicas
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    learning_rate: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    train_steps: int = 200_000  # generator steps
+    seed: int = 0
+
+    # Outputs.
+    model_dir: str = ""
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 100
+    sample_every: int = 1000
+    num_wavs: int = 4  # WAV files written from the final generator
+
+    def replace(self, **changes: Any) -> "Config":
+        """Returns a copy with `changes` applied (validated)."""
+        return dataclasses.replace(self, **changes).validated()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the config as a plain JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Returns the config as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def validated(self) -> "Config":
+        """Returns self if every value is usable, else raises UserError naming the flag."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise UserError(msg)
+
+        need(self.strategy in STRATEGIES,
+             f"--strategy={self.strategy} is not one of {', '.join(STRATEGIES)}")
+        need(self.cpu_replicas >= 1, f"--cpu_replicas must be >= 1, got {self.cpu_replicas}")
+        need(self.model in MODELS, f"--model={self.model} is not one of {', '.join(MODELS)}")
+        need(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
+        need(self.n_critic >= 1, f"--n_critic must be >= 1, got {self.n_critic}")
+        need(self.train_steps >= 0, f"--train_steps must be >= 0, got {self.train_steps}")
+        need(self.dim >= 1, f"--dim must be >= 1, got {self.dim}")
+        need(self.kernel_len >= 1, f"--kernel_len must be >= 1, got {self.kernel_len}")
+        need(self.latent_dim >= 1, f"--latent_dim must be >= 1, got {self.latent_dim}")
+        need(self.phase_shuffle >= 0, f"--phase_shuffle must be >= 0, got {self.phase_shuffle}")
+        need(self.gp_weight >= 0, f"--gp_weight must be >= 0, got {self.gp_weight}")
+        need(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
+        need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
+        need(self.num_samples >= 0, f"--num_samples must be >= 0, got {self.num_samples}")
+        need(self.read_rows >= 1, f"--read_rows must be >= 1, got {self.read_rows}")
+        for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
+            need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
+        need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
+        need(self.split in ("train", "valid", "test"),
+             f"--split={self.split} is not one of train, valid, test")
+        return self
+
+
+STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
+MODELS = ("wavegan",)
+
+# A preset sets defaults; flags the user gives explicitly still win.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # A few dozen steps in about a minute on 2 CPU cores: for smoke tests and CI.
+    "tiny": dict(slice_len=4096, dim=8, batch_size=16, n_critic=5, train_steps=40,
+                 ckpt_every=20, log_every=5, sample_every=20),
+}
+
+
+def make_config(preset: str = "paper", **overrides: Any) -> Config:
+    """Builds a validated Config from a preset name plus explicit overrides.
+
+    Args:
+      preset: a key of PRESETS.
+      overrides: Config fields that win over the preset.
+    Returns:
+      The validated Config.
+    """
+    if preset not in PRESETS:
+        raise UserError(f"--preset={preset} is not one of {', '.join(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise UserError(f"unknown config field(s): {', '.join(unknown)}")
+    return Config(**{**PRESETS[preset], **overrides}).validated()

@@ -1,0 +1,1 @@
+"""Data: the NSynth schema, the built-in procedural dataset and the deeplake -> tf.data pipeline."""

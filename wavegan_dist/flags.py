@@ -1,0 +1,74 @@
+"""The command-line flags of `python -m wavegan_dist.train`, and the one function that
+turns them into a Config. No other module reads absl flags."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from wavegan_dist.config import MODELS, PRESETS, STRATEGIES, Config, make_config
+
+_D = Config()  # paper defaults, shown in --help
+
+flags.DEFINE_enum("preset", "paper", list(PRESETS),
+                  "Named defaults: 'paper' (WaveGAN paper) or 'tiny' (smoke tests, ~1 min on 2 "
+                  "CPU cores). Flags given explicitly override the preset.")
+# Distribution.
+flags.DEFINE_enum("strategy", _D.strategy, list(STRATEGIES),
+                  "tf.distribute strategy: auto picks a TPU if reachable, else all GPUs if >= 2, "
+                  "else --cpu_replicas logical CPUs if > 1, else one device.")
+flags.DEFINE_string("tpu", _D.tpu, "Cloud TPU name or grpc://host:port (default: $TPU_NAME, or "
+                    "the local TPU on a TPU VM).")
+flags.DEFINE_integer("cpu_replicas", _D.cpu_replicas,
+                     "Split the CPU into this many logical devices (mirrored/auto without GPUs).")
+# Data.
+flags.DEFINE_string("data", _D.data, "'builtin' (procedural NSynth-like set, built on first use) "
+                    "or a deeplake dataset path; a folder with train/valid/test subfolders is "
+                    "read at --split.")
+flags.DEFINE_enum("split", _D.split, ["train", "valid", "test"], "Dataset split.")
+flags.DEFINE_string("data_cache", _D.data_cache, "Cache folder for the built-in dataset (default "
+                    "$WAVEGAN_DIST_CACHE or ~/.cache/wavegan_dist).")
+flags.DEFINE_integer("num_samples", _D.num_samples, "Train on the first N rows only (0 = all).")
+flags.DEFINE_integer("read_rows", _D.read_rows, "Rows fetched from deeplake per read.")
+flags.DEFINE_bool("shuffle_data", _D.shuffle_data, "Reshuffle rows every epoch (seeded).")
+# Model.
+flags.DEFINE_enum("model", _D.model, list(MODELS), "Network family.")
+flags.DEFINE_integer("slice_len", _D.slice_len, "Samples per example: 16384, 32768, 65536 (or "
+                     "16 * 4^k for small test models).")
+flags.DEFINE_integer("dim", _D.dim, "Model width d.")
+flags.DEFINE_integer("kernel_len", _D.kernel_len, "Convolution kernel length.")
+flags.DEFINE_integer("latent_dim", _D.latent_dim, "Size of z.")
+flags.DEFINE_integer("phase_shuffle", _D.phase_shuffle, "Critic phase-shuffle radius (0 = off).")
+# Optimisation.
+flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size, over all replicas.")
+flags.DEFINE_integer("n_critic", _D.n_critic, "Critic updates per generator update.")
+flags.DEFINE_float("gp_weight", _D.gp_weight, "Gradient penalty weight lambda.")
+flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate (both networks).")
+flags.DEFINE_float("beta1", _D.beta1, "Adam beta1.")
+flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
+flags.DEFINE_integer("train_steps", _D.train_steps, "Total generator steps (a resumed run "
+                     "continues up to this).")
+flags.DEFINE_integer("seed", _D.seed, "Seed for weights, data order and noise.")
+# Outputs.
+flags.DEFINE_string("model_dir", _D.model_dir, "Folder for checkpoints, TensorBoard events and "
+                    "samples; an existing run there is resumed.")
+flags.DEFINE_integer("ckpt_every", _D.ckpt_every, "Checkpoint every N steps (and at the end).")
+flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Checkpoints kept.")
+flags.DEFINE_integer("log_every", _D.log_every, "Console and scalar summaries every N steps.")
+flags.DEFINE_integer("sample_every", _D.sample_every, "Audio and spectrogram summaries every N steps.")
+flags.DEFINE_integer("num_wavs", _D.num_wavs, "WAV files written from the final generator.")
+
+FLAGS = flags.FLAGS
+_CONFIG_FIELDS = [name for name in Config.__dataclass_fields__]
+
+
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
+    """Builds the run's Config: the preset's values, then every flag the user set explicitly.
+
+    Args:
+      flag_values: parsed absl flags.
+    Returns:
+      A validated Config (raises UserError on a bad value).
+    """
+    overrides = {name: flag_values[name].value for name in _CONFIG_FIELDS
+                 if flag_values[name].present}
+    return make_config(flag_values.preset, **overrides)

@@ -1,0 +1,40 @@
+"""Phase shuffle (WaveGAN, Donahue et al. 2019, section 3.3) with externally given shifts.
+
+The shifts are inputs rather than drawn here so that the training step can derive
+them from stateless RNG keyed by global example index: the critic then sees the
+same shifts for an example whatever the number of replicas.
+"""
+
+import tensorflow as tf
+
+
+def phase_shuffle(x, shifts, radius):
+    """Shifts each example of `x` in time by its own integer amount, reflecting at the edges.
+
+    Convention: a positive shift moves content later in time,
+    `out[b, t] = x[b, t - shifts[b]]`, where indices that fall outside [0, L) are
+    reflected about the edge sample without repeating it (numpy/tf "reflect"), e.g.
+    with shift +2 the output starts `x[2], x[1], x[0], x[1], ...`.
+
+    All shapes are static (one reflect pad by `radius`, then a per-example
+    length-L window), so it compiles under XLA and is differentiable to any order.
+
+    Args:
+      x: float tensor [B, L, C]; L must be greater than `radius`.
+      shifts: int tensor [B] with values in [-radius, radius], or None.
+      radius: Python int >= 0, the largest allowed |shift|.
+
+    Returns:
+      Tensor [B, L, C], same dtype as `x`. Identity if `radius` is 0 or `shifts` is None.
+    """
+    if radius == 0 or shifts is None:
+        return x
+    x = tf.convert_to_tensor(x)
+    length = x.shape[1]
+    if length is None:
+        length = tf.shape(x)[1]
+    padded = tf.pad(x, [[0, 0], [radius, radius], [0, 0]], mode="REFLECT")
+    # padded[j] == x[j - radius], so out[t] = x[t - s] = padded[t + radius - s].
+    offsets = radius - tf.cast(shifts, tf.int32)
+    indices = offsets[:, None] + tf.range(length, dtype=tf.int32)[None, :]
+    return tf.gather(padded, indices, axis=1, batch_dims=1)

@@ -1,0 +1,90 @@
+"""Per-example randomness that does not depend on how many replicas share a batch.
+
+Every random tensor of a training step (latent vectors, interpolation weights,
+phase-shuffle shifts) is drawn for the whole global batch with a stateless RNG
+keyed by (seed, step, stream), and each replica keeps its own rows. Example i of
+global step s therefore sees the same numbers on 1, 2 or 64 replicas, which is
+what makes runs reproducible across replica counts and exactly resumable.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+_ALG = "philox"
+_STREAMS_PER_STEP = 4096
+
+
+def key(seed: int, step: tf.Tensor, stream: int) -> tf.Tensor:
+    """Returns the stateless RNG key (int64 [2]) of one random stream at one step.
+
+    Args:
+      seed: the run's --seed.
+      step: scalar int64 tensor, the generator step.
+      stream: a small int (< 4096) naming what is drawn (see Streams).
+    """
+    step = tf.cast(step, tf.int64)
+    return tf.stack([tf.constant(seed, tf.int64), step * _STREAMS_PER_STEP + stream])
+
+
+class Streams:
+    """Stream ids: one per kind of draw, per critic iteration `i`."""
+
+    @staticmethod
+    def critic_latent(i: int) -> int:
+        return 16 * i + 0
+
+    @staticmethod
+    def critic_alpha(i: int) -> int:
+        return 16 * i + 1
+
+    @staticmethod
+    def critic_shifts(i: int) -> int:
+        return 16 * i + 2
+
+    GENERATOR_LATENT = 4000
+    GENERATOR_SHIFTS = 4001
+
+
+def replica_rows(values: tf.Tensor, per_replica: int) -> tf.Tensor:
+    """Returns this replica's rows of a tensor drawn for the global batch.
+
+    Args:
+      values: [global_batch, ...] tensor.
+      per_replica: rows per replica (static).
+    Returns:
+      [per_replica, ...]: rows [r * per_replica, (r + 1) * per_replica) for replica r.
+    """
+    ctx = tf.distribute.get_replica_context()
+    replica = 0 if ctx is None else ctx.replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * per_replica
+    return values[start:start + per_replica]
+
+
+def latent(rng_key: tf.Tensor, global_batch: int, per_replica: int, latent_dim: int) -> tf.Tensor:
+    """Latent vectors, uniform in [-1, 1): float32 [per_replica, latent_dim]."""
+    z = tf.random.stateless_uniform([global_batch, latent_dim], rng_key, -1.0, 1.0, alg=_ALG)
+    return replica_rows(z, per_replica)
+
+
+def unit_uniform(rng_key: tf.Tensor, global_batch: int, per_replica: int) -> tf.Tensor:
+    """One uniform [0, 1) number per example: float32 [per_replica]."""
+    u = tf.random.stateless_uniform([global_batch], rng_key, alg=_ALG)
+    return replica_rows(u, per_replica)
+
+
+def shifts(rng_key: tf.Tensor, global_batch: int, per_replica: int, num_layers: int,
+           radius: int, copies: int = 1) -> tf.Tensor:
+    """Phase-shuffle shifts, integers in [-radius, radius].
+
+    Args:
+      copies: how many critic inputs of the global batch size are stacked in one
+        critic call (for example 2 for [real; fake]); each gets its own draws.
+    Returns:
+      int32 [copies * per_replica, num_layers], this replica's rows of each copy
+      stacked in the same order as the critic's input.
+    """
+    s = tf.random.stateless_uniform([copies, global_batch, num_layers], rng_key,
+                                    minval=-radius, maxval=radius + 1, dtype=tf.int32, alg=_ALG)
+    parts = [replica_rows(s[c], per_replica) for c in range(copies)]
+    return tf.concat(parts, axis=0)

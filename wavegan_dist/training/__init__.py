@@ -1,0 +1,1 @@
+"""Training: the compiled WGAN-GP step, checkpoints, summaries and the outer loop."""

@@ -1,0 +1,204 @@
+"""The outer training loop: builds everything from a Config, runs steps, logs, checkpoints.
+
+This is the only place that ties strategy, data, models, the compiled step,
+checkpoints and summaries together; each of those lives in its own module and
+takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from wavegan_dist import models, strategy as strategies
+from wavegan_dist.config import Config
+from wavegan_dist.data import pipeline
+from wavegan_dist.data.source import load_source
+from wavegan_dist.errors import UserError
+from wavegan_dist.training import checkpoints, summaries
+from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer
+
+SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run ended with.
+
+    Attributes:
+      step: generator steps done (total, including resumed ones).
+      start_step: the step the run started (or resumed) at.
+      metrics: the last logged scalars (floats), empty if no step ran.
+      replica_divergence: max |weight on replica r - weight on replica 0| at the end.
+      wavs: WAV files written from the final generator.
+    """
+
+    step: int
+    start_step: int
+    metrics: dict
+    replica_divergence: float
+    wavs: list
+    num_replicas: int
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def replica_divergence(variables) -> float:
+    """Largest absolute difference between any replica's copy of a variable and replica 0's."""
+    worst = 0.0
+    for var in variables:
+        var = getattr(var, "value", var)  # Keras 3 wraps the tf.Variable
+        copies = getattr(var, "values", None)
+        if not copies or len(copies) < 2:
+            continue
+        first = copies[0].numpy()
+        for other in copies[1:]:
+            worst = max(worst, float(np.max(np.abs(other.numpy() - first))))
+    return worst
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _real_clips(source, count: int, slice_len: int) -> np.ndarray:
+    ids = source.rows[:count].tolist()
+    pcm = np.asarray(source.dataset["audio"][ids])[:, :slice_len]
+    pcm = np.pad(pcm, [(0, 0), (0, slice_len - pcm.shape[1])])
+    return (pcm.astype(np.float32) * pipeline.PCM_SCALE)[..., None]
+
+
+def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
+                 log=print) -> TrainResult:
+    """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
+
+    Args:
+      cfg: the run's configuration.
+      strategy: a strategy to use instead of building one from cfg (tests, notebooks).
+      log: receives one-line progress messages.
+    Returns:
+      A TrainResult. Raises UserError for problems the user can fix.
+    """
+    if not cfg.model_dir:
+        raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
+    strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
+    replicas = strategy.num_replicas_in_sync
+    log(f"strategy {strategies.describe(strategy)}")
+    pipeline.global_batch_size_check(cfg.batch_size, replicas)
+    source = load_source(cfg.data, cfg.split, cfg.num_samples, cfg.data_cache, log)
+    log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
+        f"slice {cfg.slice_len} samples")
+
+    chief = is_chief(strategy)
+    # Non-chief workers must still save (the save is collective) but somewhere throwaway.
+    out_dir = cfg.model_dir if chief else os.path.join(
+        cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
+        f"{strategy.cluster_resolver.task_id}")
+    checkpoints.check_and_record_config(cfg.model_dir, cfg.to_dict(), write=chief)
+
+    def model_fn():
+        return models.build_models(cfg.slice_len, cfg.dim, cfg.kernel_len, cfg.latent_dim,
+                                   cfg.phase_shuffle, cfg.seed)
+
+    trainer = build_trainer(
+        strategy, model_fn,
+        StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
+                   cfg.phase_shuffle, cfg.seed),
+        cfg.learning_rate, cfg.beta1, cfg.beta2)
+    ckpt = checkpoints.Checkpointer(out_dir, cfg.keep_checkpoints, trainer.step,
+                                    generator=trainer.generator, critic=trainer.critic,
+                                    g_opt=trainer.g_opt, d_opt=trainer.d_opt)
+    restored = ckpt.restore_latest()
+    start = int(trainer.step.numpy())
+    log(f"resumed from step {restored} ({ckpt.manager.latest_checkpoint})" if restored is not None
+        else "no checkpoint found: starting at step 0")
+
+    result = _train_loop(cfg, strategy, trainer, ckpt, source, start, chief, out_dir, log)
+    if not chief:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return result
+
+
+def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, start: int,
+                chief: bool, out_dir: str, log) -> TrainResult:
+    writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
+    writer.config(start, cfg.to_dict())
+    num_clips = max(1, min(cfg.num_wavs or 4, 8))
+    real_clips = _real_clips(source, num_clips, cfg.slice_len)
+    sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+                                           -1.0, 1.0)
+    examples_per_step = cfg.n_critic * cfg.batch_size
+
+    step, metrics, last_saved = start, {}, start
+    if start < cfg.train_steps:
+        dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
+            source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle_data,
+            start_batch=start * cfg.n_critic, read_rows=cfg.read_rows))
+        iterator = iter(dataset)
+        mark_time, mark_step, rate = time.perf_counter(), step, None
+        while step < cfg.train_steps:
+            out = trainer.train_step(iterator)
+            step += 1
+            first = step == start + 1
+            if first or step % cfg.log_every == 0 or step == cfg.train_steps:
+                metrics = {k: float(v) for k, v in out.items()}
+                now = time.perf_counter()
+                if first:
+                    log(f"step {step}: first step (tracing and compiling) took {now - mark_time:.1f} s")
+                else:
+                    rate = (step - mark_step) * examples_per_step / (now - mark_time)
+                mark_time, mark_step = now, step
+                if not all(math.isfinite(v) for v in metrics.values()):
+                    raise UserError(f"training diverged at step {step}: losses {metrics}; the "
+                                    f"last checkpoint (step {last_saved}) is intact")
+                writer.scalars(step, metrics, rate)
+                speed = ""
+                if rate:
+                    eta = (cfg.train_steps - step) * examples_per_step / rate
+                    speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
+                log(f"step {step}/{cfg.train_steps}  critic {metrics['critic']:+.4f}  "
+                    f"generator {metrics['generator']:+.4f}  gp {metrics['gradient_penalty']:.4f}  "
+                    f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
+            if step % cfg.sample_every == 0 or step == cfg.train_steps:
+                writer.audio(step, trainer.generate(sample_z).numpy(), real_clips)
+            if step % cfg.ckpt_every == 0 or step == cfg.train_steps:
+                path = ckpt.save()
+                last_saved = step
+                log(f"checkpoint {path}")
+        writer.flush()
+    else:
+        log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
+
+    wavs = []
+    if chief and cfg.num_wavs:
+        z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+                                        -1.0, 1.0)
+        wavs = summaries.write_wavs(
+            os.path.join(cfg.model_dir, "samples", f"step_{step:07d}"),
+            trainer.generate(z).numpy(), source.sample_rate)
+        log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
+    divergence = replica_divergence(trainer.generator.trainable_variables
+                                    + trainer.critic.trainable_variables)
+    log(f"done at step {step}: {strategy.num_replicas_in_sync} replica(s) in sync "
+        f"(max weight difference between replicas {divergence:.3g})")
+    return TrainResult(step=step, start_step=start, metrics=metrics,
+                       replica_divergence=divergence, wavs=wavs,
+                       num_replicas=strategy.num_replicas_in_sync)

@@ -1,0 +1,156 @@
+"""The compiled WGAN-GP training step: n_critic critic updates and one generator update.
+
+`WganGpTrainer` owns the models, optimizers and step counter (all created under
+the strategy's scope) and exposes one `tf.function`, `train_step(iterator)`.
+The per-replica functions stay small: draw this replica's randomness, run the
+networks, compute per-example losses, average them over the GLOBAL batch and
+apply gradients (Keras sums gradients across replicas, so the update equals the
+single-device update on the whole global batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from wavegan_dist import losses, noise
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """What the step needs to know; plain values, taken from Config."""
+
+    global_batch: int
+    n_critic: int
+    gp_weight: float
+    latent_dim: int
+    phase_shuffle: int
+    seed: int
+
+
+CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
+
+
+class WganGpTrainer:
+    """Holds the GAN's state and its compiled step for one tf.distribute strategy.
+
+    Args:
+      strategy: the strategy whose scope the models and optimizers were built in.
+      generator: maps [B, latent_dim] to [B, T, 1].
+      critic: maps ([B, T, 1], shifts [B, L] int32) to [B] scores.
+      g_opt, d_opt: Keras optimizers, already built under the scope.
+      step: int64 scalar variable counting generator steps, created under the scope.
+      cfg: StepConfig.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, generator: keras.Model,
+                 critic: keras.Model, g_opt: keras.optimizers.Optimizer,
+                 d_opt: keras.optimizers.Optimizer, step: tf.Variable, cfg: StepConfig):
+        self.strategy = strategy
+        self.generator = generator
+        self.critic = critic
+        self.g_opt = g_opt
+        self.d_opt = d_opt
+        self.step = step
+        self.cfg = cfg
+        self.per_replica = cfg.global_batch // strategy.num_replicas_in_sync
+        self.train_step = tf.function(self._train_step)
+        self._sample = tf.function(self._sample_replica)
+
+    def _shifts(self, rng_key: tf.Tensor, copies: int) -> tf.Tensor | None:
+        layers = self.critic.num_shuffle_layers
+        if not layers:
+            return None
+        return noise.shifts(rng_key, self.cfg.global_batch, self.per_replica, layers,
+                            self.cfg.phase_shuffle, copies)
+
+    def _critic_replica_step(self, real: tf.Tensor, step: tf.Tensor, i: int) -> dict:
+        cfg, p = self.cfg, self.per_replica
+        z = noise.latent(noise.key(cfg.seed, step, noise.Streams.critic_latent(i)),
+                         cfg.global_batch, p, cfg.latent_dim)
+        alpha = noise.unit_uniform(noise.key(cfg.seed, step, noise.Streams.critic_alpha(i)),
+                                   cfg.global_batch, p)
+        shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.critic_shifts(i)), 3)
+        fake = self.generator(z, training=True)
+        x_hat = losses.interpolate(real, fake, alpha)
+        with tf.GradientTape() as tape:
+            # Real and fake share one critic call; interpolates need their own for the penalty.
+            scores = self.critic(tf.concat([real, fake], 0),
+                                 None if shifts is None else shifts[:2 * p], training=True)
+            with tf.GradientTape() as gp_tape:
+                gp_tape.watch(x_hat)
+                d_hat = self.critic(x_hat, None if shifts is None else shifts[2 * p:],
+                                    training=True)
+            penalty = losses.gradient_penalty(gp_tape.gradient(d_hat, x_hat))
+            d_real, d_fake = scores[:p], scores[p:]
+            per_example = losses.critic_loss(d_real, d_fake, penalty, cfg.gp_weight)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.global_batch)
+        grads = tape.gradient(loss, self.critic.trainable_variables)
+        self.d_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
+        average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
+        return {"critic": loss, "gradient_penalty": average(penalty),
+                "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
+
+    def _generator_replica_step(self, step: tf.Tensor) -> dict:
+        cfg, p = self.cfg, self.per_replica
+        z = noise.latent(noise.key(cfg.seed, step, noise.Streams.GENERATOR_LATENT),
+                         cfg.global_batch, p, cfg.latent_dim)
+        shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.GENERATOR_SHIFTS), 1)
+        with tf.GradientTape() as tape:
+            d_fake = self.critic(self.generator(z, training=True), shifts, training=True)
+            loss = tf.nn.compute_average_loss(losses.generator_loss(d_fake),
+                                              global_batch_size=cfg.global_batch)
+        grads = tape.gradient(loss, self.generator.trainable_variables)
+        self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
+        return {"generator": loss}
+
+    def _train_step(self, iterator) -> dict:
+        """One generator step: n_critic critic updates, each on a fresh real batch, then
+        one generator update. Returns global-mean scalars; critic ones averaged over the
+        n_critic updates."""
+        step = self.step.read_value()
+        sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
+        for i in range(self.cfg.n_critic):
+            out = self.strategy.run(self._critic_replica_step, args=(next(iterator), step, i))
+            for k in CRITIC_METRICS:
+                sums[k] += self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
+        out = self.strategy.run(self._generator_replica_step, args=(step,))
+        metrics = {k: v / self.cfg.n_critic for k, v in sums.items()}
+        metrics["generator"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                                    out["generator"], axis=None)
+        self.step.assign_add(1)
+        return metrics
+
+    def _sample_replica(self, z: tf.Tensor) -> tf.Tensor:
+        return self.generator(z, training=False)
+
+    def generate(self, z: tf.Tensor) -> tf.Tensor:
+        """Runs the generator on every replica with the same z; returns replica 0's
+        output, float32 [B, T, 1] (works for every strategy, TPU included)."""
+        out = self.strategy.run(self._sample, args=(z,))
+        return self.strategy.experimental_local_results(out)[0]
+
+
+def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
+                  learning_rate: float, beta1: float, beta2: float) -> WganGpTrainer:
+    """Creates models, optimizers and the step counter under `strategy.scope()`.
+
+    Optimizers are built eagerly here: Keras 3 would otherwise create their slots
+    inside the first traced step, which fails under tf.distribute.
+
+    Args:
+      model_fn: () -> (generator, critic), with variables already created.
+    Returns:
+      A WganGpTrainer ready to run.
+    """
+    with strategy.scope():
+        generator, critic = model_fn()
+        adam = lambda: keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2)
+        g_opt, d_opt = adam(), adam()
+        g_opt.build(generator.trainable_variables)
+        d_opt.build(critic.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, step_cfg)

@@ -1,0 +1,98 @@
+"""TensorBoard output of a run: scalars, audio, spectrogram images, the run's config.
+
+Tags written (all under the run's model_dir):
+  loss/critic, loss/generator, loss/gradient_penalty, loss/wasserstein,
+  perf/examples_per_sec, audio/generated, audio/real, spectrogram/generated, config.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+LOSS_TAGS = {"critic": "loss/critic", "generator": "loss/generator",
+             "gradient_penalty": "loss/gradient_penalty", "wasserstein": "loss/wasserstein"}
+
+
+def spectrogram_image(waves: tf.Tensor, frame_length: int = 512, frame_step: int = 128,
+                      floor_db: float = -80.0) -> tf.Tensor:
+    """Log-magnitude spectrograms of a few waveforms, side by side, as one image.
+
+    Args:
+      waves: float32 [K, T, 1] or [K, T] in [-1, 1].
+    Returns:
+      float32 [1, frame_length // 2 + 1, K * frames, 1] in [0, 1], low frequencies at
+      the bottom.
+    """
+    waves = tf.reshape(tf.convert_to_tensor(waves, tf.float32), [tf.shape(waves)[0], -1])
+    frame_length = min(frame_length, int(waves.shape[-1]))
+    frame_step = max(1, min(frame_step, frame_length // 2))
+    mag = tf.abs(tf.signal.stft(waves, frame_length, frame_step, pad_end=True))  # [K, F, bins]
+    db = 20.0 * tf.math.log(mag + 1e-6) / tf.math.log(10.0)
+    db = db - tf.reduce_max(db)
+    scaled = tf.clip_by_value((db - floor_db) / -floor_db, 0.0, 1.0)
+    image = tf.reverse(tf.transpose(scaled, [2, 0, 1]), axis=[0])  # [bins, K, F]
+    image = tf.reshape(image, [tf.shape(image)[0], -1])  # examples side by side in time
+    return image[None, :, :, None]
+
+
+class RunSummaries:
+    """Writes a run's TensorBoard events; a no-op writer on non-chief workers.
+
+    Args:
+      model_dir: events go in this folder.
+      sample_rate: Hz, for audio summaries.
+      enabled: False for workers that must not write (multi-worker non-chief).
+    """
+
+    def __init__(self, model_dir: str, sample_rate: int, enabled: bool = True):
+        self.sample_rate = sample_rate
+        self.writer = (tf.summary.create_file_writer(model_dir) if enabled
+                       else tf.summary.create_noop_writer())
+
+    def scalars(self, step: int, metrics: dict, examples_per_sec: float | None) -> None:
+        """Writes the loss scalars (keys of LOSS_TAGS) and throughput at `step`."""
+        with self.writer.as_default(step=step):
+            for key, tag in LOSS_TAGS.items():
+                tf.summary.scalar(tag, float(metrics[key]))
+            if examples_per_sec is not None:
+                tf.summary.scalar("perf/examples_per_sec", examples_per_sec)
+
+    def audio(self, step: int, generated: np.ndarray, real: np.ndarray) -> None:
+        """Writes generated and real clips (float32 [K, T, 1]) and the generated spectrograms."""
+        with self.writer.as_default(step=step):
+            tf.summary.audio("audio/generated", generated, self.sample_rate,
+                             max_outputs=len(generated))
+            tf.summary.audio("audio/real", real, self.sample_rate, max_outputs=len(real))
+            tf.summary.image("spectrogram/generated", spectrogram_image(generated))
+
+    def config(self, step: int, config: dict) -> None:
+        """Records the run's configuration as a markdown table under the tag `config`."""
+        rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(config.items()))
+        with self.writer.as_default(step=step):
+            tf.summary.text("config", f"| flag | value |\n|---|---|\n{rows}")
+
+    def flush(self) -> None:
+        """Flushes pending events to disk."""
+        self.writer.flush()
+
+
+def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "generated") -> list[str]:
+    """Writes 16-bit PCM WAV files, one per example.
+
+    Args:
+      folder: created if missing.
+      waves: float32 [K, T, 1] in [-1, 1].
+    Returns:
+      The paths written.
+    """
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i, wave in enumerate(waves):
+        path = os.path.join(folder, f"{prefix}_{i:02d}.wav")
+        data = tf.audio.encode_wav(tf.clip_by_value(wave, -1.0, 1.0), sample_rate)
+        tf.io.write_file(path, data)
+        paths.append(path)
+    return paths
