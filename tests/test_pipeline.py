@@ -91,3 +91,16 @@ def test_short_audio_is_zero_padded_and_bad_batches_are_refused(source):
         pipeline.BatchPlan(4, 8, 0)
     with pytest.raises(UserError, match="does not divide"):
         pipeline.global_batch_size_check(9, 2)
+
+
+def test_wrong_schema_and_missing_dataset_are_user_errors(tmp_path):
+    import deeplake
+
+    ds = deeplake.create(str(tmp_path / "other"))
+    ds.add_column("audios", deeplake.types.Array("float32", shape=[16]))
+    ds.commit("not nsynth")
+    with pytest.raises(UserError, match="not in the NSynth schema: missing column\\(s\\) audio, "):
+        load_source(str(tmp_path / "other"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="cannot open deeplake dataset"):
+        load_source(str(tmp_path / "empty"))

@@ -22,16 +22,25 @@ CONFIG_FILE = "config.json"
 class Checkpointer:
     """Saves and restores the trainer's state in `<model_dir>/checkpoints`.
 
+    Variables are keyed `models/generator/...`, `models/critic/...`,
+    `optimizers/generator/...`, `optimizers/critic/...` and `step`. (A checkpoint
+    names each variable by the first path it finds, breadth first with children in
+    name order, so the models sit in their own node ahead of the optimizers that
+    also reference their weights.)
+
     Args:
       model_dir: the run's folder.
       keep: how many checkpoints to keep.
       step: the int64 step variable (numbers the checkpoints).
-      objects: trackables to save (models, optimizers, step).
+      models: {name: keras.Model}.
+      optimizers: {name: optimizer}, named after the model each one trains.
     """
 
-    def __init__(self, model_dir: str, keep: int, step: tf.Variable, **objects):
+    def __init__(self, model_dir: str, keep: int, step: tf.Variable, models: dict,
+                 optimizers: dict):
         self.directory = os.path.join(model_dir, "checkpoints")
-        self.checkpoint = tf.train.Checkpoint(step=step, **objects)
+        self.checkpoint = tf.train.Checkpoint(step=step, models=tf.train.Checkpoint(**models),
+                                              optimizers=tf.train.Checkpoint(**optimizers))
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=keep, step_counter=step)
         self.step = step
@@ -54,13 +63,12 @@ class Checkpointer:
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
 
-def check_and_record_config(model_dir: str, config: dict, write: bool = True) -> None:
-    """Refuses to reuse a model_dir whose recorded model shape differs, then records `config`.
+def check_config(model_dir: str, config: dict) -> None:
+    """Raises UserError if `model_dir` holds a run whose model flags differ from `config`'s.
 
     Args:
-      model_dir: the run's folder (created if missing).
-      config: the run's configuration as a dict.
-      write: whether this process records it (only the chief should).
+      model_dir: the run's folder (may not exist yet).
+      config: the new run's configuration as a dict.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
@@ -75,9 +83,13 @@ def check_and_record_config(model_dir: str, config: dict, write: bool = True) ->
         if changed:
             raise UserError(f"--model_dir={model_dir} holds a run with other model flags: "
                             f"{', '.join(changed)}; use a new --model_dir or the same flags")
-    if write:
-        os.makedirs(model_dir, exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)  # never leaves a half-written config
+
+
+def record_config(model_dir: str, config: dict) -> None:
+    """Writes `config` to <model_dir>/config.json atomically (creating the folder)."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)  # never leaves a half-written config

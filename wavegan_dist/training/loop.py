@@ -99,6 +99,9 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     """
     if not cfg.model_dir:
         raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
+    # Everything that can be checked without a strategy is checked before anything is written.
+    models.layer_strides(cfg.slice_len)
+    checkpoints.check_config(cfg.model_dir, cfg.to_dict())
     strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
     replicas = strategy.num_replicas_in_sync
     log(f"strategy {strategies.describe(strategy)}")
@@ -106,13 +109,13 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     source = load_source(cfg.data, cfg.split, cfg.num_samples, cfg.data_cache, log)
     log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
         f"slice {cfg.slice_len} samples")
+    pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
 
     chief = is_chief(strategy)
     # Non-chief workers must still save (the save is collective) but somewhere throwaway.
     out_dir = cfg.model_dir if chief else os.path.join(
         cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}")
-    checkpoints.check_and_record_config(cfg.model_dir, cfg.to_dict(), write=chief)
 
     def model_fn():
         return models.build_models(cfg.slice_len, cfg.dim, cfg.kernel_len, cfg.latent_dim,
@@ -123,13 +126,16 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
                    cfg.phase_shuffle, cfg.seed),
         cfg.learning_rate, cfg.beta1, cfg.beta2)
-    ckpt = checkpoints.Checkpointer(out_dir, cfg.keep_checkpoints, trainer.step,
-                                    generator=trainer.generator, critic=trainer.critic,
-                                    g_opt=trainer.g_opt, d_opt=trainer.d_opt)
+    ckpt = checkpoints.Checkpointer(
+        out_dir, cfg.keep_checkpoints, trainer.step,
+        models={"generator": trainer.generator, "critic": trainer.critic},
+        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt})
     restored = ckpt.restore_latest()
     start = int(trainer.step.numpy())
     log(f"resumed from step {restored} ({ckpt.manager.latest_checkpoint})" if restored is not None
         else "no checkpoint found: starting at step 0")
+    if chief:
+        checkpoints.record_config(cfg.model_dir, cfg.to_dict())
 
     result = _train_loop(cfg, strategy, trainer, ckpt, source, start, chief, out_dir, log)
     if not chief:
