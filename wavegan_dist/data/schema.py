@@ -27,6 +27,9 @@ QUALITIES = (
 )
 VELOCITIES = (25, 50, 75, 100, 127)
 SPLITS = ("train", "valid", "test")
+# Integer metadata that a source does not give (pitch, velocity, instrument ids) is
+# stored as UNKNOWN, and text as "" — never as a guess.
+UNKNOWN = -1
 
 # Column name -> numpy dtype of what a read returns ("text" for strings).
 COLUMNS = {
