@@ -85,8 +85,9 @@ def test_distributed_dataset_feeds_each_replica_its_part(source):
 
 def test_short_audio_is_zero_padded_and_bad_batches_are_refused(source):
     reader = pipeline.ShardReader(source, pipeline.BatchPlan(320, 8, 0), 8, (0, 1), 70000)
-    block = next(iter(reader()))
+    block, scale = next(iter(reader()))
     assert block.shape == (8, 70000) and not block[:, 64000:].any()
+    np.testing.assert_array_equal(scale, np.full(8, 1 / 32768, np.float32))
     with pytest.raises(UserError, match="fewer than one global batch"):
         pipeline.BatchPlan(4, 8, 0)
     with pytest.raises(UserError, match="does not divide"):

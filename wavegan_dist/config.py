@@ -27,6 +27,14 @@ class Config:
     split: str = "train"
     data_cache: str = ""  # where the built-in dataset is cached ("" = default)
     num_samples: int = 0  # use the first N rows (0 = all)
+    subset: str = "all"  # all | gansynth
+    instrument_source: tuple = ()  # allowed ids; () = any
+    instrument_family: tuple = ()
+    pitch_min: int | None = None
+    pitch_max: int | None = None
+    velocity: tuple = ()
+    slice_offset: str = "start"  # start | random
+    normalize: str = "none"  # none | peak
     read_rows: int = 256  # rows fetched from deeplake per read
     shuffle_data: bool = True
 
@@ -55,6 +63,14 @@ class Config:
     log_every: int = 100
     sample_every: int = 1000
     num_wavs: int = 4  # WAV files written from the final generator
+
+    def row_filter(self):
+        """The RowFilter these data flags describe."""
+        from wavegan_dist.data.filters import RowFilter
+        return RowFilter.from_options(
+            self.subset, instrument_source=self.instrument_source,
+            instrument_family=self.instrument_family, pitch_min=self.pitch_min,
+            pitch_max=self.pitch_max, velocity=self.velocity, num_samples=self.num_samples)
 
     def replace(self, **changes: Any) -> "Config":
         """Returns a copy with `changes` applied (validated)."""
@@ -93,6 +109,14 @@ class Config:
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
             need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
+        need(self.slice_offset in ("start", "random"),
+             f"--slice_offset={self.slice_offset} is not one of start, random")
+        need(self.normalize in ("none", "peak"),
+             f"--normalize={self.normalize} is not one of none, peak")
+        need(self.subset in ("all", "gansynth"), f"--subset={self.subset} is not one of all, gansynth")
+        need(self.slice_len >= 1, f"--slice_len must be >= 1, got {self.slice_len}")
+        need(self.pitch_min is None or self.pitch_max is None or self.pitch_min <= self.pitch_max,
+             f"--pitch_min={self.pitch_min} is above --pitch_max={self.pitch_max}")
         need(self.split in ("train", "valid", "test"),
              f"--split={self.split} is not one of train, valid, test")
         return self

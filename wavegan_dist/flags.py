@@ -6,6 +6,7 @@ from __future__ import annotations
 from absl import flags
 
 from wavegan_dist.config import MODELS, PRESETS, STRATEGIES, Config, make_config
+from wavegan_dist.errors import UserError
 
 _D = Config()  # paper defaults, shown in --help
 
@@ -28,6 +29,18 @@ flags.DEFINE_enum("split", _D.split, ["train", "valid", "test"], "Dataset split.
 flags.DEFINE_string("data_cache", _D.data_cache, "Cache folder for the built-in dataset (default "
                     "$WAVEGAN_DIST_CACHE or ~/.cache/wavegan_dist).")
 flags.DEFINE_integer("num_samples", _D.num_samples, "Train on the first N rows only (0 = all).")
+flags.DEFINE_enum("subset", _D.subset, ["all", "gansynth"], "Named row subset: 'gansynth' is "
+                  "acoustic instruments with pitch 24-84 (GANSynth's NSynth subset).")
+flags.DEFINE_list("instrument_source", [], "Keep these instrument_source ids (0 acoustic, "
+                  "1 electronic, 2 synthetic), e.g. 0 or 0,2.")
+flags.DEFINE_list("instrument_family", [], "Keep these instrument_family ids (0 bass ... 10 vocal).")
+flags.DEFINE_integer("pitch_min", None, "Keep notes with MIDI pitch >= this.")
+flags.DEFINE_integer("pitch_max", None, "Keep notes with MIDI pitch <= this.")
+flags.DEFINE_list("velocity", [], "Keep these velocities, e.g. 75,100.")
+flags.DEFINE_enum("slice_offset", _D.slice_offset, ["start", "random"], "Which slice of each note: "
+                  "its first slice_len samples, or a random window (seeded, per example).")
+flags.DEFINE_enum("normalize", _D.normalize, ["none", "peak"], "Level of each example: as "
+                  "stored (keeps velocity), or scaled so the note's peak is 1.")
 flags.DEFINE_integer("read_rows", _D.read_rows, "Rows fetched from deeplake per read.")
 flags.DEFINE_bool("shuffle_data", _D.shuffle_data, "Reshuffle rows every epoch (seeded).")
 # Model.
@@ -59,6 +72,7 @@ flags.DEFINE_integer("num_wavs", _D.num_wavs, "WAV files written from the final 
 
 FLAGS = flags.FLAGS
 _CONFIG_FIELDS = [name for name in Config.__dataclass_fields__]
+_INT_LISTS = ("instrument_source", "instrument_family", "velocity")
 
 
 def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
@@ -71,4 +85,11 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
     """
     overrides = {name: flag_values[name].value for name in _CONFIG_FIELDS
                  if flag_values[name].present}
+    for name in _INT_LISTS:
+        if name in overrides:
+            try:
+                overrides[name] = tuple(int(v) for v in overrides[name])
+            except ValueError as err:
+                raise UserError(f"--{name} takes comma-separated integers, got "
+                                f"{','.join(overrides[name])}") from err
     return make_config(flag_values.preset, **overrides)

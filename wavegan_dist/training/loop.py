@@ -8,6 +8,7 @@ takes plain arguments.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import os
 import shutil
@@ -106,7 +107,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     replicas = strategy.num_replicas_in_sync
     log(f"strategy {strategies.describe(strategy)}")
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
-    source = load_source(cfg.data, cfg.split, cfg.num_samples, cfg.data_cache, log)
+    source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
     log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
         f"slice {cfg.slice_len} samples")
     pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
@@ -151,44 +152,21 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
     real_clips = _real_clips(source, num_clips, cfg.slice_len)
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
-    examples_per_step = cfg.n_critic * cfg.batch_size
-
-    step, metrics, last_saved = start, {}, start
+    step, metrics = start, {}
     if start < cfg.train_steps:
         dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
             source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle_data,
-            start_batch=start * cfg.n_critic, read_rows=cfg.read_rows))
+            start_batch=start * cfg.n_critic, read_rows=cfg.read_rows,
+            slice_offset=cfg.slice_offset, normalize=cfg.normalize))
         iterator = iter(dataset)
-        mark_time, mark_step, rate = time.perf_counter(), step, None
-        while step < cfg.train_steps:
-            out = trainer.train_step(iterator)
-            step += 1
-            first = step == start + 1
-            if first or step % cfg.log_every == 0 or step == cfg.train_steps:
-                metrics = {k: float(v) for k, v in out.items()}
-                now = time.perf_counter()
-                if first:
-                    log(f"step {step}: first step (tracing and compiling) took {now - mark_time:.1f} s")
-                else:
-                    rate = (step - mark_step) * examples_per_step / (now - mark_time)
-                mark_time, mark_step = now, step
-                if not all(math.isfinite(v) for v in metrics.values()):
-                    raise UserError(f"training diverged at step {step}: losses {metrics}; the "
-                                    f"last checkpoint (step {last_saved}) is intact")
-                writer.scalars(step, metrics, rate)
-                speed = ""
-                if rate:
-                    eta = (cfg.train_steps - step) * examples_per_step / rate
-                    speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
-                log(f"step {step}/{cfg.train_steps}  critic {metrics['critic']:+.4f}  "
-                    f"generator {metrics['generator']:+.4f}  gp {metrics['gradient_penalty']:.4f}  "
-                    f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
-            if step % cfg.sample_every == 0 or step == cfg.train_steps:
-                writer.audio(step, trainer.generate(sample_z).numpy(), real_clips)
-            if step % cfg.ckpt_every == 0 or step == cfg.train_steps:
-                path = ckpt.save()
-                last_saved = step
-                log(f"checkpoint {path}")
+        try:
+            step, metrics, _ = _run_steps(cfg, trainer, ckpt, writer, iterator, start,
+                                                   sample_z, real_clips, log)
+        finally:
+            # A live from_generator iterator at interpreter exit can hang the process
+            # (seen with deeplake reads in flight), so it is released here, now.
+            del iterator, dataset
+            gc.collect()
         writer.flush()
     else:
         log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
@@ -208,3 +186,41 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
     return TrainResult(step=step, start_step=start, metrics=metrics,
                        replica_divergence=divergence, wavs=wavs,
                        num_replicas=strategy.num_replicas_in_sync)
+
+
+def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, start: int,
+               sample_z, real_clips, log) -> tuple[int, dict, int]:
+    """Runs steps start+1..train_steps; returns (step, last logged metrics, last saved step)."""
+    examples_per_step = cfg.n_critic * cfg.batch_size
+    step, metrics, last_saved = start, {}, start
+    mark_time, mark_step, rate = time.perf_counter(), step, None
+    while step < cfg.train_steps:
+        out = trainer.train_step(iterator)
+        step += 1
+        first = step == start + 1
+        if first or step % cfg.log_every == 0 or step == cfg.train_steps:
+            metrics = {k: float(v) for k, v in out.items()}
+            now = time.perf_counter()
+            if first:
+                log(f"step {step}: first step (tracing and compiling) took {now - mark_time:.1f} s")
+            else:
+                rate = (step - mark_step) * examples_per_step / (now - mark_time)
+            mark_time, mark_step = now, step
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise UserError(f"training diverged at step {step}: losses {metrics}; the "
+                                f"last checkpoint (step {last_saved}) is intact")
+            writer.scalars(step, metrics, rate)
+            speed = ""
+            if rate:
+                eta = (cfg.train_steps - step) * examples_per_step / rate
+                speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
+            log(f"step {step}/{cfg.train_steps}  critic {metrics['critic']:+.4f}  "
+                f"generator {metrics['generator']:+.4f}  gp {metrics['gradient_penalty']:.4f}  "
+                f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
+        if step % cfg.sample_every == 0 or step == cfg.train_steps:
+            writer.audio(step, trainer.generate(sample_z).numpy(), real_clips)
+        if step % cfg.ckpt_every == 0 or step == cfg.train_steps:
+            path = ckpt.save()
+            last_saved = step
+            log(f"checkpoint {path}")
+    return step, metrics, last_saved
