@@ -1,0 +1,73 @@
+"""How fast the deeplake -> tf.data pipeline delivers examples, next to how fast the
+training step consumes them, measured in one run on the same machine."""
+
+from __future__ import annotations
+
+import time
+
+import tensorflow as tf
+
+from wavegan_dist import models
+from wavegan_dist.data import pipeline
+from wavegan_dist.data.source import DataSource
+from wavegan_dist.training.steps import StepConfig, build_trainer
+
+
+def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int):
+    return strategy.distribute_datasets_from_function(
+        pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0))
+
+
+def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
+                     global_batch: int, batches: int, warmup: int = 10) -> dict:
+    """Times `batches` global batches through the distributed input pipeline.
+
+    Returns:
+      {"examples_per_sec", "seconds", "batches"}; examples are slice_len-sample
+      float32 examples delivered to the replicas' devices.
+    """
+    dataset = _distributed(strategy, source, slice_len, global_batch)
+    iterator = iter(dataset)
+    try:
+        for _ in range(warmup):
+            next(iterator)
+        start = time.perf_counter()
+        for _ in range(batches):
+            batch = next(iterator)
+        # Make sure the last batch really arrived before stopping the clock.
+        strategy.experimental_local_results(batch)[0].numpy()
+        seconds = time.perf_counter() - start
+    finally:
+        del iterator, dataset
+    return {"examples_per_sec": batches * global_batch / seconds, "seconds": seconds,
+            "batches": batches}
+
+
+def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
+                     dim: int, global_batch: int, n_critic: int, steps: int) -> dict:
+    """Times full WaveGAN training steps (n_critic critic updates + 1 generator update).
+
+    Returns:
+      {"consumed_examples_per_sec" (real examples the step takes per second),
+       "step_seconds", "first_step_seconds" (tracing included), "steps"}.
+    """
+    cfg = StepConfig(global_batch=global_batch, n_critic=n_critic, gp_weight=10.0,
+                     latent_dim=100, phase_shuffle=2, seed=0)
+    trainer = build_trainer(
+        strategy, lambda: models.build_models(slice_len, dim, 25, 100, 2, 0), cfg,
+        1e-4, 0.5, 0.9)
+    dataset = _distributed(strategy, source, slice_len, global_batch)
+    iterator = iter(dataset)
+    try:
+        start = time.perf_counter()
+        float(trainer.train_step(iterator)["critic"])
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = trainer.train_step(iterator)
+        float(out["critic"])
+        seconds = (time.perf_counter() - start) / steps
+    finally:
+        del iterator, dataset
+    return {"consumed_examples_per_sec": n_critic * global_batch / seconds,
+            "step_seconds": seconds, "first_step_seconds": first, "steps": steps}
