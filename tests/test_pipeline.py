@@ -62,14 +62,35 @@ def test_start_batch_continues_the_same_sequence(source):
     np.testing.assert_array_equal(resumed, straight[4:])
 
 
-def test_epochs_are_reshuffled_and_cover_every_row(source):
-    plan = pipeline.BatchPlan(len(source.rows), 16, seed=3)
+@pytest.mark.parametrize("shuffle", ["blocks", "rows"])
+def test_epochs_are_reshuffled_and_cover_every_row(source, shuffle):
+    plan = pipeline.BatchPlan(len(source.rows), 16, seed=3, shuffle=shuffle)
     epoch0 = np.concatenate([plan.batch(b) for b in range(plan.batches_per_epoch)])
     epoch1 = np.concatenate([plan.batch(b + plan.batches_per_epoch)
                              for b in range(plan.batches_per_epoch)])
     assert sorted(epoch0) == sorted(epoch1) == list(range(320))
     assert not np.array_equal(epoch0, epoch1)
-    assert np.array_equal(pipeline.BatchPlan(320, 16, 3, shuffle=False).batch(1), np.arange(16, 32))
+    assert np.array_equal(pipeline.BatchPlan(320, 16, 3, shuffle="none").batch(1), np.arange(16, 32))
+
+
+def test_block_shuffle_keeps_windows_of_whole_blocks():
+    plan = pipeline.BatchPlan(1000, 10, seed=0, shuffle="blocks", block_rows=50, window_rows=200)
+    order = plan.order(0)
+    assert sorted(order) == list(range(1000))
+    for w in range(0, 1000, 200):
+        window = order[w:w + 200]
+        blocks = set(window // 50)
+        assert len(blocks) == 4 and sorted(window) == sorted(
+            np.concatenate([np.arange(b * 50, b * 50 + 50) for b in blocks]))
+        assert not np.array_equal(window, np.sort(window))  # shuffled inside the window
+    assert not np.array_equal(plan.order(0) // 50, plan.order(1) // 50)
+
+
+def test_reads_of_runs_and_scattered_rows_return_the_rows_asked_for(source):
+    column = source.dataset["audio"]
+    rows = np.array([0, 1, 2, 3, 5, 9, 40, 41, 200, 319])
+    got = pipeline._read_rows(column, rows).result()
+    np.testing.assert_array_equal(got, np.asarray(column[rows.tolist()]))
 
 
 def test_distributed_dataset_feeds_each_replica_its_part(source):

@@ -35,8 +35,9 @@ class Config:
     velocity: tuple = ()
     slice_offset: str = "start"  # start | random
     normalize: str = "none"  # none | peak
-    read_rows: int = 256  # rows fetched from deeplake per read
-    shuffle_data: bool = True
+    read_rows: int = 1024  # rows fetched from deeplake per read (speed only)
+    shuffle: str = "blocks"  # blocks | rows | none
+    shuffle_window: int = 1024  # rows shuffled together for --shuffle=blocks
 
     # Model.
     model: str = "wavegan"
@@ -106,11 +107,14 @@ class Config:
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
         need(self.num_samples >= 0, f"--num_samples must be >= 0, got {self.num_samples}")
         need(self.read_rows >= 1, f"--read_rows must be >= 1, got {self.read_rows}")
+        need(self.shuffle_window >= 1, f"--shuffle_window must be >= 1, got {self.shuffle_window}")
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
             need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
         need(self.slice_offset in ("start", "random"),
              f"--slice_offset={self.slice_offset} is not one of start, random")
+        need(self.shuffle in ("blocks", "rows", "none"),
+             f"--shuffle={self.shuffle} is not one of blocks, rows, none")
         need(self.normalize in ("none", "peak"),
              f"--normalize={self.normalize} is not one of none, peak")
         need(self.subset in ("all", "gansynth"), f"--subset={self.subset} is not one of all, gansynth")

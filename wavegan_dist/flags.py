@@ -42,7 +42,12 @@ flags.DEFINE_enum("slice_offset", _D.slice_offset, ["start", "random"], "Which s
 flags.DEFINE_enum("normalize", _D.normalize, ["none", "peak"], "Level of each example: as "
                   "stored (keeps velocity), or scaled so the note's peak is 1.")
 flags.DEFINE_integer("read_rows", _D.read_rows, "Rows fetched from deeplake per read.")
-flags.DEFINE_bool("shuffle_data", _D.shuffle_data, "Reshuffle rows every epoch (seeded).")
+flags.DEFINE_integer("shuffle_window", _D.shuffle_window, "Rows shuffled together after the "
+                     "blocks are shuffled (--shuffle=blocks); part of the data order.")
+flags.DEFINE_enum("shuffle", _D.shuffle, ["blocks", "rows", "none"], "Order of rows, new every "
+                  "epoch (seeded): 'blocks' shuffles 64-row blocks, then rows within each "
+                  "--shuffle_window (fast contiguous reads); 'rows' is a full permutation "
+                  "(scattered reads); 'none' keeps dataset order.")
 # Model.
 flags.DEFINE_enum("model", _D.model, list(MODELS), "Network family.")
 flags.DEFINE_integer("slice_len", _D.slice_len, "Samples per example: 16384, 32768, 65536 (or "

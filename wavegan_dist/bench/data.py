@@ -13,20 +13,26 @@ from wavegan_dist.data.source import DataSource
 from wavegan_dist.training.steps import StepConfig, build_trainer
 
 
-def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int):
+def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int,
+                 shuffle: str = "blocks"):
     return strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0))
+        pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0, shuffle=shuffle))
 
 
 def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
-                     global_batch: int, batches: int, warmup: int = 10) -> dict:
+                     global_batch: int, batches: int, warmup: int = 10,
+                     shuffle: str = "blocks") -> dict:
     """Times `batches` global batches through the distributed input pipeline.
+
+    Args:
+      shuffle: the BatchPlan order ("blocks", "rows", "none"), which decides how
+        contiguous the deeplake reads are.
 
     Returns:
       {"examples_per_sec", "seconds", "batches"}; examples are slice_len-sample
       float32 examples delivered to the replicas' devices.
     """
-    dataset = _distributed(strategy, source, slice_len, global_batch)
+    dataset = _distributed(strategy, source, slice_len, global_batch, shuffle)
     iterator = iter(dataset)
     try:
         for _ in range(warmup):

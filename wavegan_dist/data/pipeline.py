@@ -24,42 +24,71 @@ from wavegan_dist.errors import UserError
 PCM_SCALE = 1.0 / 32768.0
 DENSE_SPAN = 2.5  # read a row range instead of a row list when it is at most this much larger
 READS_IN_FLIGHT = 2
+RUN_GAP = 16  # rows further apart than this start a new contiguous read
+
+
+SHUFFLES = ("blocks", "rows", "none")
 
 
 class BatchPlan:
     """Which rows make up each global batch.
 
+    Each epoch is one ordering of all selected rows, seeded by (seed, epoch), cut
+    into consecutive global batches (an epoch's last partial batch is dropped).
+
     Args:
       num_rows: number of selected rows.
-      global_batch: examples per global batch; an epoch's last partial batch is dropped.
-      seed: the run's seed; epoch e uses the permutation seeded by (seed, e).
-      shuffle: False keeps dataset order in every epoch.
+      global_batch: examples per global batch.
+      seed: the run's seed.
+      shuffle: "blocks" (default): blocks of `block_rows` consecutive rows in random
+        order, then rows shuffled within each window of `window_rows`; reads then
+        cover contiguous runs, which deeplake serves several times faster than
+        scattered rows from a dataset larger than its chunk cache. "rows": a full
+        per-row permutation (scattered reads). "none": dataset order.
+      block_rows: rows per block ("blocks" only).
+      window_rows: rows per shuffle window ("blocks" only), rounded to whole batches.
     """
 
-    def __init__(self, num_rows: int, global_batch: int, seed: int, shuffle: bool = True):
+    def __init__(self, num_rows: int, global_batch: int, seed: int, shuffle: str = "blocks",
+                 block_rows: int = 64, window_rows: int = 1024):
         if num_rows < global_batch:
             raise UserError(f"the dataset has {num_rows} selected rows, fewer than one global "
                             f"batch (--batch_size={global_batch}); lower --batch_size or use more rows")
+        if shuffle not in SHUFFLES:
+            raise UserError(f"--shuffle={shuffle} is not one of {', '.join(SHUFFLES)}")
         self.num_rows = num_rows
         self.global_batch = global_batch
         self.seed = seed
         self.shuffle = shuffle
+        self.block_rows = max(1, block_rows)
+        self.window_rows = max(1, window_rows // global_batch) * global_batch
         self.batches_per_epoch = num_rows // global_batch
         self._epoch = -1
         self._perm = np.arange(num_rows)
 
-    def _order(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._perm = (np.random.default_rng([self.seed, epoch]).permutation(self.num_rows)
-                          if self.shuffle else np.arange(self.num_rows))
-        return self._perm
+    def order(self, epoch: int) -> np.ndarray:
+        """The positions of all selected rows in epoch `epoch`'s order: int64 [num_rows]."""
+        if epoch == self._epoch:
+            return self._perm
+        rng = np.random.default_rng([self.seed, epoch])
+        n = self.num_rows
+        if self.shuffle == "rows":
+            perm = rng.permutation(n)
+        elif self.shuffle == "blocks":
+            starts = rng.permutation(-(-n // self.block_rows)) * self.block_rows
+            perm = np.concatenate([np.arange(b, min(b + self.block_rows, n)) for b in starts])
+            for w in range(0, n, self.window_rows):
+                perm[w:w + self.window_rows] = rng.permutation(perm[w:w + self.window_rows])
+        else:
+            perm = np.arange(n)
+        self._epoch, self._perm = epoch, perm
+        return perm
 
     def batch(self, index: int) -> np.ndarray:
         """Positions (into the selected rows) of global batch `index`: int64 [global_batch]."""
         epoch, within = divmod(index, self.batches_per_epoch)
         start = within * self.global_batch
-        return self._order(epoch)[start:start + self.global_batch]
+        return self.order(epoch)[start:start + self.global_batch]
 
 
 def replica_block(num_replicas: int, num_pipelines: int, pipeline_id: int) -> tuple[int, int]:
@@ -100,7 +129,7 @@ class ShardReader:
 
     def __init__(self, source: DataSource, plan: BatchPlan, per_replica: int,
                  replicas: tuple[int, int], slice_len: int, start_batch: int = 0,
-                 read_rows: int = 256, slice_offset: str = "start", normalize: str = "none",
+                 read_rows: int = 1024, slice_offset: str = "start", normalize: str = "none",
                  seed: int = 0):
         self.source = source
         self.plan = plan
@@ -134,14 +163,7 @@ class ShardReader:
         ids = np.concatenate([self.rows_of_batch(b) for b in batches])
         offsets = np.concatenate([self.offsets_of_batch(b) for b in batches])
         unique, inverse = np.unique(ids, return_inverse=True)
-        column = self.source.dataset["audio"]
-        lo, hi = int(unique[0]), int(unique[-1]) + 1
-        if hi - lo <= DENSE_SPAN * len(unique):
-            # deeplake reads a contiguous range about 3x faster per row than a row list,
-            # so when the rows are dense in their span, read the span and pick from it.
-            return column.get_async(slice(lo, hi)), unique[inverse] - lo, offsets
-        # Sorted ids make deeplake read each chunk once; `inverse` restores plan order.
-        return column.get_async(unique.tolist()), inverse, offsets
+        return _read_rows(self.source.dataset["audio"], unique), inverse, offsets
 
     def _examples(self, notes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, length = notes.shape
@@ -173,12 +195,45 @@ class ShardReader:
         finally:
             # A deeplake read still in flight when the interpreter shuts down can hang
             # the process at exit (seen here), so a closed reader settles its reads.
-            for future, *_ in pending:
-                future.result()
+            for read, *_ in pending:
+                read.result()
+
+
+class _Read:
+    """Asynchronous reads of sorted rows; result() gives them stacked in that order."""
+
+    def __init__(self, parts):
+        self.parts = parts  # [(future, pick or None)]
+
+    def result(self) -> np.ndarray:
+        out = []
+        for future, pick in self.parts:
+            data = np.asarray(future.result())
+            out.append(data if pick is None else data[pick])
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+def _read_rows(column, rows: np.ndarray) -> _Read:
+    """Starts reading sorted, unique `rows` of a column.
+
+    Rows are split into runs at large gaps; a run that is dense in its span is read
+    as one contiguous range (deeplake serves ranges about 3x faster per row than a
+    row list) and the wanted rows picked from it; a sparse run is read as a list.
+    """
+    gaps = np.flatnonzero(np.diff(rows) > RUN_GAP) + 1
+    parts = []
+    for run in np.split(rows, gaps):
+        lo, hi = int(run[0]), int(run[-1]) + 1
+        if hi - lo <= DENSE_SPAN * len(run):
+            parts.append((column.get_async(slice(lo, hi)), None if hi - lo == len(run) else run - lo))
+        else:
+            parts.append((column.get_async(run.tolist()), None))
+    return _Read(parts)
 
 
 def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed: int,
-                    shuffle: bool = True, start_batch: int = 0, read_rows: int = 256,
+                    shuffle: str = "blocks", start_batch: int = 0, read_rows: int = 1024,
+                    shuffle_window: int = 1024,
                     slice_offset: str = "start", normalize: str = "none",
                     ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the `dataset_fn` for strategy.distribute_datasets_from_function.
@@ -187,7 +242,8 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
       source: the opened dataset and its selected rows.
       slice_len: samples per example (the first slice of each note; zero-padded if short).
       global_batch: examples per step over all replicas.
-      seed: permutation seed; shuffle: reshuffle every epoch.
+      seed: order seed; shuffle: see BatchPlan ("blocks", "rows" or "none").
+      shuffle_window: BatchPlan's window_rows (part of the data order, unlike read_rows).
       start_batch: global batch index to start at (resume).
       read_rows: rows fetched per deeplake call (rounded to whole batches).
       slice_offset, normalize: see ShardReader.
@@ -199,7 +255,9 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
         per_replica = ctx.get_per_replica_batch_size(global_batch)
         replicas = replica_block(ctx.num_replicas_in_sync, ctx.num_input_pipelines,
                                  ctx.input_pipeline_id)
-        reader = ShardReader(source, BatchPlan(len(source.rows), global_batch, seed, shuffle),
+        plan = BatchPlan(len(source.rows), global_batch, seed, shuffle,
+                         window_rows=shuffle_window)
+        reader = ShardReader(source, plan,
                              per_replica, replicas, slice_len, start_batch, read_rows,
                              slice_offset, normalize, seed)
         ds = tf.data.Dataset.from_generator(reader, output_signature=(

@@ -155,8 +155,9 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
     step, metrics = start, {}
     if start < cfg.train_steps:
         dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-            source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle_data,
+            source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
             start_batch=start * cfg.n_critic, read_rows=cfg.read_rows,
+            shuffle_window=cfg.shuffle_window,
             slice_offset=cfg.slice_offset, normalize=cfg.normalize))
         iterator = iter(dataset)
         try:
