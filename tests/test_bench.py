@@ -19,7 +19,7 @@ def test_data_bench_json_reports_both_rates_and_their_ratio():
     ratio = report["pipeline_examples_per_sec"] / report["train_consumed_examples_per_sec"]
     assert abs(report["pipeline_to_train_ratio"] - ratio) < 1e-6 * ratio
     assert isinstance(report["meets_pipeline_target"], bool)
-    assert report["pipeline_rows_shuffle_examples_per_sec"] > 0
+    assert report["pipeline_blocks_shuffle_examples_per_sec"] > 0
 
 
 def test_unknown_benchmark_is_a_one_line_error():

@@ -19,14 +19,25 @@ def _cfg(model_dir, **kw):
     return make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(model_dir), **kw})
 
 
-def _weights(model_dir):
-    """{variable key: array} of the generator and critic weights in the latest checkpoint."""
+def _weights(model_dir, prefix="models/"):
+    """{variable key: array} of the latest checkpoint's variables under `prefix`.
+
+    "models/" holds the networks' weights; "optimizers/" holds Adam's moments, whose
+    first moment scales with the gradient (Adam's update itself nearly cancels a
+    gradient scale error, so comparing weights alone would hide one).
+    """
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)
     keys = [k for k in reader.get_variable_to_shape_map()
-            if k.startswith("models/")]
+            if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating]
     assert len(keys) >= 10
     return {k: reader.get_tensor(k) for k in keys}
+
+
+def _max_rel_diff(a, b):
+    assert a.keys() == b.keys()
+    return max(float(np.max(np.abs(a[k] - b[k]) / (np.abs(a[k]) + 1e-8))) for k in a
+               if np.abs(a[k]).max() > 1e-6)
 
 
 def _max_diff(a, b):
@@ -61,6 +72,10 @@ def test_two_replicas_match_one_device(one_device_run, tmp_path):
     result = run_training(_cfg(tmp_path, train_steps=4), two, log=lambda _: None)
     assert result.num_replicas == 2 and result.replica_divergence == 0.0
     assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-5
+    # Adam's moments carry the gradient scale: equal moments mean equal gradients.
+    moments1, moments2 = _weights(d1, "optimizers/"), _weights(tmp_path, "optimizers/")
+    assert _max_diff(moments1, moments2) < 1e-5
+    assert _max_rel_diff(moments1, moments2) < 1e-2
     # And the check is sharp: a different seed moves the weights far more than that.
     other = tmp_path / "other_seed"
     run_training(_cfg(other, train_steps=4, seed=1), two, log=lambda _: None)
@@ -80,6 +95,19 @@ def test_resume_continues_exactly(one_device_run, tmp_path):
     assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-6
     again = run_training(_cfg(tmp_path, train_steps=4), cpu, log=lambda _: None)
     assert again.start_step == 4 and again.step == 4
+
+
+def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
+    cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
+    run_training(_cfg(tmp_path, train_steps=1), cpu, log=lambda _: None)
+    logs = []
+    run_training(_cfg(tmp_path, train_steps=2, learning_rate=5e-4, n_critic=1), cpu,
+                 log=logs.append)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    rates = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+             if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")]
+    assert len(rates) == 2 and all(abs(r - 5e-4) < 1e-9 for r in rates)
+    assert any(line.startswith("note: --n_critic changed from 2 to 1") for line in logs)
 
 
 def test_resume_with_other_model_shape_is_refused(one_device_run):

@@ -36,7 +36,7 @@ class Config:
     slice_offset: str = "start"  # start | random
     normalize: str = "none"  # none | peak
     read_rows: int = 1024  # rows fetched from deeplake per read (speed only)
-    shuffle: str = "blocks"  # blocks | rows | none
+    shuffle: str = "rows"  # rows | blocks | none (see data/pipeline.BatchPlan)
     shuffle_window: int = 1024  # rows shuffled together for --shuffle=blocks
 
     # Model.
@@ -96,7 +96,8 @@ class Config:
         need(self.cpu_replicas >= 1, f"--cpu_replicas must be >= 1, got {self.cpu_replicas}")
         need(self.model in MODELS, f"--model={self.model} is not one of {', '.join(MODELS)}")
         need(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
-        need(self.n_critic >= 1, f"--n_critic must be >= 1, got {self.n_critic}")
+        need(1 <= self.n_critic <= 200, f"--n_critic must be in [1, 200], got {self.n_critic}")
+        need(0 <= self.seed < 2**31, f"--seed must be in [0, 2^31), got {self.seed}")
         need(self.train_steps >= 0, f"--train_steps must be >= 0, got {self.train_steps}")
         need(self.dim >= 1, f"--dim must be >= 1, got {self.dim}")
         need(self.kernel_len >= 1, f"--kernel_len must be >= 1, got {self.kernel_len}")
@@ -113,8 +114,7 @@ class Config:
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
         need(self.slice_offset in ("start", "random"),
              f"--slice_offset={self.slice_offset} is not one of start, random")
-        need(self.shuffle in ("blocks", "rows", "none"),
-             f"--shuffle={self.shuffle} is not one of blocks, rows, none")
+        need(self.shuffle in SHUFFLES, f"--shuffle={self.shuffle} is not one of {', '.join(SHUFFLES)}")
         need(self.normalize in ("none", "peak"),
              f"--normalize={self.normalize} is not one of none, peak")
         need(self.subset in ("all", "gansynth"), f"--subset={self.subset} is not one of all, gansynth")
@@ -127,6 +127,7 @@ class Config:
 
 
 STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
+SHUFFLES = ("rows", "blocks", "none")
 MODELS = ("wavegan",)
 
 # A preset sets defaults; flags the user gives explicitly still win.

@@ -24,11 +24,15 @@ def key(seed: int, step: tf.Tensor, stream: int) -> tf.Tensor:
       stream: a small int (< 4096) naming what is drawn (see Streams).
     """
     step = tf.cast(step, tf.int64)
+    # On TPU every strategy.run argument arrives as a tensor (int32 for a Python int).
+    stream = tf.cast(stream, tf.int64)
     return tf.stack([tf.constant(seed, tf.int64), step * _STREAMS_PER_STEP + stream])
 
 
 class Streams:
-    """Stream ids: one per kind of draw, per critic iteration `i`."""
+    """Stream ids: one per kind of draw, per critic iteration `i` (i < MAX_CRITIC_UPDATES)."""
+
+    MAX_CRITIC_UPDATES = 200  # 16 * 200 stays below the generator's ids and the next step
 
     @staticmethod
     def critic_latent(i: int) -> int:
@@ -57,8 +61,10 @@ def replica_rows(values: tf.Tensor, per_replica: int) -> tf.Tensor:
     """
     ctx = tf.distribute.get_replica_context()
     replica = 0 if ctx is None else ctx.replica_id_in_sync_group
-    start = tf.cast(replica, tf.int32) * per_replica
-    return values[start:start + per_replica]
+    # Reshape-and-gather keeps the static [per_replica, ...] shape even when the
+    # replica id is a tensor (TPU), which a dynamic slice would lose.
+    grouped = tf.reshape(values, [-1, per_replica] + values.shape.as_list()[1:])
+    return tf.gather(grouped, tf.cast(replica, tf.int32))
 
 
 def latent(rng_key: tf.Tensor, global_batch: int, per_replica: int, latent_dim: int) -> tf.Tensor:

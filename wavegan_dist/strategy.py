@@ -95,6 +95,9 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
         _check_grpc_reachable(address)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        master = resolver.master()
+        if master.startswith("grpc://") and master != address:
+            _check_grpc_reachable(master)  # a TPU name resolved to an address: probe it too
         if address != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -111,7 +114,7 @@ def _multiworker_strategy() -> tf.distribute.Strategy:
     if not raw:
         raise UserError(
             "--strategy=multiworker needs TF_CONFIG describing the cluster and this "
-            "worker's task; use launch/local_multiworker.py or set TF_CONFIG")
+            "worker's task (JSON with 'cluster' and 'task'); set it for every worker")
     try:
         cluster = json.loads(raw)["cluster"]
     except (ValueError, KeyError, TypeError) as err:
@@ -164,6 +167,15 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
             return _mirrored_on_cpus(cpu_replicas)
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     raise UserError(f"--strategy={name} is not one of auto, mirrored, multiworker, tpu, cpu")
+
+
+def is_remote_tpu(strategy: tf.distribute.Strategy) -> bool:
+    """True for a TPUStrategy whose TPU is reached over the network (a TPU Node), where
+    Python input pipelines cannot run next to the TPU."""
+    if not isinstance(strategy, tf.distribute.TPUStrategy):
+        return False
+    master = strategy.cluster_resolver.master()
+    return bool(master) and master not in ("local",) and not master.startswith("grpc://localhost")
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:

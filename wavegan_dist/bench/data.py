@@ -14,14 +14,14 @@ from wavegan_dist.training.steps import StepConfig, build_trainer
 
 
 def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int,
-                 shuffle: str = "blocks"):
+                 shuffle: str = "rows"):
     return strategy.distribute_datasets_from_function(
         pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0, shuffle=shuffle))
 
 
 def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
                      global_batch: int, batches: int, warmup: int = 10,
-                     shuffle: str = "blocks") -> dict:
+                     shuffle: str = "rows") -> dict:
     """Times `batches` global batches through the distributed input pipeline.
 
     Args:

@@ -12,9 +12,9 @@ hub:// (hub:// is Activeloop's old name for al://). How splits are laid out:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
+import threading
 
 import deeplake
 import numpy as np
@@ -116,16 +116,24 @@ def open_dataset(path: str, timeout_s: float = OPEN_TIMEOUT_S):
         raise UserError(f"{path} is a deeplake v3 dataset, which deeplake 4 cannot read; "
                         f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "
                         f"--source={path} --dest=DEST")
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    try:
-        ds = pool.submit(deeplake.open_read_only, path).result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError as err:
+    outcome: dict = {}
+
+    def attempt():
+        try:
+            outcome["ds"] = deeplake.open_read_only(path)
+        except Exception as err:  # deeplake raises many unrelated types for "cannot open"
+            outcome["error"] = err
+
+    # A daemon thread, so a store that never answers cannot keep the process alive.
+    worker = threading.Thread(target=attempt, daemon=True, name="deeplake-open")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
         raise UserError(f"cannot open {path}: no answer within {timeout_s:.0f} s; check the "
-                        "network and credentials") from err
-    except Exception as err:  # deeplake raises many unrelated types for "cannot open"
-        raise _open_failure(path, err) from err
-    finally:
-        pool.shutdown(wait=False)
+                        "network and credentials")
+    if "error" in outcome:
+        raise _open_failure(path, outcome["error"]) from outcome["error"]
+    ds = outcome["ds"]
     schema.check_schema(ds, path)
     return ds
 

@@ -29,25 +29,34 @@ class Checkpointer:
     also reference their weights.)
 
     Args:
-      model_dir: the run's folder.
+      model_dir: the run's folder; checkpoints are restored from <model_dir>/checkpoints.
       keep: how many checkpoints to keep.
       step: the int64 step variable (numbers the checkpoints).
       models: {name: keras.Model}.
       optimizers: {name: optimizer}, named after the model each one trains.
+      save_dir: where this process saves, if not the run's own folder (non-chief
+        multi-worker processes must take part in saving but write somewhere
+        throwaway; they still restore from the run's folder).
     """
 
     def __init__(self, model_dir: str, keep: int, step: tf.Variable, models: dict,
-                 optimizers: dict):
+                 optimizers: dict, save_dir: str | None = None):
         self.directory = os.path.join(model_dir, "checkpoints")
         self.checkpoint = tf.train.Checkpoint(step=step, models=tf.train.Checkpoint(**models),
                                               optimizers=tf.train.Checkpoint(**optimizers))
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
-                                                  max_to_keep=keep, step_counter=step)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(save_dir, "checkpoints") if save_dir else self.directory,
+            max_to_keep=keep, step_counter=step)
         self.step = step
 
+    @property
+    def latest(self) -> str | None:
+        """Path prefix of the run's newest checkpoint, or None."""
+        return tf.train.latest_checkpoint(self.directory)
+
     def restore_latest(self) -> int | None:
-        """Restores the newest checkpoint, if any; returns its step or None."""
-        latest = self.manager.latest_checkpoint
+        """Restores the run's newest checkpoint, if any; returns its step or None."""
+        latest = self.latest
         if not latest:
             return None
         try:
@@ -63,33 +72,51 @@ class Checkpointer:
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
 
-def check_config(model_dir: str, config: dict) -> None:
-    """Raises UserError if `model_dir` holds a run whose model flags differ from `config`'s.
+# Fields that change the data order or the random draws: a resume may change them,
+# but then it no longer continues exactly, so the user is told.
+ORDER_FIELDS = ("data", "split", "num_samples", "subset", "instrument_source",
+                "instrument_family", "pitch_min", "pitch_max", "velocity", "batch_size",
+                "n_critic", "seed", "shuffle", "shuffle_window", "slice_offset", "normalize",
+                "phase_shuffle")
+
+
+def _json_equal(a, b) -> bool:
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def check_config(model_dir: str, config: dict) -> list[str]:
+    """Compares `config` with the run recorded in `model_dir`, if any.
 
     Args:
-      model_dir: the run's folder (may not exist yet).
+      model_dir: the run's folder (may not exist yet; local or a tf.io.gfile URL).
       config: the new run's configuration as a dict.
+    Returns:
+      Notes naming order-affecting flags that changed (empty for a new run).
+      Raises UserError if a model-shape flag changed.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, ValueError) as err:
-            raise UserError(f"{path} is unreadable ({err}); move it away or use a new "
-                            "--model_dir") from err
-        changed = [f"--{k}={config[k]} (run has {old[k]})" for k in MODEL_FIELDS
-                   if k in old and old[k] != config[k]]
-        if changed:
-            raise UserError(f"--model_dir={model_dir} holds a run with other model flags: "
-                            f"{', '.join(changed)}; use a new --model_dir or the same flags")
+    if not tf.io.gfile.exists(path):
+        return []
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            old = json.load(f)
+    except (tf.errors.OpError, ValueError) as err:
+        raise UserError(f"{path} is unreadable ({err}); move it away or use a new "
+                        "--model_dir") from err
+    changed = [f"--{k}={config[k]} (run has {old[k]})" for k in MODEL_FIELDS
+               if k in old and old[k] != config[k]]
+    if changed:
+        raise UserError(f"--model_dir={model_dir} holds a run with other model flags: "
+                        f"{', '.join(changed)}; use a new --model_dir or the same flags")
+    return [f"--{k} changed from {old[k]} to {config[k]}" for k in ORDER_FIELDS
+            if k in old and not _json_equal(old[k], config[k])]
 
 
 def record_config(model_dir: str, config: dict) -> None:
-    """Writes `config` to <model_dir>/config.json atomically (creating the folder)."""
+    """Writes `config` to <model_dir>/config.json (local or remote), replacing it whole."""
     path = os.path.join(model_dir, CONFIG_FILE)
-    os.makedirs(model_dir, exist_ok=True)
+    tf.io.gfile.makedirs(model_dir)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)  # never leaves a half-written config
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True))
+    tf.io.gfile.rename(tmp, path, overwrite=True)  # never leaves a half-written config

@@ -11,7 +11,6 @@ import dataclasses
 import gc
 import math
 import os
-import shutil
 import time
 
 import numpy as np
@@ -38,6 +37,7 @@ class TrainResult:
       metrics: the last logged scalars (floats), empty if no step ran.
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
       wavs: WAV files written from the final generator.
+      num_replicas: replicas in sync.
     """
 
     step: int
@@ -80,11 +80,16 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _real_clips(source, count: int, slice_len: int) -> np.ndarray:
+def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarray:
+    """The first `count` selected notes' first slices, at the level the critic sees them."""
     ids = source.rows[:count].tolist()
-    pcm = np.asarray(source.dataset["audio"][ids])[:, :slice_len]
-    pcm = np.pad(pcm, [(0, 0), (0, slice_len - pcm.shape[1])])
-    return (pcm.astype(np.float32) * pipeline.PCM_SCALE)[..., None]
+    notes = np.asarray(source.dataset["audio"][ids])
+    pcm = np.pad(notes[:, :slice_len], [(0, 0), (0, max(0, slice_len - notes.shape[1]))])
+    scale = np.full([len(ids), 1], pipeline.PCM_SCALE, np.float32)
+    if normalize == "peak":
+        peak = np.abs(notes.astype(np.int32)).max(axis=1, keepdims=True)
+        scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1), scale).astype(np.float32)
+    return (pcm.astype(np.float32) * scale)[..., None]
 
 
 def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
@@ -102,10 +107,14 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
     # Everything that can be checked without a strategy is checked before anything is written.
     models.layer_strides(cfg.slice_len)
-    checkpoints.check_config(cfg.model_dir, cfg.to_dict())
+    changes = checkpoints.check_config(cfg.model_dir, cfg.to_dict())
     strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
     replicas = strategy.num_replicas_in_sync
     log(f"strategy {strategies.describe(strategy)}")
+    if strategies.is_remote_tpu(strategy):
+        raise UserError("the deeplake input pipeline runs Python on the host, which a TPU Node "
+                        "(a remote TPU reached by name or grpc://) cannot do; run on a Cloud TPU "
+                        "VM (--strategy=tpu there, no --tpu needed)")
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
     log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
@@ -113,8 +122,9 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
 
     chief = is_chief(strategy)
-    # Non-chief workers must still save (the save is collective) but somewhere throwaway.
-    out_dir = cfg.model_dir if chief else os.path.join(
+    # Non-chief workers must still save (the save is collective) but somewhere throwaway;
+    # every worker restores from the run's own checkpoints.
+    scratch = None if chief else os.path.join(
         cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}")
 
@@ -128,28 +138,37 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                    cfg.phase_shuffle, cfg.seed),
         cfg.learning_rate, cfg.beta1, cfg.beta2)
     ckpt = checkpoints.Checkpointer(
-        out_dir, cfg.keep_checkpoints, trainer.step,
+        cfg.model_dir, cfg.keep_checkpoints, trainer.step,
         models={"generator": trainer.generator, "critic": trainer.critic},
-        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt})
+        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=scratch)
     restored = ckpt.restore_latest()
     start = int(trainer.step.numpy())
-    log(f"resumed from step {restored} ({ckpt.manager.latest_checkpoint})" if restored is not None
-        else "no checkpoint found: starting at step 0")
+    if restored is None:
+        log("no checkpoint found: starting at step 0")
+    else:
+        log(f"resumed from step {restored} ({ckpt.latest})")
+        # The optimizers keep their learning rate as a variable, so a restore would
+        # silently bring back the old one; the flags of this run win.
+        for opt in (trainer.g_opt, trainer.d_opt):
+            opt.learning_rate.assign(cfg.learning_rate)
+        for note in changes:
+            log(f"note: {note} since the run started; training continues with the new "
+                "value, so it no longer repeats an uninterrupted run exactly")
     if chief:
         checkpoints.record_config(cfg.model_dir, cfg.to_dict())
 
-    result = _train_loop(cfg, strategy, trainer, ckpt, source, start, chief, out_dir, log)
-    if not chief:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    result = _train_loop(cfg, strategy, trainer, ckpt, source, start, chief, log)
+    if scratch:
+        tf.io.gfile.rmtree(scratch)
     return result
 
 
 def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, start: int,
-                chief: bool, out_dir: str, log) -> TrainResult:
+                chief: bool, log) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
-    real_clips = _real_clips(source, num_clips, cfg.slice_len)
+    real_clips = _real_clips(source, num_clips, cfg.slice_len, cfg.normalize)
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
     step, metrics = start, {}
@@ -161,7 +180,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
             slice_offset=cfg.slice_offset, normalize=cfg.normalize))
         iterator = iter(dataset)
         try:
-            step, metrics, _ = _run_steps(cfg, trainer, ckpt, writer, iterator, start,
+            step, metrics = _run_steps(cfg, trainer, ckpt, writer, iterator, start,
                                                    sample_z, real_clips, log)
         finally:
             # A live from_generator iterator at interpreter exit can hang the process
@@ -190,26 +209,31 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
 
 
 def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, start: int,
-               sample_z, real_clips, log) -> tuple[int, dict, int]:
-    """Runs steps start+1..train_steps; returns (step, last logged metrics, last saved step)."""
+               sample_z, real_clips, log) -> tuple[int, dict]:
+    """Runs steps start+1..train_steps; returns (step, last fetched metrics)."""
     examples_per_step = cfg.n_critic * cfg.batch_size
-    step, metrics, last_saved = start, {}, start
+    step, metrics = start, {}
     mark_time, mark_step, rate = time.perf_counter(), step, None
     while step < cfg.train_steps:
         out = trainer.train_step(iterator)
         step += 1
         first = step == start + 1
-        if first or step % cfg.log_every == 0 or step == cfg.train_steps:
+        logs = first or step % cfg.log_every == 0 or step == cfg.train_steps
+        saves = step % cfg.ckpt_every == 0 or step == cfg.train_steps
+        if logs or saves:
             metrics = {k: float(v) for k, v in out.items()}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                # Checked before any save, so no checkpoint ever holds diverged weights.
+                kept = ckpt.latest or "none (no checkpoint was written)"
+                raise UserError(f"training diverged at step {step}: losses {metrics}; the "
+                                f"last checkpoint is intact: {kept}")
+        if logs:
             now = time.perf_counter()
             if first:
                 log(f"step {step}: first step (tracing and compiling) took {now - mark_time:.1f} s")
             else:
                 rate = (step - mark_step) * examples_per_step / (now - mark_time)
             mark_time, mark_step = now, step
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise UserError(f"training diverged at step {step}: losses {metrics}; the "
-                                f"last checkpoint (step {last_saved}) is intact")
             writer.scalars(step, metrics, rate)
             speed = ""
             if rate:
@@ -220,8 +244,6 @@ def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, star
                 f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
         if step % cfg.sample_every == 0 or step == cfg.train_steps:
             writer.audio(step, trainer.generate(sample_z).numpy(), real_clips)
-        if step % cfg.ckpt_every == 0 or step == cfg.train_steps:
-            path = ckpt.save()
-            last_saved = step
-            log(f"checkpoint {path}")
-    return step, metrics, last_saved
+        if saves:
+            log(f"checkpoint {ckpt.save()}")
+    return step, metrics

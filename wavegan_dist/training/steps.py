@@ -11,6 +11,7 @@ single-device update on the whole global batch).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 import tensorflow as tf
@@ -113,7 +114,10 @@ class WganGpTrainer:
         step = self.step.read_value()
         sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
         for i in range(self.cfg.n_critic):
-            out = self.strategy.run(self._critic_replica_step, args=(next(iterator), step, i))
+            # `i` goes in through a closure: as a strategy.run argument it would become a
+            # tensor on TPU, and it names Python-level random streams.
+            critic_step = functools.partial(self._critic_replica_step, i=i)
+            out = self.strategy.run(critic_step, args=(next(iterator), step))
             for k in CRITIC_METRICS:
                 sums[k] += self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
         out = self.strategy.run(self._generator_replica_step, args=(step,))

@@ -88,7 +88,7 @@ def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "
     Returns:
       The paths written.
     """
-    os.makedirs(folder, exist_ok=True)
+    tf.io.gfile.makedirs(folder)  # model_dir may be gs:// or another tf.io.gfile URL
     paths = []
     for i, wave in enumerate(waves):
         path = os.path.join(folder, f"{prefix}_{i:02d}.wav")
