@@ -268,3 +268,18 @@ def test_gradient_penalty_compiles_under_xla(tiny):
     np.testing.assert_allclose(penalty_xla, penalty, rtol=1e-3)
     for a, b in zip(grads_xla, grads, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_layer_table_cli_prints_the_papers_totals():
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "wavegan_dist.models", "--model=wavegan",
+                           "--slice_len=16384", "--dim=64"], capture_output=True, text=True,
+                          timeout=120, env=os.environ)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    out = proc.stdout
+    assert "upconv_4  Conv1DTranspose  (16384, 1)         1,601  tanh" in out
+    assert "conv_0   Conv1D   (4096, 64)         1,664  LeakyReLU 0.2, phase shuffle ±2" in out
+    assert "total parameters: 19,065,345" in out and "total parameters: 17,427,969" in out

@@ -105,6 +105,13 @@ class WaveGANGenerator(keras.Model):
         """The transposed convolution layers, from the length-16 end to the waveform."""
         return [getattr(self, f"upconv_{i}") for i in range(len(self.strides))]
 
+    @property
+    def summary_layers(self):
+        """(layer, what follows it) in call order, for layer tables."""
+        n = len(self.strides)
+        return ([(self.dense, ""), (self.reshape, "ReLU")]
+                + [(layer, "tanh" if i == n - 1 else "ReLU") for i, layer in enumerate(self.upconvs)])
+
     def call(self, z, training=False):
         """Args: z float [B, latent_dim]. Returns float32 [B, slice_len, 1] in [-1, 1]."""
         x = self.dense(keras.ops.cast(z, "float32"))
@@ -149,6 +156,14 @@ class WaveGANCritic(keras.Model):
     def convs(self):
         """The convolution layers, from the waveform end to the length-16 end."""
         return [getattr(self, f"conv_{i}") for i in range(len(self.strides))]
+
+    @property
+    def summary_layers(self):
+        """(layer, what follows it) in call order, for layer tables."""
+        shuffle = f", phase shuffle ±{self.phase_shuffle_radius}" if self.num_shuffle_layers else ""
+        return ([(conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
+                 for i, conv in enumerate(self.convs)]
+                + [(self.flatten, ""), (self.dense, "linear score")])
 
     @property
     def num_shuffle_layers(self):
