@@ -1,0 +1,83 @@
+r"""`python -m wavegan_dist.ingest`: build a deeplake NSynth-schema dataset from another source.
+
+Examples:
+  python -m wavegan_dist.ingest --format=nsynth-jsonwav --source=nsynth-train \
+      --dest=data/nsynth/train
+  python -m wavegan_dist.ingest --format=nsynth-tfrecord --source=nsynth-valid.tfrecord \
+      --dest=data/nsynth/valid
+  python -m wavegan_dist.ingest --format=audio-folder --source=my_samples \
+      --metadata=my_samples/notes.csv --dest=data/mine
+  python -m wavegan_dist.ingest --format=deeplake-v3 --source=hub://activeloop/nsynth-train \
+      --dest=data/nsynth/train
+
+Re-running the same command after an interruption continues after the last
+committed chunk; on a finished dataset it says so and exits 0. An unreadable
+file or record is skipped and named in the end report. The rules for audio
+conversion and for metadata from file names and sidecars follow (--help).
+"""
+
+from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
+
+import sys
+
+from absl import app, flags, logging
+
+# A private flag set: the names (num_samples, ...) must not clash with the training
+# flags when both modules are imported in one process.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("source", None, "Folder, file or dataset to read.", flag_values=FLAGS)
+flags.DEFINE_string("format", None, "nsynth-jsonwav | nsynth-tfrecord | audio-folder | "
+                    "deeplake-v3.", flag_values=FLAGS)
+flags.DEFINE_string("dest", None, "deeplake path of the dataset to write (local folder, "
+                    "file://, s3://, ...).", flag_values=FLAGS)
+flags.DEFINE_integer("sample_rate", 16000, "Hz of the stored audio; other rates are "
+                     "resampled.", flag_values=FLAGS)
+flags.DEFINE_integer("num_samples", 64000, "Samples per row: longer audio is cut, shorter "
+                     "zero-padded.", flag_values=FLAGS)
+flags.DEFINE_integer("chunk_rows", 256, "Rows per committed chunk.", flag_values=FLAGS)
+flags.DEFINE_string("metadata", None, "audio-folder only: CSV or JSON sidecar with per-file "
+                    "metadata (keyed by file name or relative path).", flag_values=FLAGS)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses argv into FLAGS; --help prints the flags; a bad flag is `error: ...`, exit 2."""
+    if any(a in ("-h", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
+        from wavegan_dist.data.ingest import filenames, records, sidecar
+        sections = [__doc__, records.__doc__, filenames.__doc__, sidecar.__doc__]
+        print("\n".join(s.strip() + "\n" for s in sections)
+              + "\nflags:\n" + FLAGS.get_help(include_special_flags=False))
+        sys.exit(0)
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    flags.FLAGS([argv[0]])  # absl.app wants its own flag set parsed
+    return rest
+
+
+def main(argv: list[str]) -> None:
+    """absl entry point: run the ingest described by the flags and print the report."""
+    from wavegan_dist.errors import UserError
+
+    def run():
+        if len(argv) > 1:
+            raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like "
+                            "--name=value")
+        from wavegan_dist.data.ingest import ingest  # imports deeplake (and TF when needed)
+        report = ingest(FLAGS.source, FLAGS.format, FLAGS.dest, sample_rate=FLAGS.sample_rate,
+                        num_samples=FLAGS.num_samples, chunk_rows=FLAGS.chunk_rows,
+                        metadata=FLAGS.metadata, log=_log)
+        for line in report.lines():
+            _log(line)
+
+    logging.set_verbosity(logging.WARNING)
+    cli.run_or_exit(run)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
