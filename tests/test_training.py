@@ -97,6 +97,16 @@ def test_resume_continues_exactly(one_device_run, tmp_path):
     assert again.start_step == 4 and again.step == 4
 
 
+def test_xla_compiled_steps_train_like_the_plain_ones(one_device_run, tmp_path):
+    """--jit_compile: the per-replica steps as single XLA clusters (what a TPU runs)."""
+    d1, *_ = one_device_run
+    result = run_training(_cfg(tmp_path, train_steps=4, jit_compile=True),
+                          tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert result.step == 4 and all(np.isfinite(v) for v in result.metrics.values())
+    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-4
+    assert _max_diff(_weights(d1, "optimizers/"), _weights(tmp_path, "optimizers/")) < 1e-4
+
+
 def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     run_training(_cfg(tmp_path, train_steps=1), cpu, log=lambda _: None)

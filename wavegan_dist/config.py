@@ -56,6 +56,7 @@ class Config:
     beta2: float = 0.9
     train_steps: int = 200_000  # generator steps
     seed: int = 0
+    jit_compile: bool = False  # XLA-compile the per-replica steps (TPU always compiles)
 
     # Outputs.
     model_dir: str = ""

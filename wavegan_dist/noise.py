@@ -13,6 +13,7 @@ import tensorflow as tf
 
 _ALG = "philox"
 _STREAMS_PER_STEP = 4096
+_FLOAT_BITS = 1 << 24  # float32 represents every multiple of 2^-24 in [0, 1) exactly
 
 
 def key(seed: int, step: tf.Tensor, stream: int) -> tf.Tensor:
@@ -67,16 +68,27 @@ def replica_rows(values: tf.Tensor, per_replica: int) -> tf.Tensor:
     return tf.gather(grouped, tf.cast(replica, tf.int32))
 
 
+def _uniform01(shape: list[int], rng_key: tf.Tensor) -> tf.Tensor:
+    """Uniform float32 in [0, 1) built from 24 random integer bits.
+
+    XLA's float path of the stateless Philox RNG gives other numbers than the CPU
+    kernel (seen here), while its integer draws agree; building floats from integers
+    keeps the noise the same with and without --jit_compile.
+    """
+    bits = tf.random.stateless_uniform(shape, rng_key, minval=0, maxval=_FLOAT_BITS,
+                                       dtype=tf.int32, alg=_ALG)
+    return tf.cast(bits, tf.float32) * (1.0 / _FLOAT_BITS)
+
+
 def latent(rng_key: tf.Tensor, global_batch: int, per_replica: int, latent_dim: int) -> tf.Tensor:
     """Latent vectors, uniform in [-1, 1): float32 [per_replica, latent_dim]."""
-    z = tf.random.stateless_uniform([global_batch, latent_dim], rng_key, -1.0, 1.0, alg=_ALG)
+    z = _uniform01([global_batch, latent_dim], rng_key) * 2.0 - 1.0
     return replica_rows(z, per_replica)
 
 
 def unit_uniform(rng_key: tf.Tensor, global_batch: int, per_replica: int) -> tf.Tensor:
     """One uniform [0, 1) number per example: float32 [per_replica]."""
-    u = tf.random.stateless_uniform([global_batch], rng_key, alg=_ALG)
-    return replica_rows(u, per_replica)
+    return replica_rows(_uniform01([global_batch], rng_key), per_replica)
 
 
 def shifts(rng_key: tf.Tensor, global_batch: int, per_replica: int, num_layers: int,

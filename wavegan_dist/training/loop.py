@@ -135,7 +135,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     trainer = build_trainer(
         strategy, model_fn,
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
-                   cfg.phase_shuffle, cfg.seed),
+                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile),
         cfg.learning_rate, cfg.beta1, cfg.beta2)
     ckpt = checkpoints.Checkpointer(
         cfg.model_dir, cfg.keep_checkpoints, trainer.step,

@@ -29,6 +29,7 @@ class StepConfig:
     latent_dim: int
     phase_shuffle: int
     seed: int
+    jit_compile: bool = False  # compile the per-replica steps with XLA
 
 
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
@@ -57,8 +58,17 @@ class WganGpTrainer:
         self.step = step
         self.cfg = cfg
         self.per_replica = cfg.global_batch // strategy.num_replicas_in_sync
+        # One function per critic iteration: `i` names the random streams (see below).
+        self._critic_fns = [self._compiled(functools.partial(self._critic_replica_step, i=i))
+                            for i in range(cfg.n_critic)]
+        self._generator_fn = self._compiled(self._generator_replica_step)
         self.train_step = tf.function(self._train_step)
         self._sample = tf.function(self._sample_replica)
+
+    def _compiled(self, fn):
+        # With --jit_compile the per-replica step is one XLA cluster (what a TPU runs);
+        # otherwise it is traced inline into train_step.
+        return tf.function(fn, jit_compile=True) if self.cfg.jit_compile else fn
 
     def _shifts(self, rng_key: tf.Tensor, copies: int) -> tf.Tensor | None:
         layers = self.critic.num_shuffle_layers
@@ -116,11 +126,10 @@ class WganGpTrainer:
         for i in range(self.cfg.n_critic):
             # `i` goes in through a closure: as a strategy.run argument it would become a
             # tensor on TPU, and it names Python-level random streams.
-            critic_step = functools.partial(self._critic_replica_step, i=i)
-            out = self.strategy.run(critic_step, args=(next(iterator), step))
+            out = self.strategy.run(self._critic_fns[i], args=(next(iterator), step))
             for k in CRITIC_METRICS:
                 sums[k] += self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
-        out = self.strategy.run(self._generator_replica_step, args=(step,))
+        out = self.strategy.run(self._generator_fn, args=(step,))
         metrics = {k: v / self.cfg.n_critic for k, v in sums.items()}
         metrics["generator"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
                                                     out["generator"], axis=None)
