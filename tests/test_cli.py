@@ -94,3 +94,7 @@ def test_bad_input_is_one_line_error(tmp_path):
         "--preset=tiny", f"--data={tmp_path}/nope", f"--model_dir={tmp_path}"))
     assert "--model_dir is required" in _error_line(_train("--preset=tiny"))
     assert "unexpected arguments" in _error_line(_train("--preset=tiny", "stray"))
+    assert "flag --pitch_min=abc" in _error_line(_train("--pitch_min=abc", f"--model_dir={tmp_path}"))
+    assert "Unknown command line flag 'nosuch'" in _error_line(_train("--nosuch=1"))
+    assert "--velocity takes comma-separated integers" in _error_line(_train(
+        "--velocity=loud", f"--model_dir={tmp_path}"))

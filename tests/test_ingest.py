@@ -93,6 +93,13 @@ def example_bytes(n, audio):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def append_rows(ds, rows):
+    """Appends rows (dicts as read_rows returns them) straight to a dataset, as a killed
+    ingest could have left them."""
+    ds.append({c: [r[c] for r in rows] if schema.COLUMNS[c] == "text"
+               else np.stack([r[c] for r in rows]) for c in schema.COLUMNS})
+
+
 def float_to_int16(x):
     """The documented conversion, written out independently of the library."""
     return np.clip(np.rint(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
@@ -254,8 +261,7 @@ def test_rows_committed_without_their_progress_are_not_written_twice(tmp_path):
     identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
                 "sample_rate": 16000, "num_samples": 400}
     ds, _, lock = open_dest(str(dest), identity)
-    ds.append({c: [r[c] for r in expected[:3]] if schema.COLUMNS[c] == "text"
-               else np.stack([r[c] for r in expected[:3]]) for c in schema.COLUMNS})
+    append_rows(ds, expected[:3])
     ds.commit("rows whose progress commit never happened")
     lock.release()
     del ds
@@ -280,8 +286,7 @@ def test_a_source_changed_between_runs_is_refused(tmp_path):
     identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
                 "sample_rate": 16000, "num_samples": 200}
     ds, state, lock = open_dest(str(dest), identity)
-    ds.append({c: [r[c] for r in expected[:2]] if schema.COLUMNS[c] == "text"
-               else np.stack([r[c] for r in expected[:2]]) for c in schema.COLUMNS})
+    append_rows(ds, expected[:2])
     state.advance(items_done=2, rows=2, complete=False, items_total=6)
     state.digest = source_digest(make_reader("nsynth-jsonwav", str(src), 16000, 200))
     state.store(ds, [])

@@ -9,6 +9,25 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def parse_flags_or_exit(argv: list[str], flag_values=None) -> list[str]:
+    """Parses argv into absl flags; a bad flag is `error: ...` on one line and exit 2.
+
+    Args:
+      argv: sys.argv-style list.
+      flag_values: the FlagValues to fill (default: absl's global FLAGS).
+    Returns:
+      The arguments that are not flags (argv[0] first), as absl.app expects.
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    try:
+        return flag_values(argv)
+    except flags.Error as err:
+        print(f"error: {str(err).splitlines()[0]} (see --helpfull)", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def run_or_exit(fn) -> None:
     """Calls fn(); a UserError becomes `error: ...` on stderr and exit status 2."""
     from wavegan_dist.errors import UserError

@@ -16,7 +16,7 @@ file or record is skipped and named in the end report. The rules for audio
 conversion and for metadata from file names and sidecars follow (--help).
 """
 
-from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
+from wavegan_dist import cli  # (also sets TF log level before TensorFlow loads)
 
 import sys
 
@@ -51,11 +51,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         print("\n".join(s.strip() + "\n" for s in sections)
               + "\nflags:\n" + FLAGS.get_help(include_special_flags=False))
         sys.exit(0)
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    rest = cli.parse_flags_or_exit(argv, FLAGS)
     flags.FLAGS([argv[0]])  # absl.app wants its own flag set parsed
     return rest
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from wavegan_dist.data import schema
 
-PCM_SCALE = 1.0 / 32768.0
 METADATA_COLUMNS = tuple(c for c in schema.COLUMNS if c != "audio")
 
 
@@ -36,14 +35,13 @@ def extract_audio(ds, rows: Iterable[int] | None = None, slice_len: int | None =
       float32 [len(rows), slice_len].
     """
     ids = _row_list(ds, rows)
-    stored = int(np.asarray(ds["audio"][0:1]).shape[1]) if len(ds) else 0
-    slice_len = stored - offset if slice_len is None else slice_len
+    slice_len = schema.audio_length(ds) - offset if slice_len is None else slice_len
     out = np.zeros([len(ids), slice_len], np.float32)
     for start in range(0, len(ids), batch_rows):
         part = ids[start:start + batch_rows]
         unique, inverse = np.unique(part, return_inverse=True)
         pcm = np.asarray(ds["audio"][unique.tolist()])[inverse, offset:offset + slice_len]
-        out[start:start + len(part), :pcm.shape[1]] = pcm * PCM_SCALE
+        out[start:start + len(part), :pcm.shape[1]] = pcm * schema.PCM_SCALE
     return out
 
 

@@ -19,13 +19,42 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_dist.config import SHUFFLES
+from wavegan_dist.data import schema
 from wavegan_dist.data.source import DataSource
 from wavegan_dist.errors import UserError
 
-PCM_SCALE = 1.0 / 32768.0
+PCM_SCALE = schema.PCM_SCALE
 DENSE_SPAN = 2.5  # read a row range instead of a row list when it is at most this much larger
 READS_IN_FLIGHT = 2
 RUN_GAP = 16  # rows further apart than this start a new contiguous read
+
+
+def examples_from_notes(notes: np.ndarray, offsets: np.ndarray, slice_len: int,
+                        normalize: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """Cuts training examples out of stored notes, and says how to scale each.
+
+    Args:
+      notes: int16 [N, stored_len] PCM.
+      offsets: int [N] first sample of each example.
+      slice_len: samples per example; windows past the note's end are zero.
+      normalize: "none" (PCM / 32768: the stored level, which carries velocity) or
+        "peak" (PCM / the whole note's peak, so each note peaks at 1).
+    Returns:
+      (int16 [N, slice_len] PCM, float32 [N] scale); PCM * scale is in [-1, 1].
+    """
+    n, stored = notes.shape
+    # Padding the notes once lets every window, at any offset, be a plain view.
+    padded = np.pad(notes, [(0, 0), (0, max(0, int(offsets.max(initial=0)) + slice_len - stored))])
+    if not offsets.any():
+        pcm = padded[:, :slice_len]
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(padded, slice_len, axis=1)
+        pcm = windows[np.arange(n), offsets]
+    scale = np.full(n, PCM_SCALE, np.float32)
+    if normalize == "peak":
+        peak = np.abs(notes.astype(np.int32)).max(axis=1)
+        scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1), PCM_SCALE).astype(np.float32)
+    return pcm, scale
 
 
 class BatchPlan:
@@ -163,19 +192,6 @@ class ShardReader:
         unique, inverse = np.unique(ids, return_inverse=True)
         return _read_rows(self.source.dataset["audio"], unique), inverse, offsets
 
-    def _examples(self, notes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(notes)
-        if not offsets.any():
-            pcm = notes[:, :self.slice_len]
-        else:
-            pcm = np.stack([notes[i, o:o + self.slice_len] for i, o in enumerate(offsets)])
-        if pcm.shape[1] < self.slice_len:
-            pcm = np.pad(pcm, [(0, 0), (0, self.slice_len - pcm.shape[1])])
-        scale = np.full(n, PCM_SCALE, np.float32)
-        if self.normalize == "peak":
-            peak = np.abs(notes.astype(np.int32)).max(axis=1)
-            scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1), PCM_SCALE).astype(np.float32)
-        return pcm, scale
 
     def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         step = self.batches_per_read
@@ -188,7 +204,8 @@ class ShardReader:
                 future, pick, offsets = pending.pop(0)
                 pending.append(self._request(batch))
                 batch += step
-                pcm, scale = self._examples(np.asarray(future.result())[pick], offsets)
+                pcm, scale = examples_from_notes(np.asarray(future.result())[pick], offsets,
+                                             self.slice_len, self.normalize)
                 for start in range(0, len(pcm), self.per_replica):
                     yield pcm[start:start + self.per_replica], scale[start:start + self.per_replica]
         finally:

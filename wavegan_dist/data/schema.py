@@ -15,6 +15,7 @@ from wavegan_dist.errors import UserError
 
 NSYNTH_SAMPLE_RATE = 16000
 NSYNTH_NUM_SAMPLES = 64000  # 4 s at 16 kHz
+PCM_SCALE = 1.0 / 32768.0  # stored int16 PCM -> float in [-1, 1)
 
 FAMILIES = (
     "bass", "brass", "flute", "guitar", "keyboard", "mallet",
@@ -73,6 +74,11 @@ def create_nsynth_dataset(path: str, num_samples: int = NSYNTH_NUM_SAMPLES,
     ds.metadata["num_samples"] = int(num_samples)
     ds.metadata["schema"] = "nsynth/wavegan_dist-1"
     return ds
+
+
+def audio_length(ds) -> int:
+    """Stored samples per row of the dataset's fixed-length `audio` column."""
+    return int(ds.schema["audio"].dtype.shape[0])
 
 
 def check_schema(ds, where: str) -> None:

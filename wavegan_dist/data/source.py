@@ -155,6 +155,5 @@ def load_source(data: str, split: str = "train", row_filter: RowFilter | None = 
     meta = ds.metadata
     sample_rate = (int(meta["sample_rate"]) if "sample_rate" in meta.keys()
                    else schema.NSYNTH_SAMPLE_RATE)
-    stored = str(ds.schema["audio"].dtype).split("shape=(")[1].split(")")[0].rstrip(",")
     return DataSource(path=path, dataset=ds, rows=rows, sample_rate=sample_rate,
-                      num_samples=int(stored))
+                      num_samples=schema.audio_length(ds))

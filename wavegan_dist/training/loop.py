@@ -81,15 +81,11 @@ def _format_eta(seconds: float) -> str:
 
 
 def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarray:
-    """The first `count` selected notes' first slices, at the level the critic sees them."""
-    ids = source.rows[:count].tolist()
-    notes = np.asarray(source.dataset["audio"][ids])
-    pcm = np.pad(notes[:, :slice_len], [(0, 0), (0, max(0, slice_len - notes.shape[1]))])
-    scale = np.full([len(ids), 1], pipeline.PCM_SCALE, np.float32)
-    if normalize == "peak":
-        peak = np.abs(notes.astype(np.int32)).max(axis=1, keepdims=True)
-        scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1), scale).astype(np.float32)
-    return (pcm.astype(np.float32) * scale)[..., None]
+    """The first `count` selected notes' first slices, as the critic sees them: [K, T, 1]."""
+    notes = np.asarray(source.dataset["audio"][source.rows[:count].tolist()])
+    pcm, scale = pipeline.examples_from_notes(notes, np.zeros(len(notes), np.int64),
+                                              slice_len, normalize)
+    return (pcm.astype(np.float32) * scale[:, None])[..., None]
 
 
 def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
