@@ -55,7 +55,7 @@ def test_random_offsets_and_peak_normalisation(builtin_root):
     plan = pipeline.BatchPlan(len(source.rows), 8, seed=1)
     kw = dict(source=source, plan=plan, per_replica=8, replicas=(0, 1), slice_len=1024, seed=1)
     rand = pipeline.ShardReader(**kw, slice_offset="random", normalize="peak")
-    pcm, scale = next(iter(rand()))
+    pcm, scale, _ = next(iter(rand()))
     rows, offsets = rand.rows_of_batch(0), rand.offsets_of_batch(0)
     assert len(set(offsets)) > 1 and offsets.max() <= 64000 - 1024
     notes = np.asarray(source.dataset["audio"][rows.tolist()])

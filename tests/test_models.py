@@ -11,6 +11,7 @@ import tensorflow as tf  # noqa: E402
 
 from wavegan_dist.errors import UserError  # noqa: E402
 from wavegan_dist.models import (  # noqa: E402
+    ModelSpec,
     WaveGANCritic,
     WaveGANGenerator,
     build_models,
@@ -21,9 +22,13 @@ from wavegan_dist.models.phase_shuffle import phase_shuffle  # noqa: E402
 TINY = dict(slice_len=1024, dim=4, kernel_len=25, latent_dim=100, phase_shuffle=2)
 
 
+def _build(**changes):
+    return build_models(ModelSpec(**{**TINY, **changes}))
+
+
 @pytest.fixture(scope="module")
 def tiny():
-    return build_models(seed=0, **TINY)
+    return _build(seed=0)
 
 
 def _random_shifts(batch, layers, radius, seed=0):
@@ -40,7 +45,7 @@ def _reference_shuffle(x, shifts, radius):
 # Architecture.
 
 def test_default_parameter_counts():
-    generator, critic = build_models(16384, 64, 25, 100, 2, seed=0)
+    generator, critic = _build(slice_len=16384, dim=64)
     assert generator.count_params() == 19_065_345
     assert critic.count_params() == 17_427_969
 
@@ -62,14 +67,14 @@ def test_bad_slice_len_raises_user_error(slice_len):
     with pytest.raises(UserError, match=f"--slice_len={slice_len} is not supported"):
         layer_strides(slice_len)
     with pytest.raises(UserError):
-        WaveGANGenerator(slice_len=slice_len)
+        WaveGANGenerator(ModelSpec(slice_len=slice_len))
     with pytest.raises(UserError):
-        WaveGANCritic(slice_len=slice_len)
+        WaveGANCritic(ModelSpec(slice_len=slice_len))
 
 
 @pytest.mark.parametrize("slice_len,dim", [(1024, 4), (4096, 4), (16384, 2), (32768, 2), (65536, 2)])
 def test_output_shapes(slice_len, dim):
-    generator, critic = build_models(slice_len, dim, 25, 100, 2, seed=1)
+    generator, critic = _build(slice_len=slice_len, dim=dim, seed=1)
     z = tf.random.stateless_uniform([1, 100], seed=[1, 2], minval=-1.0, maxval=1.0)
     wave = generator(z)
     assert wave.shape == (1, slice_len, 1) and wave.dtype == tf.float32
@@ -84,8 +89,8 @@ def test_layer_widths(slice_len, dim, start_width):
     # Unbuilt models: only the layer configuration is checked, so full-size widths are cheap.
     strides = layer_strides(slice_len)
     n = len(strides)
-    generator = WaveGANGenerator(slice_len=slice_len, dim=dim)
-    critic = WaveGANCritic(slice_len=slice_len, dim=dim)
+    generator = WaveGANGenerator(ModelSpec(slice_len=slice_len, dim=dim))
+    critic = WaveGANCritic(ModelSpec(slice_len=slice_len, dim=dim))
     assert generator.start_width == start_width == dim * 2 ** (n - 1)
     assert generator.dense.units == 16 * start_width
     gen_widths = [layer.filters for layer in generator.upconvs]
@@ -96,7 +101,7 @@ def test_layer_widths(slice_len, dim, start_width):
     assert critic.convs[-1].filters == start_width
     assert [layer.strides[0] for layer in critic.convs] == strides
     assert critic.num_shuffle_layers == n - 1
-    assert WaveGANCritic(slice_len=slice_len, dim=dim, phase_shuffle=0).num_shuffle_layers == 0
+    assert WaveGANCritic(ModelSpec(slice_len=slice_len, dim=dim, phase_shuffle=0)).num_shuffle_layers == 0
 
 
 def test_generator_output_in_range(tiny):
@@ -172,11 +177,11 @@ def _weights(model):
 
 def test_seeded_initialisation_is_deterministic():
     keras.utils.set_random_seed(1)
-    g1, c1 = build_models(seed=3, **TINY)
+    g1, c1 = _build(seed=3)
     keras.utils.set_random_seed(2)  # global RNG state must not matter
     tf.random.uniform([10])
-    g2, c2 = build_models(seed=3, **TINY)
-    g3, c3 = build_models(seed=4, **TINY)
+    g2, c2 = _build(seed=3)
+    g3, c3 = _build(seed=4)
     for a, b in [(g1, g2), (c1, c2)]:
         for wa, wb in zip(_weights(a), _weights(b), strict=True):
             np.testing.assert_array_equal(wa, wb)
@@ -188,13 +193,13 @@ def test_seeded_initialisation_is_deterministic():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    g1, c1 = build_models(seed=5, **TINY)
+    g1, c1 = _build(seed=5)
     path = tf.train.Checkpoint(generator=g1, critic=c1).save(str(tmp_path / "ckpt"))
     saved = [name for name, _ in tf.train.list_variables(path)
              if name.startswith(("generator/", "critic/"))]
     assert len(saved) == len(g1.weights) + len(c1.weights)
 
-    g2, c2 = build_models(seed=6, **TINY)
+    g2, c2 = _build(seed=6)
     assert not np.array_equal(g1.upconvs[0].kernel.numpy(), g2.upconvs[0].kernel.numpy())
     tf.train.Checkpoint(generator=g2, critic=c2).restore(path).assert_consumed()
     for a, b in [(g1, g2), (c1, c2)]:

@@ -17,14 +17,19 @@ def source(builtin_root):
 
 
 def _take(source, global_batch, num_replicas, num_pipelines, pipeline_id, n,
-          start_batch=0, read_rows=64):
-    """First n elements of one input pipeline, as an int16 numpy array [n, P, SLICE]."""
+          start_batch=0, read_rows=64, labels=None, with_labels=False):
+    """First n elements of one input pipeline, as an int16 numpy array [n, P, SLICE]
+    (and their labels [n, P] if with_labels)."""
     ctx = tf.distribute.InputContext(num_pipelines, pipeline_id, num_replicas)
     ds = pipeline.make_dataset_fn(source, SLICE, global_batch, seed=3, start_batch=start_batch,
-                                  read_rows=read_rows)(ctx)
-    out = np.stack([e.numpy() for e in ds.take(n)])
+                                  read_rows=read_rows, labels=labels)(ctx)
+    elements = list(ds.take(n))
+    out = np.stack([audio.numpy() for audio, _ in elements])
     assert out.dtype == np.float32 and out.shape[-1] == 1
-    return np.round(out[..., 0] * 32768).astype(np.int16)
+    pcm = np.round(out[..., 0] * 32768).astype(np.int16)
+    if with_labels:
+        return pcm, np.stack([label.numpy() for _, label in elements])
+    return pcm
 
 
 def test_elements_are_the_planned_rows_first_slice(source):
@@ -48,6 +53,18 @@ def test_two_pipelines_read_disjoint_rows_that_make_up_the_global_batch(source):
     single = _take(source, global_batch, 1, 1, 0, 5)
     halves = [_take(source, global_batch, 2, 2, p, 5) for p in range(2)]
     np.testing.assert_array_equal(np.concatenate(halves, axis=1), single)
+
+
+def test_labels_travel_with_their_rows(source):
+    pitch = np.asarray(source.dataset["pitch"][:]).reshape(-1)[source.rows].astype(np.int32)
+    plan = pipeline.BatchPlan(len(source.rows), 8, seed=3)
+    _, single = _take(source, 8, 1, 1, 0, 3, labels=pitch, with_labels=True)
+    for b in range(3):
+        np.testing.assert_array_equal(single[b], pitch[plan.batch(b)])
+    halves = [_take(source, 8, 2, 2, p, 3, labels=pitch, with_labels=True)[1] for p in range(2)]
+    np.testing.assert_array_equal(np.concatenate(halves, axis=1), single)
+    _, none = _take(source, 8, 1, 1, 0, 1, with_labels=True)
+    assert none.dtype == np.int32 and not none.any()  # unconditional: zeros
 
 
 def test_one_pipeline_for_two_local_replicas_interleaves_them(source):
@@ -98,7 +115,7 @@ def test_distributed_dataset_feeds_each_replica_its_part(source):
     dist = strategy.distribute_datasets_from_function(
         pipeline.make_dataset_fn(source, SLICE, 8, seed=3))
     first = next(iter(dist))
-    parts = [t.numpy() for t in strategy.experimental_local_results(first)]
+    parts = [t.numpy() for t in strategy.experimental_local_results(first[0])]
     single = _take(source, 8, 1, 1, 0, 1)[0]
     got = np.round(np.concatenate(parts)[..., 0] * 32768).astype(np.int16)
     np.testing.assert_array_equal(got, single)
@@ -106,7 +123,7 @@ def test_distributed_dataset_feeds_each_replica_its_part(source):
 
 def test_short_audio_is_zero_padded_and_bad_batches_are_refused(source):
     reader = pipeline.ShardReader(source, pipeline.BatchPlan(320, 8, 0), 8, (0, 1), 70000)
-    block, scale = next(iter(reader()))
+    block, scale, _ = next(iter(reader()))
     assert block.shape == (8, 70000) and not block[:, 64000:].any()
     np.testing.assert_array_equal(scale, np.full(8, 1 / 32768, np.float32))
     with pytest.raises(UserError, match="fewer than one global batch"):

@@ -40,12 +40,16 @@ class Config:
     shuffle_window: int = 1024  # rows shuffled together for --shuffle=blocks
 
     # Model.
-    model: str = "wavegan"
+    model: str = "wavegan"  # wavegan | seed2d
     slice_len: int = 16384
     dim: int = 64
-    kernel_len: int = 25
+    kernel_len: int | None = None  # None: the model's default (MODEL_DEFAULTS)
     latent_dim: int = 100
-    phase_shuffle: int = 2
+    phase_shuffle: int | None = None  # None: the model's default (MODEL_DEFAULTS)
+    upsample: str = "zeros"  # zeros (transposed conv) | nn (nearest neighbour + conv)
+    post_filter: bool = False  # learned 512-tap filter after the generator
+    gen_batchnorm: bool = False  # batch norm in the generator
+    condition: str = "none"  # none | pitch | instrument_family
 
     # Optimisation.
     batch_size: int = 64  # global batch, over all replicas
@@ -65,6 +69,36 @@ class Config:
     log_every: int = 100
     sample_every: int = 1000
     num_wavs: int = 4  # WAV files written from the final generator
+
+    def __post_init__(self):
+        # Model-dependent defaults are filled here so every way of building a Config
+        # (flags, make_config, replace, from_dict) resolves them the same way.
+        for name, value in MODEL_DEFAULTS.get(self.model, {}).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        """Rebuilds a Config from to_dict()'s output (e.g. a run's config.json).
+
+        Keys that are not Config fields (extra facts a run records) are ignored;
+        lists become tuples again. Raises UserError if a value is not usable.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        kept = {k: tuple(v) if isinstance(v, list) else v
+                for k, v in values.items() if k in names}
+        return cls(**kept).validated()
+
+    def model_spec(self):
+        """The networks this config describes, as a models.ModelSpec."""
+        from wavegan_dist.data.schema import LABEL_CLASSES
+        from wavegan_dist.models.spec import ModelSpec
+        return ModelSpec(
+            model=self.model, slice_len=self.slice_len, dim=self.dim,
+            kernel_len=self.kernel_len, latent_dim=self.latent_dim,
+            phase_shuffle=self.phase_shuffle, upsample=self.upsample,
+            post_filter=self.post_filter, gen_batchnorm=self.gen_batchnorm,
+            num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed)
 
     def row_filter(self):
         """The RowFilter these data flags describe."""
@@ -96,6 +130,18 @@ class Config:
              f"--strategy={self.strategy} is not one of {', '.join(STRATEGIES)}")
         need(self.cpu_replicas >= 1, f"--cpu_replicas must be >= 1, got {self.cpu_replicas}")
         need(self.model in MODELS, f"--model={self.model} is not one of {', '.join(MODELS)}")
+        need(self.upsample in UPSAMPLES,
+             f"--upsample={self.upsample} is not one of {', '.join(UPSAMPLES)}")
+        need(self.condition in CONDITIONS,
+             f"--condition={self.condition} is not one of {', '.join(CONDITIONS)}")
+        if self.model == "seed2d":
+            # The user's sketch has none of these; refusing beats silently ignoring them.
+            for flag, value, default in (("upsample", self.upsample, "zeros"),
+                                         ("post_filter", self.post_filter, False),
+                                         ("gen_batchnorm", self.gen_batchnorm, False),
+                                         ("phase_shuffle", self.phase_shuffle, 0)):
+                need(value == default, f"--{flag}={value} is a WaveGAN option; --model=seed2d "
+                     f"takes only --{flag}={default}")
         need(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
         need(1 <= self.n_critic <= 200, f"--n_critic must be in [1, 200], got {self.n_critic}")
         need(0 <= self.seed < 2**31, f"--seed must be in [0, 2^31), got {self.seed}")
@@ -129,7 +175,14 @@ class Config:
 
 STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
 SHUFFLES = ("rows", "blocks", "none")
-MODELS = ("wavegan",)
+MODELS = ("wavegan", "seed2d")
+UPSAMPLES = ("zeros", "nn")
+CONDITIONS = ("none", "pitch", "instrument_family")
+# Per-model defaults of the fields left None: the paper's WaveGAN and the user's 2-D sketch.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wavegan": dict(kernel_len=25, phase_shuffle=2),
+    "seed2d": dict(kernel_len=4, phase_shuffle=0),
+}
 
 # A preset sets defaults; flags the user gives explicitly still win.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from wavegan_dist.config import MODELS, PRESETS, SHUFFLES, STRATEGIES, Config, make_config
+from wavegan_dist.config import (CONDITIONS, MODELS, PRESETS, SHUFFLES, STRATEGIES, UPSAMPLES,
+                                 Config, make_config)
 from wavegan_dist.errors import UserError
 
 _D = Config()  # paper defaults, shown in --help
@@ -49,13 +50,27 @@ flags.DEFINE_enum("shuffle", _D.shuffle, list(SHUFFLES), "Order of rows, new eve
                   "rows within each --shuffle_window (contiguous reads, 2-3x faster on large "
                   "datasets, less varied batches); 'none' keeps dataset order.")
 # Model.
-flags.DEFINE_enum("model", _D.model, list(MODELS), "Network family.")
-flags.DEFINE_integer("slice_len", _D.slice_len, "Samples per example: 16384, 32768, 65536 (or "
-                     "16 * 4^k for small test models).")
+flags.DEFINE_enum("model", _D.model, list(MODELS), "Network family: 'wavegan' (1-D, the "
+                  "paper's) or 'seed2d' (the user's 2-D sketch: the slice as one square frame).")
+flags.DEFINE_integer("slice_len", _D.slice_len, "Samples per example. wavegan: 16384, 32768, "
+                     "65536 (or 16 * 4^k for small test models); seed2d: a square (16 * 2^k)^2, "
+                     "e.g. 16384 = 128 x 128.")
 flags.DEFINE_integer("dim", _D.dim, "Model width d.")
-flags.DEFINE_integer("kernel_len", _D.kernel_len, "Convolution kernel length.")
+flags.DEFINE_integer("kernel_len", None, "Convolution kernel length (default 25 for wavegan, "
+                     "4 (4x4) for seed2d).")
 flags.DEFINE_integer("latent_dim", _D.latent_dim, "Size of z.")
-flags.DEFINE_integer("phase_shuffle", _D.phase_shuffle, "Critic phase-shuffle radius (0 = off).")
+flags.DEFINE_integer("phase_shuffle", None, "Critic phase-shuffle radius, 0 = off (default 2 "
+                     "for wavegan; seed2d has none).")
+flags.DEFINE_enum("upsample", _D.upsample, list(UPSAMPLES), "wavegan generator upsampling: "
+                  "'zeros' (transposed convolution) or 'nn' (nearest-neighbour repeat, then a "
+                  "convolution).")
+flags.DEFINE_bool("post_filter", _D.post_filter, "wavegan: a learned 512-tap filter (no bias) "
+                  "after the generator's output.")
+flags.DEFINE_bool("gen_batchnorm", _D.gen_batchnorm, "wavegan: batch norm in the generator "
+                  "(statistics over the global batch, across replicas).")
+flags.DEFINE_enum("condition", _D.condition, list(CONDITIONS), "Make both networks conditional "
+                  "on this label: the generator takes it with z, the critic through a "
+                  "projection. Rows without the label are left out.")
 # Optimisation.
 flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size, over all replicas.")
 flags.DEFINE_integer("n_critic", _D.n_critic, "Critic updates per generator update.")

@@ -49,6 +49,7 @@ class Streams:
 
     GENERATOR_LATENT = 4000
     GENERATOR_SHIFTS = 4001
+    GENERATOR_LABELS = 4002
 
 
 def replica_rows(values: tf.Tensor, per_replica: int) -> tf.Tensor:
@@ -106,3 +107,22 @@ def shifts(rng_key: tf.Tensor, global_batch: int, per_replica: int, num_layers: 
                                     minval=-radius, maxval=radius + 1, dtype=tf.int32, alg=_ALG)
     parts = [replica_rows(s[c], per_replica) for c in range(copies)]
     return tf.concat(parts, axis=0)
+
+
+def labels(rng_key: tf.Tensor, global_batch: int, per_replica: int,
+           cumulative_counts: tf.Tensor) -> tf.Tensor:
+    """Class labels drawn with the training set's class frequencies.
+
+    Args:
+      cumulative_counts: int32 [num_classes], running sum of each class's row count
+        (the last entry is the number of rows).
+    Returns:
+      int32 [per_replica]: class c with probability count_c / rows.
+    """
+    total = cumulative_counts[-1]
+    u = tf.random.stateless_uniform([global_batch], rng_key, minval=0, maxval=total,
+                                    dtype=tf.int32, alg=_ALG)
+    # The class is the number of running sums at or below u (an inverse CDF made of
+    # elementwise ops, which XLA compiles without a search).
+    picked = tf.reduce_sum(tf.cast(u[:, None] >= cumulative_counts[None, :], tf.int32), axis=1)
+    return replica_rows(picked, per_replica)

@@ -41,7 +41,7 @@ def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice
         for _ in range(batches):
             batch = next(iterator)
         # Make sure the last batch really arrived before stopping the clock.
-        strategy.experimental_local_results(batch)[0].numpy()
+        strategy.experimental_local_results(batch[0])[0].numpy()
         seconds = time.perf_counter() - start
     finally:
         del iterator, dataset
@@ -60,7 +60,7 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
     cfg = StepConfig(global_batch=global_batch, n_critic=n_critic, gp_weight=10.0,
                      latent_dim=100, phase_shuffle=2, seed=0)
     trainer = build_trainer(
-        strategy, lambda: models.build_models(slice_len, dim, 25, 100, 2, 0), cfg,
+        strategy, lambda: models.build_models(models.ModelSpec(slice_len=slice_len, dim=dim)), cfg,
         1e-4, 0.5, 0.9)
     dataset = _distributed(strategy, source, slice_len, global_batch)
     iterator = iter(dataset)

@@ -134,9 +134,9 @@ def replica_block(num_replicas: int, num_pipelines: int, pipeline_id: int) -> tu
 class ShardReader:
     """Yields one input pipeline's per-replica batches, in order.
 
-    Each yielded pair is (int16 [per_replica, slice_len] PCM, float32 [per_replica]
-    scale): for every global batch, the batches of replicas first..last-1, in
-    replica order. PCM * scale is the example in [-1, 1].
+    Each yielded triple is (int16 [per_replica, slice_len] PCM, float32 [per_replica]
+    scale, int32 [per_replica] label): for every global batch, the batches of
+    replicas first..last-1, in replica order. PCM * scale is the example in [-1, 1].
 
     Args:
       source: the opened dataset and its selected rows.
@@ -152,12 +152,14 @@ class ShardReader:
       normalize: "none" (stored level, which carries velocity) or "peak" (each note
         scaled so its peak over the whole stored note is 1).
       seed: the run's seed, for random offsets.
+      labels: int [len(source.rows)], the conditioning label of each selected row
+        (held in memory: metadata is small), or None to yield zeros.
     """
 
     def __init__(self, source: DataSource, plan: BatchPlan, per_replica: int,
                  replicas: tuple[int, int], slice_len: int, start_batch: int = 0,
                  read_rows: int = 1024, slice_offset: str = "start", normalize: str = "none",
-                 seed: int = 0):
+                 seed: int = 0, labels: np.ndarray | None = None):
         self.source = source
         self.plan = plan
         self.per_replica = per_replica
@@ -167,6 +169,8 @@ class ShardReader:
         self.slice_offset = slice_offset
         self.normalize = normalize
         self.seed = seed
+        self.labels = (np.zeros(len(source.rows), np.int32) if labels is None
+                       else np.asarray(labels, np.int32))
         rows_per_batch = per_replica * (self.last - self.first)
         self.batches_per_read = max(1, read_rows // rows_per_batch)
 
@@ -185,15 +189,20 @@ class ShardReader:
         rng = np.random.default_rng([self.seed, 0x5EED, index])
         return self._block(rng.integers(0, room + 1, self.plan.global_batch))
 
+    def labels_of_batch(self, index: int) -> np.ndarray:
+        """Labels of this pipeline's examples of global batch `index`: int32 [replicas * per_replica]."""
+        return self.labels[self._block(self.plan.batch(index))]
+
     def _request(self, first_batch: int):
         batches = range(first_batch, first_batch + self.batches_per_read)
         ids = np.concatenate([self.rows_of_batch(b) for b in batches])
         offsets = np.concatenate([self.offsets_of_batch(b) for b in batches])
+        labels = np.concatenate([self.labels_of_batch(b) for b in batches])
         unique, inverse = np.unique(ids, return_inverse=True)
-        return _read_rows(self.source.dataset["audio"], unique), inverse, offsets
+        return _read_rows(self.source.dataset["audio"], unique), inverse, offsets, labels
 
 
-    def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         step = self.batches_per_read
         # READS_IN_FLIGHT reads are always pending, so deeplake works while we slice
         # (so up to READS_IN_FLIGHT + 1 reads' rows are in memory at once).
@@ -201,13 +210,14 @@ class ShardReader:
         batch = self.start_batch + READS_IN_FLIGHT * step
         try:
             while True:
-                future, pick, offsets = pending.pop(0)
+                future, pick, offsets, labels = pending.pop(0)
                 pending.append(self._request(batch))
                 batch += step
                 pcm, scale = examples_from_notes(np.asarray(future.result())[pick], offsets,
-                                             self.slice_len, self.normalize)
+                                                 self.slice_len, self.normalize)
                 for start in range(0, len(pcm), self.per_replica):
-                    yield pcm[start:start + self.per_replica], scale[start:start + self.per_replica]
+                    end = start + self.per_replica
+                    yield pcm[start:end], scale[start:end], labels[start:end]
         finally:
             # A deeplake read still in flight when the interpreter shuts down can hang
             # the process at exit (seen here), so a closed reader settles its reads.
@@ -251,6 +261,7 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
                     shuffle: str = "rows", start_batch: int = 0, read_rows: int = 1024,
                     shuffle_window: int = 1024,
                     slice_offset: str = "start", normalize: str = "none",
+                    labels: np.ndarray | None = None,
                     ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the `dataset_fn` for strategy.distribute_datasets_from_function.
 
@@ -262,10 +273,10 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
       shuffle_window: BatchPlan's window_rows (part of the data order, unlike read_rows).
       start_batch: global batch index to start at (resume).
       read_rows: rows fetched per deeplake call (rounded to whole batches).
-      slice_offset, normalize: see ShardReader.
+      slice_offset, normalize, labels: see ShardReader.
     Returns:
-      dataset_fn(input_context) -> tf.data.Dataset of float32 [per_replica, slice_len, 1]
-      in [-1, 1], infinite.
+      dataset_fn(input_context) -> infinite tf.data.Dataset of pairs (audio float32
+      [per_replica, slice_len, 1] in [-1, 1], label int32 [per_replica]).
     """
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = ctx.get_per_replica_batch_size(global_batch)
@@ -275,10 +286,12 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
                          window_rows=shuffle_window)
         reader = ShardReader(source, plan,
                              per_replica, replicas, slice_len, start_batch, read_rows,
-                             slice_offset, normalize, seed)
+                             slice_offset, normalize, seed, labels)
         ds = tf.data.Dataset.from_generator(reader, output_signature=(
-            tf.TensorSpec([per_replica, slice_len], tf.int16), tf.TensorSpec([per_replica], tf.float32)))
-        ds = ds.map(lambda pcm, scale: (tf.cast(pcm, tf.float32) * scale[:, None])[..., None],
+            tf.TensorSpec([per_replica, slice_len], tf.int16), tf.TensorSpec([per_replica], tf.float32),
+            tf.TensorSpec([per_replica], tf.int32)))
+        ds = ds.map(lambda pcm, scale, label: (
+            (tf.cast(pcm, tf.float32) * scale[:, None])[..., None], label),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -32,6 +32,11 @@ SPLITS = ("train", "valid", "test")
 # stored as UNKNOWN, and text as "" — never as a guess.
 UNKNOWN = -1
 
+# Columns a model can be conditioned on, and their class counts: a label is the stored
+# value itself (MIDI pitch 0-127, family id 0-10), so exported generators take the
+# numbers people know rather than a training set's private class index.
+LABEL_CLASSES = {"pitch": 128, "instrument_family": len(FAMILIES)}
+
 # Column name -> numpy dtype of what a read returns ("text" for strings).
 COLUMNS = {
     "audio": np.int16,  # [num_samples] PCM

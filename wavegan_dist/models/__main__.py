@@ -22,9 +22,10 @@ def main(argv):
         from wavegan_dist import models
         from wavegan_dist.models.summary import format_table, layer_table
 
-        generator, critic = models.build_models(cfg.slice_len, cfg.dim, cfg.kernel_len,
-                                                cfg.latent_dim, cfg.phase_shuffle, cfg.seed)
+        generator, critic = models.build_models(cfg.model_spec())
         what = f"slice {cfg.slice_len}, d={cfg.dim}, kernel {cfg.kernel_len}"
+        if cfg.condition != "none":
+            what += f", conditioned on {cfg.condition}"
         g_rows, g_total = layer_table(generator, (cfg.latent_dim,))
         c_rows, c_total = layer_table(critic, (cfg.slice_len, 1))
         print(format_table(f"{cfg.model} generator ({what}, z {cfg.latent_dim})", g_rows, g_total))

@@ -7,10 +7,13 @@ widths double from `dim` up to dim * 2^(n-1) towards the length-16 end. The pape
 """
 
 import keras
-import tensorflow as tf
 
 from wavegan_dist.errors import UserError
+from wavegan_dist.models.batch_norm import GeneratorBatchNorm
+from wavegan_dist.models.conditioning import Projection, critic_score, with_label
 from wavegan_dist.models.phase_shuffle import phase_shuffle as _phase_shuffle
+from wavegan_dist.models.network import SpecNetwork
+from wavegan_dist.models.spec import ModelSpec
 
 START_LEN = 16
 
@@ -62,95 +65,140 @@ def _kernel_init(seed, offset, layer_index):
     return keras.initializers.GlorotUniform(seed=_init_seed(seed, offset, layer_index))
 
 
-class WaveGANGenerator(keras.Model):
-    """WaveGAN generator: latent z [B, latent_dim] -> waveform [B, slice_len, 1] in [-1, 1].
+POST_FILTER_TAPS = 512  # the public code's post-processing filter length
 
-    Dense to [16, dim * 2^(n-1)], ReLU, then n transposed 1-D convolutions
-    ("same" padding, with bias), ReLU between them and tanh at the end.
+
+class WaveGANGenerator(SpecNetwork):
+    """WaveGAN generator: z [B, latent_dim] (+ label) -> waveform [B, slice_len, 1].
+
+    Dense to [16, dim * 2^(n-1)], ReLU, then n upsampling 1-D convolutions ("same",
+    with bias), ReLU between them and tanh at the end. Options (ModelSpec): "nn"
+    upsampling (repeat each sample `stride` times, then a stride-1 convolution)
+    instead of transposed convolutions; batch norm before each ReLU; a learned
+    512-tap filter (no bias) after the tanh; a one-hot label appended to z.
     """
 
-    def __init__(self, slice_len=16384, dim=64, kernel_len=25, latent_dim=100, seed=0,
-                 name="generator"):
-        super().__init__(name=name)
-        self.slice_len = int(slice_len)
-        self.dim = int(dim)
-        self.kernel_len = int(kernel_len)
-        self.latent_dim = int(latent_dim)
-        self.seed = int(seed)
-        self.strides = tuple(layer_strides(self.slice_len))
+    def __init__(self, spec: ModelSpec, name="generator"):
+        super().__init__(spec, name)
+        self.strides = tuple(layer_strides(spec.slice_len))
         n = len(self.strides)
-        self.start_width = self.dim * 2 ** (n - 1)
+        self.start_width = spec.dim * 2 ** (n - 1)
 
         def init(i):
-            return _kernel_init(self.seed, _GENERATOR_SEED_OFFSET, i)
+            return _kernel_init(spec.seed, _GENERATOR_SEED_OFFSET, i)
 
+        # A bias right before batch norm is cancelled by it (its gradient is pure
+        # round-off, which Adam would blow up to full-size steps), so layers followed by
+        # batch norm have none.
         self.dense = keras.layers.Dense(
             START_LEN * self.start_width, kernel_initializer=init(0),
-            bias_initializer="zeros", name="dense")
+            use_bias=not spec.gen_batchnorm, name="dense")
         self.reshape = keras.layers.Reshape((START_LEN, self.start_width), name="reshape")
+        # One attribute per layer, not a list: tf.train.Checkpoint does not see layers
+        # inside Keras 3 tracked lists, so their weights would not be saved.
+        if spec.gen_batchnorm:
+            self.norm_dense = _batch_norm("norm_dense")
         width = self.start_width
         for i, stride in enumerate(self.strides):
             last = i == n - 1
             width = 1 if last else width // 2
-            # One attribute per layer, not a list: tf.train.Checkpoint does not see
-            # layers inside Keras 3 tracked lists, so their weights would not be saved.
-            setattr(self, f"upconv_{i}", keras.layers.Conv1DTranspose(
-                width, self.kernel_len, strides=stride, padding="same", use_bias=True,
-                activation="tanh" if last else "relu",
-                kernel_initializer=init(i + 1), bias_initializer="zeros",
-                name=f"upconv_{i}"))
+            conv_args = dict(padding="same", use_bias=last or not spec.gen_batchnorm,
+                             kernel_initializer=init(i + 1), name=f"upconv_{i}")
+            if spec.upsample == "nn":
+                setattr(self, f"upsample_{i}", keras.layers.UpSampling1D(stride, name=f"upsample_{i}"))
+                conv = keras.layers.Conv1D(width, spec.kernel_len, **conv_args)
+            else:
+                conv = keras.layers.Conv1DTranspose(width, spec.kernel_len, strides=stride,
+                                                    **conv_args)
+            setattr(self, f"upconv_{i}", conv)
+            if spec.gen_batchnorm and not last:
+                setattr(self, f"norm_{i}", _batch_norm(f"norm_{i}"))
+        if spec.post_filter:
+            self.post_filter = keras.layers.Conv1D(
+                1, POST_FILTER_TAPS, padding="same", use_bias=False,
+                kernel_initializer=init(n + 1), name="post_filter")
 
     @property
     def upconvs(self):
-        """The transposed convolution layers, from the length-16 end to the waveform."""
+        """The (transposed) convolution of each upsampling stage, length-16 end first."""
         return [getattr(self, f"upconv_{i}") for i in range(len(self.strides))]
+
+    def _stage(self, i):
+        """Layers of upsampling stage i in call order, with what follows each."""
+        last = i == len(self.strides) - 1
+        layers = []
+        if self.spec.upsample == "nn":
+            layers.append((getattr(self, f"upsample_{i}"), ""))
+        conv = getattr(self, f"upconv_{i}")
+        if self.spec.gen_batchnorm and not last:
+            layers += [(conv, ""), (getattr(self, f"norm_{i}"), "ReLU")]
+        else:
+            layers.append((conv, "tanh" if last else "ReLU"))
+        return layers
 
     @property
     def summary_layers(self):
         """(layer, what follows it) in call order, for layer tables."""
-        n = len(self.strides)
-        return ([(self.dense, ""), (self.reshape, "ReLU")]
-                + [(layer, "tanh" if i == n - 1 else "ReLU") for i, layer in enumerate(self.upconvs)])
+        head = [(self.dense, ""), (self.reshape, "" if self.spec.gen_batchnorm else "ReLU")]
+        if self.spec.gen_batchnorm:
+            head.append((self.norm_dense, "ReLU"))
+        stages = [pair for i in range(len(self.strides)) for pair in self._stage(i)]
+        tail = [(self.post_filter, "")] if self.spec.post_filter else []
+        return head + stages + tail
 
-    def call(self, z, training=False):
-        """Args: z float [B, latent_dim]. Returns float32 [B, slice_len, 1] in [-1, 1]."""
-        x = self.dense(keras.ops.cast(z, "float32"))
-        x = keras.ops.relu(self.reshape(x))
-        for layer in self.upconvs:
-            x = layer(x)
+    def call(self, z, labels=None, training=False):
+        """Args: z float [B, latent_dim]; labels int [B] (conditional models) or None.
+        Returns float32 [B, slice_len, 1]."""
+        x = with_label(keras.ops.cast(z, "float32"), labels, self.num_classes)
+        x = self.reshape(self.dense(x))
+        if self.spec.gen_batchnorm:
+            x = self.norm_dense(x, training=training)
+        x = keras.ops.relu(x)
+        for i in range(len(self.strides)):
+            last = i == len(self.strides) - 1
+            if self.spec.upsample == "nn":
+                x = getattr(self, f"upsample_{i}")(x)
+            x = getattr(self, f"upconv_{i}")(x)
+            if last:
+                x = keras.ops.tanh(x)
+            else:
+                if self.spec.gen_batchnorm:
+                    x = getattr(self, f"norm_{i}")(x, training=training)
+                x = keras.ops.relu(x)
+        if self.spec.post_filter:
+            x = self.post_filter(x)
         return x
 
 
-class WaveGANCritic(keras.Model):
+class WaveGANCritic(SpecNetwork):
     """WaveGAN critic (WGAN-GP, no batch norm): waveform [B, slice_len, 1] -> score [B].
 
     n strided 1-D convolutions ("same", with bias), each followed by LeakyReLU(0.2);
-    phase shuffle after every one but the last; then flatten and a linear Dense to 1.
+    phase shuffle after every one but the last; then flatten and a linear Dense to 1,
+    plus a label projection of the flattened features in a conditional model.
     """
 
-    def __init__(self, slice_len=16384, dim=64, kernel_len=25, phase_shuffle=2, seed=0,
-                 name="critic"):
-        super().__init__(name=name)
-        self.slice_len = int(slice_len)
-        self.dim = int(dim)
-        self.kernel_len = int(kernel_len)
-        self.phase_shuffle_radius = int(phase_shuffle)
-        self.seed = int(seed)
-        self.strides = tuple(layer_strides(self.slice_len))
+    def __init__(self, spec: ModelSpec, name="critic"):
+        super().__init__(spec, name)
+        self.phase_shuffle_radius = spec.phase_shuffle
+        self.strides = tuple(layer_strides(spec.slice_len))
         n = len(self.strides)
 
         def init(i):
-            return _kernel_init(self.seed, _CRITIC_SEED_OFFSET, i)
+            return _kernel_init(spec.seed, _CRITIC_SEED_OFFSET, i)
 
         for i, stride in enumerate(self.strides):
             # Attributes rather than a list so tf.train.Checkpoint tracks them (see generator).
             setattr(self, f"conv_{i}", keras.layers.Conv1D(
-                self.dim * 2**i, self.kernel_len, strides=stride, padding="same",
+                spec.dim * 2**i, spec.kernel_len, strides=stride, padding="same",
                 use_bias=True, kernel_initializer=init(i), bias_initializer="zeros",
                 name=f"conv_{i}"))
         self.flatten = keras.layers.Flatten(name="flatten")
         self.dense = keras.layers.Dense(
             1, kernel_initializer=init(n), bias_initializer="zeros", name="dense")
+        if spec.num_classes:
+            self.projection = Projection(spec.num_classes, _init_seed(spec.seed, _CRITIC_SEED_OFFSET,
+                                                                      n + 1), name="projection")
 
     @property
     def convs(self):
@@ -161,16 +209,19 @@ class WaveGANCritic(keras.Model):
     def summary_layers(self):
         """(layer, what follows it) in call order, for layer tables."""
         shuffle = f", phase shuffle ±{self.phase_shuffle_radius}" if self.num_shuffle_layers else ""
-        return ([(conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
-                 for i, conv in enumerate(self.convs)]
-                + [(self.flatten, ""), (self.dense, "linear score")])
+        head = [(conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
+                for i, conv in enumerate(self.convs)]
+        if self.num_classes:
+            return head + [(self.flatten, ""), (self.dense, "+ projection"),
+                           (self.projection, "linear score")]
+        return head + [(self.flatten, ""), (self.dense, "linear score")]
 
     @property
     def num_shuffle_layers(self):
         """Number of layers that take a phase shift: n - 1, or 0 without phase shuffle."""
         return len(self.strides) - 1 if self.phase_shuffle_radius > 0 else 0
 
-    def call(self, x, shifts=None, training=False):
+    def call(self, x, shifts=None, labels=None, training=False):
         """Scores waveforms.
 
         Args:
@@ -178,6 +229,7 @@ class WaveGANCritic(keras.Model):
           shifts: int32 [B, num_shuffle_layers] with values in
             [-phase_shuffle, phase_shuffle] (column i is used after conv layer i),
             or None for no phase shuffle (as at evaluation).
+          labels: int [B] for a conditional critic, else None.
           training: unused; kept for the Keras call convention.
 
         Returns:
@@ -188,32 +240,10 @@ class WaveGANCritic(keras.Model):
             x = keras.ops.leaky_relu(conv(x), negative_slope=0.2)
             if shifts is not None and i < self.num_shuffle_layers:
                 x = _phase_shuffle(x, shifts[:, i], self.phase_shuffle_radius)
-        x = self.dense(self.flatten(x))
-        return keras.ops.squeeze(x, axis=-1)
+        return critic_score(self.dense, self.projection if self.num_classes else None,
+                            self.flatten(x), labels)
 
 
-def build_models(slice_len, dim, kernel_len, latent_dim, phase_shuffle, seed):
-    """Creates the generator and critic and their variables.
-
-    Each network is called once on a batch of one zero input so that all variables
-    exist before any tf.function trace (call this inside a strategy scope to get
-    distributed variables).
-
-    Args:
-      slice_len: waveform length, 16 * 4^k or 16 * 4^k * 2 (else UserError).
-      dim: model width d; channel widths run from d to d * 2^(n-1).
-      kernel_len: convolution kernel length (25 in the paper).
-      latent_dim: length of the generator's input z.
-      phase_shuffle: critic phase shuffle radius; 0 disables it.
-      seed: int; the same seed always gives the same initial weights.
-
-    Returns:
-      (WaveGANGenerator, WaveGANCritic).
-    """
-    generator = WaveGANGenerator(slice_len=slice_len, dim=dim, kernel_len=kernel_len,
-                                 latent_dim=latent_dim, seed=seed)
-    critic = WaveGANCritic(slice_len=slice_len, dim=dim, kernel_len=kernel_len,
-                           phase_shuffle=phase_shuffle, seed=seed)
-    generator(tf.zeros([1, generator.latent_dim], tf.float32))
-    critic(tf.zeros([1, critic.slice_len, 1], tf.float32))
-    return generator, critic
+def _batch_norm(name):
+    # Statistics over the global batch, so N replicas normalise exactly like one device.
+    return GeneratorBatchNorm(synchronized=True, name=name)

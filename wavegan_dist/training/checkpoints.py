@@ -15,7 +15,8 @@ import tensorflow as tf
 from wavegan_dist.errors import UserError
 
 # Fields that change variable shapes or meaning: a checkpoint cannot be resumed across them.
-MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim")
+MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample",
+                "post_filter", "gen_batchnorm", "condition")
 CONFIG_FILE = "config.json"
 
 

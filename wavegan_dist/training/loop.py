@@ -19,6 +19,7 @@ import tensorflow as tf
 from wavegan_dist import models, strategy as strategies
 from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
+from wavegan_dist.data.labels import attach_labels, label_counts
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training import checkpoints, summaries
@@ -102,7 +103,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     if not cfg.model_dir:
         raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
     # Everything that can be checked without a strategy is checked before anything is written.
-    models.layer_strides(cfg.slice_len)
+    models.check_slice_len(cfg.model_spec())
     changes = checkpoints.check_config(cfg.model_dir, cfg.to_dict())
     strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
     replicas = strategy.num_replicas_in_sync
@@ -113,8 +114,10 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                         "VM (--strategy=tpu there, no --tpu needed)")
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
+    source, labels = attach_labels(source, cfg.condition, log)
+    classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"
     log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
-        f"slice {cfg.slice_len} samples")
+        f"slice {cfg.slice_len} samples{classes}")
     pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
 
     chief = is_chief(strategy)
@@ -124,15 +127,12 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}")
 
-    def model_fn():
-        return models.build_models(cfg.slice_len, cfg.dim, cfg.kernel_len, cfg.latent_dim,
-                                   cfg.phase_shuffle, cfg.seed)
-
     trainer = build_trainer(
-        strategy, model_fn,
+        strategy, lambda: models.build_models(cfg.model_spec()),
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
                    cfg.phase_shuffle, cfg.seed, cfg.jit_compile),
-        cfg.learning_rate, cfg.beta1, cfg.beta2)
+        cfg.learning_rate, cfg.beta1, cfg.beta2,
+        None if labels is None else label_counts(labels, cfg.condition))
     ckpt = checkpoints.Checkpointer(
         cfg.model_dir, cfg.keep_checkpoints, trainer.step,
         models={"generator": trainer.generator, "critic": trainer.critic},
@@ -151,33 +151,43 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
             log(f"note: {note} since the run started; training continues with the new "
                 "value, so it no longer repeats an uninterrupted run exactly")
     if chief:
-        checkpoints.record_config(cfg.model_dir, cfg.to_dict())
+        # The sample rate is recorded with the config so `generate` can write files
+        # at the dataset's rate without opening the dataset.
+        checkpoints.record_config(cfg.model_dir, {**cfg.to_dict(),
+                                                  "sample_rate": source.sample_rate})
 
-    result = _train_loop(cfg, strategy, trainer, ckpt, source, start, chief, log)
+    result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log)
     if scratch:
         tf.io.gfile.rmtree(scratch)
     return result
 
 
-def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, start: int,
-                chief: bool, log) -> TrainResult:
+def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
+    """Labels for `count` generated clips: those of the first selected rows, repeated."""
+    return None if labels is None else np.resize(labels, count).astype(np.int32)
+
+
+def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
+                start: int, chief: bool, log) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
     real_clips = _real_clips(source, num_clips, cfg.slice_len, cfg.normalize)
+    # Generated clips take the real clips' labels, so the two rows of audio compare.
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
+    sample_labels = _sample_labels(labels, num_clips)
     step, metrics = start, {}
     if start < cfg.train_steps:
         dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
             source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
             start_batch=start * cfg.n_critic, read_rows=cfg.read_rows,
             shuffle_window=cfg.shuffle_window,
-            slice_offset=cfg.slice_offset, normalize=cfg.normalize))
+            slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
         iterator = iter(dataset)
         try:
             step, metrics = _run_steps(cfg, trainer, ckpt, writer, iterator, start,
-                                                   sample_z, real_clips, log)
+                                       (sample_z, sample_labels), real_clips, log)
         finally:
             # A live from_generator iterator at interpreter exit can hang the process
             # (seen with deeplake reads in flight), so it is released here, now.
@@ -193,7 +203,8 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
                                         -1.0, 1.0)
         wavs = summaries.write_wavs(
             os.path.join(cfg.model_dir, "samples", f"step_{step:07d}"),
-            trainer.generate(z).numpy(), source.sample_rate)
+            trainer.generate(z, _sample_labels(labels, cfg.num_wavs)).numpy(),
+            source.sample_rate)
         log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
     divergence = replica_divergence(trainer.generator.trainable_variables
                                     + trainer.critic.trainable_variables)
@@ -205,7 +216,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, sta
 
 
 def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, start: int,
-               sample_z, real_clips, log) -> tuple[int, dict]:
+               sample_inputs, real_clips, log) -> tuple[int, dict]:
     """Runs steps start+1..train_steps; returns (step, last fetched metrics)."""
     examples_per_step = cfg.n_critic * cfg.batch_size
     step, metrics = start, {}
@@ -239,7 +250,7 @@ def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, star
                 f"generator {metrics['generator']:+.4f}  gp {metrics['gradient_penalty']:.4f}  "
                 f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
         if step % cfg.sample_every == 0 or step == cfg.train_steps:
-            writer.audio(step, trainer.generate(sample_z).numpy(), real_clips)
+            writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
         if saves:
             log(f"checkpoint {ckpt.save()}")
     return step, metrics

@@ -6,6 +6,11 @@ The per-replica functions stay small: draw this replica's randomness, run the
 networks, compute per-example losses, average them over the GLOBAL batch and
 apply gradients (Keras sums gradients across replicas, so the update equals the
 single-device update on the whole global batch).
+
+Conditional models: in a critic update the fakes take the real batch's labels (so
+real and fake share one label distribution and the penalty's interpolates have
+one label each); in a generator update labels are drawn with the training set's
+class frequencies.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import dataclasses
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from wavegan_dist import losses, noise
@@ -40,16 +46,25 @@ class WganGpTrainer:
 
     Args:
       strategy: the strategy whose scope the models and optimizers were built in.
-      generator: maps [B, latent_dim] to [B, T, 1].
-      critic: maps ([B, T, 1], shifts [B, L] int32) to [B] scores.
+      generator: maps (z [B, latent_dim], labels [B] or None) to [B, T, 1].
+      critic: maps ([B, T, 1], shifts [B, L] int32 or None, labels [B] or None) to [B].
       g_opt, d_opt: Keras optimizers, already built under the scope.
       step: int64 scalar variable counting generator steps, created under the scope.
       cfg: StepConfig.
+      label_counts: int [num_classes] rows per class of the training set; required
+        when the networks are conditional (generator.num_classes > 0).
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, generator: keras.Model,
                  critic: keras.Model, g_opt: keras.optimizers.Optimizer,
-                 d_opt: keras.optimizers.Optimizer, step: tf.Variable, cfg: StepConfig):
+                 d_opt: keras.optimizers.Optimizer, step: tf.Variable, cfg: StepConfig,
+                 label_counts: np.ndarray | None = None):
+        self.conditional = bool(getattr(generator, "num_classes", 0))
+        if self.conditional:
+            if label_counts is None or len(label_counts) != generator.num_classes:
+                raise ValueError(f"a conditional generator needs label_counts of length "
+                                 f"{generator.num_classes}")
+            self._cumulative_counts = np.cumsum(label_counts).astype(np.int32)
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
@@ -77,22 +92,35 @@ class WganGpTrainer:
         return noise.shifts(rng_key, self.cfg.global_batch, self.per_replica, layers,
                             self.cfg.phase_shuffle, copies)
 
-    def _critic_replica_step(self, real: tf.Tensor, step: tf.Tensor, i: int) -> dict:
+    def _after_critic_updates(self, step: tf.Tensor) -> tf.Tensor:
+        # Replicas must issue their collectives in one order. The generator pass that
+        # starts an update reads no critic weight, so without this it could run (and
+        # start a batch-norm all-reduce) on one replica before the previous critic
+        # update's gradient all-reduce; reading a critic weight orders it after that.
+        with tf.control_dependencies([tf.identity(self.critic.trainable_variables[-1].value)]):
+            return tf.identity(step)
+
+    def _critic_replica_step(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
         cfg, p = self.cfg, self.per_replica
+        step = self._after_critic_updates(step)
+        real, labels = batch
+        labels = labels if self.conditional else None
         z = noise.latent(noise.key(cfg.seed, step, noise.Streams.critic_latent(i)),
                          cfg.global_batch, p, cfg.latent_dim)
         alpha = noise.unit_uniform(noise.key(cfg.seed, step, noise.Streams.critic_alpha(i)),
                                    cfg.global_batch, p)
         shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.critic_shifts(i)), 3)
-        fake = self.generator(z, training=True)
+        fake = self.generator(z, labels, training=True)
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
             # Real and fake share one critic call; interpolates need their own for the penalty.
             scores = self.critic(tf.concat([real, fake], 0),
-                                 None if shifts is None else shifts[:2 * p], training=True)
+                                 None if shifts is None else shifts[:2 * p],
+                                 None if labels is None else tf.concat([labels, labels], 0),
+                                 training=True)
             with tf.GradientTape() as gp_tape:
                 gp_tape.watch(x_hat)
-                d_hat = self.critic(x_hat, None if shifts is None else shifts[2 * p:],
+                d_hat = self.critic(x_hat, None if shifts is None else shifts[2 * p:], labels,
                                     training=True)
             penalty = losses.gradient_penalty(gp_tape.gradient(d_hat, x_hat))
             d_real, d_fake = scores[:p], scores[p:]
@@ -106,11 +134,17 @@ class WganGpTrainer:
 
     def _generator_replica_step(self, step: tf.Tensor) -> dict:
         cfg, p = self.cfg, self.per_replica
+        step = self._after_critic_updates(step)
         z = noise.latent(noise.key(cfg.seed, step, noise.Streams.GENERATOR_LATENT),
                          cfg.global_batch, p, cfg.latent_dim)
         shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.GENERATOR_SHIFTS), 1)
+        labels = None
+        if self.conditional:
+            labels = noise.labels(noise.key(cfg.seed, step, noise.Streams.GENERATOR_LABELS),
+                                  cfg.global_batch, p, tf.constant(self._cumulative_counts))
         with tf.GradientTape() as tape:
-            d_fake = self.critic(self.generator(z, training=True), shifts, training=True)
+            d_fake = self.critic(self.generator(z, labels, training=True), shifts, labels,
+                                 training=True)
             loss = tf.nn.compute_average_loss(losses.generator_loss(d_fake),
                                               global_batch_size=cfg.global_batch)
         grads = tape.gradient(loss, self.generator.trainable_variables)
@@ -136,18 +170,30 @@ class WganGpTrainer:
         self.step.assign_add(1)
         return metrics
 
-    def _sample_replica(self, z: tf.Tensor) -> tf.Tensor:
-        return self.generator(z, training=False)
+    def _sample_replica(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        return self.generator(z, labels if self.conditional else None, training=False)
 
-    def generate(self, z: tf.Tensor) -> tf.Tensor:
-        """Runs the generator on every replica with the same z; returns replica 0's
-        output, float32 [B, T, 1] (works for every strategy, TPU included)."""
-        out = self.strategy.run(self._sample, args=(z,))
+    def generate(self, z: tf.Tensor, labels=None) -> tf.Tensor:
+        """Runs the generator on every replica with the same inputs; returns replica 0's
+        output (works for every strategy, TPU included).
+
+        Args:
+          z: float32 [B, latent_dim].
+          labels: int [B] for a conditional generator (ignored otherwise).
+        Returns:
+          float32 [B, T, 1].
+        """
+        if labels is None:
+            if self.conditional:
+                raise ValueError("this generator is conditional: pass labels")
+            labels = tf.zeros([z.shape[0]], tf.int32)
+        out = self.strategy.run(self._sample, args=(z, tf.cast(labels, tf.int32)))
         return self.strategy.experimental_local_results(out)[0]
 
 
 def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
-                  learning_rate: float, beta1: float, beta2: float) -> WganGpTrainer:
+                  learning_rate: float, beta1: float, beta2: float,
+                  label_counts: np.ndarray | None = None) -> WganGpTrainer:
     """Creates models, optimizers and the step counter under `strategy.scope()`.
 
     Optimizers are built eagerly here: Keras 3 would otherwise create their slots
@@ -155,6 +201,7 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
 
     Args:
       model_fn: () -> (generator, critic), with variables already created.
+      label_counts: rows per class, for conditional networks (see WganGpTrainer).
     Returns:
       A WganGpTrainer ready to run.
     """
@@ -166,4 +213,4 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
         d_opt.build(critic.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, step_cfg)
+    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, step_cfg, label_counts)

@@ -90,8 +90,9 @@ def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "
     """
     tf.io.gfile.makedirs(folder)  # model_dir may be gs:// or another tf.io.gfile URL
     paths = []
+    digits = max(2, len(str(len(waves) - 1)))  # names sort in order for any count
     for i, wave in enumerate(waves):
-        path = os.path.join(folder, f"{prefix}_{i:02d}.wav")
+        path = os.path.join(folder, f"{prefix}_{i:0{digits}d}.wav")
         data = tf.audio.encode_wav(tf.clip_by_value(wave, -1.0, 1.0), sample_rate)
         tf.io.write_file(path, data)
         paths.append(path)
