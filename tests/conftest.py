@@ -24,6 +24,15 @@ TINY_TEST_FLAGS = dict(slice_len=1024, dim=4, batch_size=8, n_critic=2, log_ever
                        sample_every=2, ckpt_every=2, num_wavs=2)
 
 
+def error_line(proc):
+    """The one `error: ...` line a CLI printed on a user error (exit 2, no traceback)."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def cache_dir():
     """The session's dataset cache folder (WAVEGAN_DIST_CACHE)."""

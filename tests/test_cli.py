@@ -7,7 +7,7 @@ import sys
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import TINY_TEST_FLAGS
+from conftest import TINY_TEST_FLAGS, error_line
 
 EXPECTED_TAGS = {"loss/critic", "loss/generator", "loss/gradient_penalty", "loss/wasserstein",
                  "perf/examples_per_sec", "audio/generated", "audio/real",
@@ -67,18 +67,10 @@ def test_event_files_hold_every_tag(mirrored_run):
     assert "| batch_size | 8 |" in text and "| strategy | mirrored |" in text
 
 
-def _error_line(proc):
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
-
 def test_tpu_without_a_tpu_is_one_line_error(tmp_path):
     env_tpu = os.environ.pop("TPU_NAME", None)
     try:
-        line = _error_line(_train("--strategy=tpu", "--preset=tiny", f"--model_dir={tmp_path}"))
+        line = error_line(_train("--strategy=tpu", "--preset=tiny", f"--model_dir={tmp_path}"))
     finally:
         if env_tpu is not None:
             os.environ["TPU_NAME"] = env_tpu
@@ -87,14 +79,14 @@ def test_tpu_without_a_tpu_is_one_line_error(tmp_path):
 
 
 def test_bad_input_is_one_line_error(tmp_path):
-    assert "does not divide over 2 replicas" in _error_line(_train(
+    assert "does not divide over 2 replicas" in error_line(_train(
         "--strategy=mirrored", "--cpu_replicas=2", "--preset=tiny", "--batch_size=7",
         f"--model_dir={tmp_path}"))
-    assert "no such file or folder" in _error_line(_train(
+    assert "no such file or folder" in error_line(_train(
         "--preset=tiny", f"--data={tmp_path}/nope", f"--model_dir={tmp_path}"))
-    assert "--model_dir is required" in _error_line(_train("--preset=tiny"))
-    assert "unexpected arguments" in _error_line(_train("--preset=tiny", "stray"))
-    assert "flag --pitch_min=abc" in _error_line(_train("--pitch_min=abc", f"--model_dir={tmp_path}"))
-    assert "Unknown command line flag 'nosuch'" in _error_line(_train("--nosuch=1"))
-    assert "--velocity takes comma-separated integers" in _error_line(_train(
+    assert "--model_dir is required" in error_line(_train("--preset=tiny"))
+    assert "unexpected arguments" in error_line(_train("--preset=tiny", "stray"))
+    assert "flag --pitch_min=abc" in error_line(_train("--pitch_min=abc", f"--model_dir={tmp_path}"))
+    assert "Unknown command line flag 'nosuch'" in error_line(_train("--nosuch=1"))
+    assert "--velocity takes comma-separated integers" in error_line(_train(
         "--velocity=loud", f"--model_dir={tmp_path}"))
