@@ -158,3 +158,17 @@ def test_conditional_critic_penalty_gradients_compile_under_xla():
 
     np.testing.assert_allclose(tf.function(penalty, jit_compile=True)(x, labels),
                                penalty(x, labels), rtol=1e-4)
+
+
+def test_bf16_networks_compute_in_bfloat16_and_return_float32():
+    import keras
+
+    generator, critic = build_models(ModelSpec(slice_len=1024, dim=4, precision="bf16",
+                                               gen_batchnorm=True, num_classes=11))
+    assert keras.config.dtype_policy().name == "float32"  # only these layers are mixed
+    assert generator.upconv_0.compute_dtype == "bfloat16" and critic.conv_0.compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in generator.weights + critic.weights)
+    wave = generator(_z(2), tf.constant([1, 2]), training=True)
+    score = critic(wave, None, tf.constant([1, 2]))
+    assert wave.dtype == tf.float32 and score.dtype == tf.float32
+    assert np.all(np.isfinite(wave.numpy())) and np.all(np.isfinite(score.numpy()))

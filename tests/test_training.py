@@ -220,3 +220,48 @@ def test_conditioning_on_a_dataset_without_labels_is_a_user_error(tmp_path, buil
     with pytest.raises(UserError, match="--condition=pitch: none of the 16 selected rows"):
         run_training(_cfg(tmp_path / "run", data=str(tmp_path / "nolabels"), condition="pitch"),
                      tf.distribute.OneDeviceStrategy("/cpu:0"))
+
+
+def _scalars(model_dir, tag):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(model_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+
+
+def test_steps_per_loop_trains_and_logs_exactly_like_single_steps(one_device_run, tmp_path):
+    """--steps_per_loop=3: loops of 3 then 1 steps (cut at the end); same weights and the
+    same per-step scalars as one step per host call."""
+    d1, *_ = one_device_run
+    logs = []
+    result = run_training(_cfg(tmp_path, train_steps=4, steps_per_loop=3, ckpt_every=4,
+                               sample_every=4), tf.distribute.OneDeviceStrategy("/cpu:0"),
+                          log=logs.append)
+    assert result.step == 4
+    assert any(line.startswith("step 1: first call of 3 step(s)") for line in logs)
+    assert [line.split()[1] for line in logs if line.startswith("step ") and "critic" in line] \
+        == ["1/4", "2/4", "3/4", "4/4"]
+    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-6
+    for tag in ("loss/critic", "loss/generator", "loss/gradient_penalty"):
+        single, looped = _scalars(d1, tag), _scalars(tmp_path, tag)
+        assert sorted(looped) == [1, 2, 3, 4]
+        assert all(abs(single[s] - looped[s]) < 1e-6 for s in looped), (single, looped)
+
+
+def test_bf16_mixed_precision_trains_plain_and_under_xla(tmp_path):
+    """--precision=bf16 on CPU: bfloat16 compute, float32 weights, finite losses, and the
+    per-replica steps compile with XLA as a TPU would run them."""
+    cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
+    for name, extra in [("plain", {}), ("xla", {"jit_compile": True})]:
+        result = run_training(_cfg(tmp_path / name, train_steps=2, precision="bf16", num_wavs=0,
+                                   gen_batchnorm=True, condition="pitch", **extra), cpu,
+                              log=lambda _: None)
+        assert result.step == 2 and all(np.isfinite(v) for v in result.metrics.values())
+        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / name /
+                                                                         "checkpoints")))
+        dtypes = {reader.get_variable_to_dtype_map()[k] for k in reader.get_variable_to_shape_map()
+                  if k.startswith("models/")}
+        assert dtypes == {tf.float32}
+    import keras
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone

@@ -61,6 +61,13 @@ class Config:
     train_steps: int = 200_000  # generator steps
     seed: int = 0
     jit_compile: bool = False  # XLA-compile the per-replica steps (TPU always compiles)
+    precision: str = "fp32"  # fp32 | bf16 (mixed: bfloat16 compute, float32 weights)
+    steps_per_loop: int = 1  # generator steps per host call (one tf.function loop)
+
+    # Faults.
+    on_nan: str = "stop"  # stop | rollback (restore the last checkpoint, new noise seed)
+    max_rollbacks: int = 3  # rollbacks allowed in one process before stopping
+    debug_nan_at_step: int = 0  # test hook: poison the generator loss at this step (0 = off)
 
     # Outputs.
     model_dir: str = ""
@@ -98,7 +105,8 @@ class Config:
             kernel_len=self.kernel_len, latent_dim=self.latent_dim,
             phase_shuffle=self.phase_shuffle, upsample=self.upsample,
             post_filter=self.post_filter, gen_batchnorm=self.gen_batchnorm,
-            num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed)
+            num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed,
+            precision=self.precision)
 
     def row_filter(self):
         """The RowFilter these data flags describe."""
@@ -159,6 +167,15 @@ class Config:
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
             need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
+        need(self.precision in PRECISIONS,
+             f"--precision={self.precision} is not one of {', '.join(PRECISIONS)}")
+        need(1 <= self.steps_per_loop <= 10_000,
+             f"--steps_per_loop must be in [1, 10000], got {self.steps_per_loop}")
+        need(self.on_nan in ("stop", "rollback"),
+             f"--on_nan={self.on_nan} is not one of stop, rollback")
+        need(self.max_rollbacks >= 0, f"--max_rollbacks must be >= 0, got {self.max_rollbacks}")
+        need(self.debug_nan_at_step >= 0,
+             f"--debug_nan_at_step must be >= 0, got {self.debug_nan_at_step}")
         need(self.slice_offset in ("start", "random"),
              f"--slice_offset={self.slice_offset} is not one of start, random")
         need(self.shuffle in SHUFFLES, f"--shuffle={self.shuffle} is not one of {', '.join(SHUFFLES)}")
@@ -177,6 +194,7 @@ STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
 SHUFFLES = ("rows", "blocks", "none")
 MODELS = ("wavegan", "seed2d")
 UPSAMPLES = ("zeros", "nn")
+PRECISIONS = ("fp32", "bf16")
 CONDITIONS = ("none", "pitch", "instrument_family")
 # Per-model defaults of the fields left None: the paper's WaveGAN and the user's 2-D sketch.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from wavegan_dist.config import (CONDITIONS, MODELS, PRESETS, SHUFFLES, STRATEGIES, UPSAMPLES,
-                                 Config, make_config)
+from wavegan_dist.config import (CONDITIONS, MODELS, PRECISIONS, PRESETS, SHUFFLES, STRATEGIES,
+                                 UPSAMPLES, Config, make_config)
 from wavegan_dist.errors import UserError
 
 _D = Config()  # paper defaults, shown in --help
@@ -83,6 +83,21 @@ flags.DEFINE_integer("train_steps", _D.train_steps, "Total generator steps (a re
 flags.DEFINE_integer("seed", _D.seed, "Seed for weights, data order and noise.")
 flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile the per-replica training steps with "
                   "XLA (TPU compiles them anyway; on CPU XLA was about 5x slower here).")
+flags.DEFINE_enum("precision", _D.precision, list(PRECISIONS), "'bf16': mixed precision "
+                  "(bfloat16 compute, float32 weights and losses; TPU and recent GPUs); 'fp32' "
+                  "everywhere otherwise.")
+flags.DEFINE_integer("steps_per_loop", _D.steps_per_loop, "Generator steps per host call, run "
+                     "in one compiled loop (cuts host overhead on TPU/GPU); logged scalars stay "
+                     "exact per step.")
+# Faults.
+flags.DEFINE_enum("on_nan", _D.on_nan, ["stop", "rollback"], "When a loss is NaN/Inf: 'stop' "
+                  "(error, last checkpoint intact) or 'rollback' (restore the last checkpoint "
+                  "and continue with a fresh noise seed, up to --max_rollbacks times).")
+flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed in one run "
+                     "(--on_nan=rollback) before it stops.")
+flags.DEFINE_integer("debug_nan_at_step", _D.debug_nan_at_step, "Testing aid: make the "
+                     "generator loss NaN at this step (once, with the run's own seed), to "
+                     "exercise --on_nan. 0 = off.")
 # Outputs.
 flags.DEFINE_string("model_dir", _D.model_dir, "Folder for checkpoints, TensorBoard events and "
                     "samples; an existing run there is resumed.")

@@ -16,18 +16,19 @@ _STREAMS_PER_STEP = 4096
 _FLOAT_BITS = 1 << 24  # float32 represents every multiple of 2^-24 in [0, 1) exactly
 
 
-def key(seed: int, step: tf.Tensor, stream: int) -> tf.Tensor:
+def key(seed, step: tf.Tensor, stream: int) -> tf.Tensor:
     """Returns the stateless RNG key (int64 [2]) of one random stream at one step.
 
     Args:
-      seed: the run's --seed.
+      seed: the run's noise seed, an int or a scalar integer tensor (--seed, or a
+        fresh one after a rollback).
       step: scalar int64 tensor, the generator step.
       stream: a small int (< 4096) naming what is drawn (see Streams).
     """
     step = tf.cast(step, tf.int64)
     # On TPU every strategy.run argument arrives as a tensor (int32 for a Python int).
     stream = tf.cast(stream, tf.int64)
-    return tf.stack([tf.constant(seed, tf.int64), step * _STREAMS_PER_STEP + stream])
+    return tf.stack([tf.cast(seed, tf.int64), step * _STREAMS_PER_STEP + stream])
 
 
 class Streams:

@@ -35,8 +35,12 @@ class GeneratorBatchNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+        # autocast=False: under mixed precision these stay float32 inside call(), where
+        # the normalisation is computed in float32.
+        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma",
+                                     autocast=False)
+        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta",
+                                    autocast=False)
         self.moving_mean = self._statistic(channels, "zeros", "moving_mean")
         self.moving_variance = self._statistic(channels, "ones", "moving_variance")
 
@@ -44,7 +48,7 @@ class GeneratorBatchNorm(keras.layers.Layer):
         # add_weight cannot make sync-on-read variables; an initializer object (not a
         # value) lets Keras defer creation the way add_weight does.
         return keras.Variable(keras.initializers.get(initializer), shape=(channels,),
-                              dtype="float32", trainable=False, name=name,
+                              dtype="float32", trainable=False, name=name, autocast=False,
                               synchronization="on_read", aggregation="mean")
 
     def _moments(self, x):
@@ -62,6 +66,9 @@ class GeneratorBatchNorm(keras.layers.Layer):
         return mean, tf.maximum(total[1] / total[2] - tf.square(mean), 0.0)
 
     def call(self, x, training=False):
+        # Statistics in float32 under mixed precision too (as Keras's own batch norm).
+        dtype = x.dtype
+        x = keras.ops.cast(x, "float32")
         if training:
             mean, variance = self._moments(x)
             m = self.momentum
@@ -70,7 +77,7 @@ class GeneratorBatchNorm(keras.layers.Layer):
         else:
             mean, variance = self.moving_mean, self.moving_variance
         inv = keras.ops.rsqrt(variance + self.epsilon) * self.gamma
-        return (x - mean) * inv + self.beta
+        return keras.ops.cast((x - mean) * inv + self.beta, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

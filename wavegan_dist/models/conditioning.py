@@ -69,11 +69,11 @@ def critic_score(dense, projection, features, labels):
       features: float32 [B, F].
       labels: int [B] (required when projection is given), or None.
     Returns:
-      float32 [B].
+      float32 [B] (also under mixed precision: losses are taken in float32).
     """
-    score = keras.ops.squeeze(dense(features), axis=-1)
+    score = keras.ops.cast(keras.ops.squeeze(dense(features), axis=-1), "float32")
     if projection is None:
         return score
     if labels is None:
         raise ValueError("this critic is conditional: pass labels")
-    return score + projection(features, labels)
+    return score + keras.ops.cast(projection(features, labels), "float32")

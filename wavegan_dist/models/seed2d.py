@@ -93,7 +93,7 @@ class Seed2DGenerator(SpecNetwork):
             x = getattr(self, f"upconv_{i}")(x)
             if i < self.num_stages - 1:
                 x = keras.ops.leaky_relu(x, SKETCH_SLOPE)
-        return self.to_audio(x)
+        return keras.ops.cast(self.to_audio(x), "float32")  # float32 under mixed precision
 
 
 class Seed2DCritic(SpecNetwork):

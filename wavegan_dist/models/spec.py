@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 
@@ -21,6 +22,8 @@ class ModelSpec:
       gen_batchnorm: batch norm in the generator (wavegan).
       num_classes: label classes for conditioning; 0 = unconditional.
       seed: initial-weight seed.
+      precision: "fp32", or "bf16" for bfloat16 compute with float32 weights; either
+        way the networks take and return float32.
     """
 
     model: str = "wavegan"
@@ -34,6 +37,7 @@ class ModelSpec:
     gen_batchnorm: bool = False
     num_classes: int = 0
     seed: int = 0
+    precision: str = "fp32"
 
 
 def check_slice_len(spec: ModelSpec) -> None:
@@ -52,6 +56,20 @@ def _classes(spec: ModelSpec):
     return wavegan.WaveGANGenerator, wavegan.WaveGANCritic
 
 
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+    # Keras layers take the global policy when they are created; it is set only while
+    # this spec's layers are made, so other models in the process are unaffected.
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
 def build_generator(spec: ModelSpec):
     """Creates only the generator `spec` describes, with its variables (for inference).
 
@@ -61,7 +79,8 @@ def build_generator(spec: ModelSpec):
     import tensorflow as tf
 
     check_slice_len(spec)
-    generator = _classes(spec)[0](spec)
+    with _dtype_policy(spec.precision):
+        generator = _classes(spec)[0](spec)
     generator(tf.zeros([1, spec.latent_dim], tf.float32),
               tf.zeros([1], tf.int32) if spec.num_classes else None)
     return generator
@@ -83,7 +102,8 @@ def build_models(spec: ModelSpec):
     import tensorflow as tf
 
     generator = build_generator(spec)
-    critic = _classes(spec)[1](spec)
+    with _dtype_policy(spec.precision):
+        critic = _classes(spec)[1](spec)
     critic(tf.zeros([1, spec.slice_len, 1], tf.float32), None,
            tf.zeros([1], tf.int32) if spec.num_classes else None)
     return generator, critic

@@ -167,7 +167,7 @@ class WaveGANGenerator(SpecNetwork):
                 x = keras.ops.relu(x)
         if self.spec.post_filter:
             x = self.post_filter(x)
-        return x
+        return keras.ops.cast(x, "float32")  # float32 out under mixed precision too
 
 
 class WaveGANCritic(SpecNetwork):

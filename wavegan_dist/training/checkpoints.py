@@ -38,13 +38,20 @@ class Checkpointer:
       save_dir: where this process saves, if not the run's own folder (non-chief
         multi-worker processes must take part in saving but write somewhere
         throwaway; they still restore from the run's folder).
+      optional: {name: variable} saved with the rest but restored only if the
+        checkpoint has it (state added after checkpoints of older versions exist,
+        such as the noise seed).
     """
 
     def __init__(self, model_dir: str, keep: int, step: tf.Variable, models: dict,
-                 optimizers: dict, save_dir: str | None = None):
+                 optimizers: dict, save_dir: str | None = None, optional: dict | None = None):
         self.directory = os.path.join(model_dir, "checkpoints")
-        self.checkpoint = tf.train.Checkpoint(step=step, models=tf.train.Checkpoint(**models),
-                                              optimizers=tf.train.Checkpoint(**optimizers))
+        parts = dict(step=step, models=tf.train.Checkpoint(**models),
+                     optimizers=tf.train.Checkpoint(**optimizers))
+        self.checkpoint = tf.train.Checkpoint(**parts, **(optional or {}))
+        # What every checkpoint must hold; restored and checked on its own.
+        self._required = tf.train.Checkpoint(**parts)
+        self._optional = tf.train.Checkpoint(**(optional or {}))
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(save_dir, "checkpoints") if save_dir else self.directory,
             max_to_keep=keep, step_counter=step)
@@ -61,7 +68,8 @@ class Checkpointer:
         if not latest:
             return None
         try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self._required.restore(latest).assert_existing_objects_matched()
+            self._optional.restore(latest).expect_partial()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise UserError(f"cannot restore checkpoint {latest}: {reason}; use a new "
@@ -78,7 +86,7 @@ class Checkpointer:
 ORDER_FIELDS = ("data", "split", "num_samples", "subset", "instrument_source",
                 "instrument_family", "pitch_min", "pitch_max", "velocity", "batch_size",
                 "n_critic", "seed", "shuffle", "shuffle_window", "slice_offset", "normalize",
-                "phase_shuffle")
+                "phase_shuffle", "precision")
 
 
 def _json_equal(a, b) -> bool:
@@ -96,8 +104,14 @@ def check_config(model_dir: str, config: dict) -> list[str]:
       Raises UserError if a model-shape flag changed.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        return []
+    try:
+        if not tf.io.gfile.exists(path):
+            return []
+    except tf.errors.OpError as err:
+        # e.g. a gs:// model_dir without network or credentials
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
+                        "the network and the credentials") from err
     try:
         with tf.io.gfile.GFile(path) as f:
             old = json.load(f)

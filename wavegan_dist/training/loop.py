@@ -22,7 +22,7 @@ from wavegan_dist.data import pipeline
 from wavegan_dist.data.labels import attach_labels, label_counts
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, summaries
+from wavegan_dist.training import checkpoints, faults, summaries
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -39,6 +39,8 @@ class TrainResult:
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
       wavs: WAV files written from the final generator.
       num_replicas: replicas in sync.
+      stopped: the run stopped early on SIGTERM (after checkpointing).
+      rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
     """
 
     step: int
@@ -47,6 +49,8 @@ class TrainResult:
     replica_divergence: float
     wavs: list
     num_replicas: int
+    stopped: bool = False
+    rollbacks: int = 0
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -130,23 +134,23 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     trainer = build_trainer(
         strategy, lambda: models.build_models(cfg.model_spec()),
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
-                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile),
+                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step),
         cfg.learning_rate, cfg.beta1, cfg.beta2,
         None if labels is None else label_counts(labels, cfg.condition))
     ckpt = checkpoints.Checkpointer(
         cfg.model_dir, cfg.keep_checkpoints, trainer.step,
         models={"generator": trainer.generator, "critic": trainer.critic},
-        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=scratch)
+        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=scratch,
+        optional={"noise_seed": trainer.noise_seed})
     restored = ckpt.restore_latest()
     start = int(trainer.step.numpy())
     if restored is None:
         log("no checkpoint found: starting at step 0")
     else:
         log(f"resumed from step {restored} ({ckpt.latest})")
-        # The optimizers keep their learning rate as a variable, so a restore would
-        # silently bring back the old one; the flags of this run win.
-        for opt in (trainer.g_opt, trainer.d_opt):
-            opt.learning_rate.assign(cfg.learning_rate)
+        _after_restore(cfg, trainer)
+        if any(note.startswith("--seed changed") for note in changes):
+            trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
         for note in changes:
             log(f"note: {note} since the run started; training continues with the new "
                 "value, so it no longer repeats an uninterrupted run exactly")
@@ -160,6 +164,13 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     if scratch:
         tf.io.gfile.rmtree(scratch)
     return result
+
+
+def _after_restore(cfg: Config, trainer: WganGpTrainer) -> None:
+    # The optimizers keep their learning rate as a variable, so a restore would
+    # silently bring back the old one; the flags of this run win.
+    for opt in (trainer.g_opt, trainer.d_opt):
+        opt.learning_rate.assign(cfg.learning_rate)
 
 
 def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
@@ -176,29 +187,35 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     # Generated clips take the real clips' labels, so the two rows of audio compare.
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
-    sample_labels = _sample_labels(labels, num_clips)
-    step, metrics = start, {}
-    if start < cfg.train_steps:
-        dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-            source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-            start_batch=start * cfg.n_critic, read_rows=cfg.read_rows,
-            shuffle_window=cfg.shuffle_window,
-            slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
-        iterator = iter(dataset)
-        try:
-            step, metrics = _run_steps(cfg, trainer, ckpt, writer, iterator, start,
-                                       (sample_z, sample_labels), real_clips, log)
-        finally:
-            # A live from_generator iterator at interpreter exit can hang the process
-            # (seen with deeplake reads in flight), so it is released here, now.
-            del iterator, dataset
-            gc.collect()
-        writer.flush()
-    else:
+    sample_inputs = (sample_z, _sample_labels(labels, num_clips))
+    step, metrics, rollbacks, stopped = start, {}, 0, False
+    if start >= cfg.train_steps:
         log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
+    with faults.StopRequest() as stop:
+        while step < cfg.train_steps and not stopped:
+            # A fresh input pipeline per segment: after a rollback the data must restart
+            # at the restored step, exactly where an uninterrupted run would be.
+            dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
+                source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+                start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
+                shuffle_window=cfg.shuffle_window,
+                slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
+            iterator = iter(dataset)
+            try:
+                step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
+                                                    step, sample_inputs, real_clips, stop, log)
+            except faults.Diverged as bad:
+                rollbacks += 1
+                step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
+            finally:
+                # A live from_generator iterator at interpreter exit can hang the process
+                # (seen with deeplake reads in flight), so it is released here, now.
+                del iterator, dataset
+                gc.collect()
+    writer.flush()
 
     wavs = []
-    if chief and cfg.num_wavs:
+    if chief and cfg.num_wavs and not stopped:
         z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                         -1.0, 1.0)
         wavs = summaries.write_wavs(
@@ -208,49 +225,100 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
         log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
     divergence = replica_divergence(trainer.generator.trainable_variables
                                     + trainer.critic.trainable_variables)
-    log(f"done at step {step}: {strategy.num_replicas_in_sync} replica(s) in sync "
-        f"(max weight difference between replicas {divergence:.3g})")
+    if stopped:
+        log(f"stopped by {stop.signal_name or 'a stop request'} at step {step}: checkpoint "
+            f"{ckpt.latest}; run the same command again to resume")
+    else:
+        log(f"done at step {step}: {strategy.num_replicas_in_sync} replica(s) in sync "
+            f"(max weight difference between replicas {divergence:.3g})")
     return TrainResult(step=step, start_step=start, metrics=metrics,
                        replica_divergence=divergence, wavs=wavs,
-                       num_replicas=strategy.num_replicas_in_sync)
+                       num_replicas=strategy.num_replicas_in_sync, stopped=stopped,
+                       rollbacks=rollbacks)
 
 
-def _run_steps(cfg: Config, trainer: WganGpTrainer, ckpt, writer, iterator, start: int,
-               sample_inputs, real_clips, log) -> tuple[int, dict]:
-    """Runs steps start+1..train_steps; returns (step, last fetched metrics)."""
+def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
+               rollbacks: int, log) -> int:
+    """Restores the last checkpoint with a new noise seed; returns its step. Raises
+    UserError instead when --on_nan=stop, the rollbacks are used up, or there is no
+    checkpoint to go back to."""
+    losses = faults.describe_metrics(bad.metrics)
+    kept = ckpt.latest
+    if cfg.on_nan != "rollback" or rollbacks > cfg.max_rollbacks or kept is None:
+        if cfg.on_nan == "rollback" and kept is None:
+            why = "; no checkpoint to roll back to yet"
+        elif cfg.on_nan == "rollback":
+            why = f"; --max_rollbacks={cfg.max_rollbacks} used up"
+        else:
+            why = "; --on_nan=rollback would restore it and continue with a fresh noise seed"
+        raise UserError(f"training diverged at step {bad.step} ({losses}); the last checkpoint "
+                        f"is intact: {kept or 'none (no checkpoint was written)'}{why}")
+    step = ckpt.restore_latest()
+    _after_restore(cfg, trainer)
+    seed = faults.rollback_seed(cfg.seed, rollbacks)
+    trainer.noise_seed.assign(seed)
+    log(f"rollback {rollbacks}/{cfg.max_rollbacks}: non-finite loss at step {bad.step} "
+        f"({losses}); restored {kept} (step {step}), continuing with noise seed {seed}")
+    return step
+
+
+def _loop_length(cfg: Config, step: int) -> int:
+    """Steps of the next host call: --steps_per_loop, cut at the next checkpoint,
+    audio summary or the end, which happen between calls."""
+    return min(cfg.steps_per_loop, cfg.train_steps - step,
+               cfg.ckpt_every - step % cfg.ckpt_every, cfg.sample_every - step % cfg.sample_every)
+
+
+def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
+               start: int, sample_inputs, real_clips, stop: faults.StopRequest,
+               log) -> tuple[int, dict, bool]:
+    """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
+
+    Returns (step reached, last fetched metrics, stopped by a stop request). Raises
+    faults.Diverged (before anything is saved) when a fetched loss is not finite.
+    """
     examples_per_step = cfg.n_critic * cfg.batch_size
     step, metrics = start, {}
     mark_time, mark_step, rate = time.perf_counter(), step, None
     while step < cfg.train_steps:
-        out = trainer.train_step(iterator)
-        step += 1
-        first = step == start + 1
-        logs = first or step % cfg.log_every == 0 or step == cfg.train_steps
-        saves = step % cfg.ckpt_every == 0 or step == cfg.train_steps
-        if logs or saves:
-            metrics = {k: float(v) for k, v in out.items()}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                # Checked before any save, so no checkpoint ever holds diverged weights.
-                kept = ckpt.latest or "none (no checkpoint was written)"
-                raise UserError(f"training diverged at step {step}: losses {metrics}; the "
-                                f"last checkpoint is intact: {kept}")
-        if logs:
+        n = _loop_length(cfg, step)
+        out = trainer.train_steps(iterator, tf.constant(n, tf.int32))
+        first, end = step == start, step + n
+        logged = [s for s in range(step + 1, end + 1)
+                  if s == start + 1 or s % cfg.log_every == 0 or s == cfg.train_steps]
+        stopping = stop.agreed(strategy)
+        saves = end % cfg.ckpt_every == 0 or end == cfg.train_steps or stopping
+        if logged or saves:
+            # Fetching waits for the device; it happens only when a value is needed, and
+            # always before a save, so no checkpoint ever holds diverged weights.
+            values = {k: v.numpy() for k, v in out.items()}
+            bad = faults.first_non_finite(values)
+            if bad is not None:
+                raise faults.Diverged(step + bad + 1, {k: float(v[bad]) for k, v in values.items()})
+            metrics = {k: float(v[-1]) for k, v in values.items()}
+        if logged:
             now = time.perf_counter()
             if first:
-                log(f"step {step}: first step (tracing and compiling) took {now - mark_time:.1f} s")
+                log(f"step {start + 1}: first call of {n} step(s) (tracing and compiling) took "
+                    f"{now - mark_time:.1f} s")
             else:
-                rate = (step - mark_step) * examples_per_step / (now - mark_time)
-            mark_time, mark_step = now, step
-            writer.scalars(step, metrics, rate)
-            speed = ""
-            if rate:
-                eta = (cfg.train_steps - step) * examples_per_step / rate
-                speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
-            log(f"step {step}/{cfg.train_steps}  critic {metrics['critic']:+.4f}  "
-                f"generator {metrics['generator']:+.4f}  gp {metrics['gradient_penalty']:.4f}  "
-                f"wasserstein {metrics['wasserstein']:+.4f}{speed}")
+                rate = (end - mark_step) * examples_per_step / (now - mark_time)
+            mark_time, mark_step = now, end
+            for s in logged:
+                at = {k: float(v[s - step - 1]) for k, v in values.items()}
+                writer.scalars(s, at, rate)
+                speed = ""
+                if rate:
+                    eta = (cfg.train_steps - s) * examples_per_step / rate
+                    speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
+                log(f"step {s}/{cfg.train_steps}  critic {at['critic']:+.4f}  "
+                    f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
+                    f"wasserstein {at['wasserstein']:+.4f}{speed}")
+        step = end
         if step % cfg.sample_every == 0 or step == cfg.train_steps:
             writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
         if saves:
             log(f"checkpoint {ckpt.save()}")
-    return step, metrics
+        if stopping:
+            return step, metrics, True
+    return step, metrics, False

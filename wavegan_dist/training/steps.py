@@ -1,7 +1,8 @@
 """The compiled WGAN-GP training step: n_critic critic updates and one generator update.
 
 `WganGpTrainer` owns the models, optimizers and step counter (all created under
-the strategy's scope) and exposes one `tf.function`, `train_step(iterator)`.
+the strategy's scope) and exposes two `tf.function`s: `train_steps(iterator, n)`, n steps
+in one compiled loop (what the training loop calls), and `train_step(iterator)`, one.
 The per-replica functions stay small: draw this replica's randomness, run the
 networks, compute per-example losses, average them over the GLOBAL batch and
 apply gradients (Keras sums gradients across replicas, so the update equals the
@@ -36,9 +37,11 @@ class StepConfig:
     phase_shuffle: int
     seed: int
     jit_compile: bool = False  # compile the per-replica steps with XLA
+    debug_nan_at_step: int = 0  # test hook: NaN generator loss at this step (1-based)
 
 
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
+METRICS = CRITIC_METRICS + ("generator",)
 
 
 class WganGpTrainer:
@@ -50,6 +53,8 @@ class WganGpTrainer:
       critic: maps ([B, T, 1], shifts [B, L] int32 or None, labels [B] or None) to [B].
       g_opt, d_opt: Keras optimizers, already built under the scope.
       step: int64 scalar variable counting generator steps, created under the scope.
+      noise_seed: int64 scalar variable keying every random draw (the run's seed, or
+        a fresh one after a rollback), created under the scope.
       cfg: StepConfig.
       label_counts: int [num_classes] rows per class of the training set; required
         when the networks are conditional (generator.num_classes > 0).
@@ -57,7 +62,8 @@ class WganGpTrainer:
 
     def __init__(self, strategy: tf.distribute.Strategy, generator: keras.Model,
                  critic: keras.Model, g_opt: keras.optimizers.Optimizer,
-                 d_opt: keras.optimizers.Optimizer, step: tf.Variable, cfg: StepConfig,
+                 d_opt: keras.optimizers.Optimizer, step: tf.Variable,
+                 noise_seed: tf.Variable, cfg: StepConfig,
                  label_counts: np.ndarray | None = None):
         self.conditional = bool(getattr(generator, "num_classes", 0))
         if self.conditional:
@@ -71,6 +77,7 @@ class WganGpTrainer:
         self.g_opt = g_opt
         self.d_opt = d_opt
         self.step = step
+        self.noise_seed = noise_seed
         self.cfg = cfg
         self.per_replica = cfg.global_batch // strategy.num_replicas_in_sync
         # One function per critic iteration: `i` names the random streams (see below).
@@ -78,6 +85,7 @@ class WganGpTrainer:
                             for i in range(cfg.n_critic)]
         self._generator_fn = self._compiled(self._generator_replica_step)
         self.train_step = tf.function(self._train_step)
+        self.train_steps = tf.function(self._train_steps)
         self._sample = tf.function(self._sample_replica)
 
     def _compiled(self, fn):
@@ -101,15 +109,15 @@ class WganGpTrainer:
             return tf.identity(step)
 
     def _critic_replica_step(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
-        cfg, p = self.cfg, self.per_replica
+        cfg, p, seed = self.cfg, self.per_replica, self.noise_seed
         step = self._after_critic_updates(step)
         real, labels = batch
         labels = labels if self.conditional else None
-        z = noise.latent(noise.key(cfg.seed, step, noise.Streams.critic_latent(i)),
+        z = noise.latent(noise.key(seed, step, noise.Streams.critic_latent(i)),
                          cfg.global_batch, p, cfg.latent_dim)
-        alpha = noise.unit_uniform(noise.key(cfg.seed, step, noise.Streams.critic_alpha(i)),
+        alpha = noise.unit_uniform(noise.key(seed, step, noise.Streams.critic_alpha(i)),
                                    cfg.global_batch, p)
-        shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.critic_shifts(i)), 3)
+        shifts = self._shifts(noise.key(seed, step, noise.Streams.critic_shifts(i)), 3)
         fake = self.generator(z, labels, training=True)
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
@@ -133,23 +141,32 @@ class WganGpTrainer:
                 "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
 
     def _generator_replica_step(self, step: tf.Tensor) -> dict:
-        cfg, p = self.cfg, self.per_replica
+        cfg, p, seed = self.cfg, self.per_replica, self.noise_seed
         step = self._after_critic_updates(step)
-        z = noise.latent(noise.key(cfg.seed, step, noise.Streams.GENERATOR_LATENT),
+        z = noise.latent(noise.key(seed, step, noise.Streams.GENERATOR_LATENT),
                          cfg.global_batch, p, cfg.latent_dim)
-        shifts = self._shifts(noise.key(cfg.seed, step, noise.Streams.GENERATOR_SHIFTS), 1)
+        shifts = self._shifts(noise.key(seed, step, noise.Streams.GENERATOR_SHIFTS), 1)
         labels = None
         if self.conditional:
-            labels = noise.labels(noise.key(cfg.seed, step, noise.Streams.GENERATOR_LABELS),
+            labels = noise.labels(noise.key(seed, step, noise.Streams.GENERATOR_LABELS),
                                   cfg.global_batch, p, tf.constant(self._cumulative_counts))
         with tf.GradientTape() as tape:
             d_fake = self.critic(self.generator(z, labels, training=True), shifts, labels,
                                  training=True)
             loss = tf.nn.compute_average_loss(losses.generator_loss(d_fake),
                                               global_batch_size=cfg.global_batch)
+            if cfg.debug_nan_at_step:
+                loss += self._debug_nan(step)
         grads = tape.gradient(loss, self.generator.trainable_variables)
         self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
         return {"generator": loss}
+
+    def _debug_nan(self, step: tf.Tensor) -> tf.Tensor:
+        # NaN at the chosen (1-based) step, only under the run's own noise seed, so a
+        # rollback (which draws a new seed) gets past it, as it would past a real blow-up.
+        hit = tf.logical_and(tf.equal(step + 1, self.cfg.debug_nan_at_step),
+                             tf.equal(self.noise_seed, self.cfg.seed))
+        return tf.where(hit, tf.constant(float("nan")), 0.0)
 
     def _train_step(self, iterator) -> dict:
         """One generator step: n_critic critic updates, each on a fresh real batch, then
@@ -169,6 +186,19 @@ class WganGpTrainer:
                                                     out["generator"], axis=None)
         self.step.assign_add(1)
         return metrics
+
+    def _train_steps(self, iterator, num_steps: tf.Tensor) -> dict:
+        """`num_steps` generator steps in one compiled loop (--steps_per_loop).
+
+        Returns:
+          {metric: float32 [num_steps]}, each step's global-mean scalars, so logs
+          stay exact per step however many steps one host call runs.
+        """
+        arrays = {k: tf.TensorArray(tf.float32, size=num_steps) for k in METRICS}
+        for j in tf.range(num_steps):
+            out = self._train_step(iterator)
+            arrays = {k: arrays[k].write(j, out[k]) for k in METRICS}
+        return {k: arrays[k].stack() for k in METRICS}
 
     def _sample_replica(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         return self.generator(z, labels if self.conditional else None, training=False)
@@ -213,4 +243,8 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
         d_opt.build(critic.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, step_cfg, label_counts)
+        noise_seed = tf.Variable(step_cfg.seed, dtype=tf.int64, trainable=False,
+                                 name="noise_seed",
+                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, noise_seed, step_cfg,
+                         label_counts)

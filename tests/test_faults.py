@@ -1,0 +1,157 @@
+"""Runs that are interrupted or blow up: SIGTERM, kill -9, NaN losses (real processes,
+real checkpoints on disk)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_TEST_FLAGS
+from wavegan_dist.config import make_config
+from wavegan_dist.errors import UserError
+from wavegan_dist.training.loop import run_training
+
+CPU = "/cpu:0"
+
+
+def _cfg(model_dir, **kw):
+    return make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(model_dir), **kw})
+
+
+def _cli(model_dir, *extra):
+    flags = {**TINY_TEST_FLAGS, "num_wavs": 0}
+    return [sys.executable, "-u", "-m", "wavegan_dist.train", "--preset=tiny", "--strategy=cpu",
+            f"--model_dir={model_dir}", *[f"--{k}={v}" for k, v in flags.items()], *extra]
+
+
+def _start(cmd):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=os.environ)
+
+
+def _read_until(proc, predicate, timeout=240):
+    """Lines of proc's output up to and including the first that satisfies predicate."""
+    lines, deadline = [], time.monotonic() + timeout
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if predicate(lines[-1]):
+            return lines
+        assert time.monotonic() < deadline, lines
+    raise AssertionError(f"process ended first: {lines}")
+
+
+def _finish(proc, timeout=240):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out.splitlines()
+
+
+def _checkpoint_steps(model_dir):
+    state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
+    return [] if state is None else [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
+
+
+def test_sigterm_checkpoints_at_the_step_reached_exits_0_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(_cli(run, "--train_steps=500", "--ckpt_every=1000", "--sample_every=1000",
+                       "--log_every=1"))
+    _read_until(proc, lambda line: line.startswith("step 3/500"))
+    proc.send_signal(signal.SIGTERM)
+    code, lines = _finish(proc)
+    assert code == 0, lines
+    stopped = [line for line in lines if line.startswith("stopped by SIGTERM at step ")]
+    assert len(stopped) == 1, lines
+    step = int(stopped[0].split()[5].rstrip(":"))
+    assert step >= 3 and _checkpoint_steps(run) == [step]
+    assert f"checkpoint {run}/checkpoints/ckpt-{step}" in lines
+    # The restart continues from that checkpoint and finishes.
+    code, lines = _finish(_start(_cli(run, f"--train_steps={step + 2}", "--log_every=1")))
+    assert code == 0, lines
+    assert any(line.startswith(f"resumed from step {step} ") for line in lines)
+    assert f"step {step + 1}/{step + 2}" in " ".join(lines)
+    assert any(line.startswith(f"done at step {step + 2}:") for line in lines)
+
+
+def test_kill_9_at_several_moments_always_resumes_from_a_complete_checkpoint(tmp_path):
+    """SIGKILL just after a checkpoint line, a moment later (likely mid-step or mid-save),
+    and during start-up; every restart must restore a complete checkpoint."""
+    run = tmp_path / "run"
+    total = 40
+    cmd = _cli(run, f"--train_steps={total}", "--ckpt_every=1", "--log_every=1",
+               "--sample_every=1000", "--keep_checkpoints=2")
+    resumed = []
+    for delay, after in [(0.0, 2), (0.15, 1), (0.4, 1), (None, 0)]:
+        proc = _start(cmd)
+        lines = []
+        if after:
+            seen = []
+            lines = _read_until(proc, lambda line: line.startswith("checkpoint ") and (
+                seen.append(line) or len(seen) >= after))
+            time.sleep(delay)
+        else:
+            time.sleep(3.0)  # still importing or building: nothing written yet this time
+        proc.kill()
+        proc.wait(timeout=60)
+        lines += proc.stdout.read().splitlines()
+        resumed += [int(line.split()[3]) for line in lines if line.startswith("resumed from step")]
+        steps = _checkpoint_steps(run)
+        assert steps, lines
+        # Whatever the moment, the newest recorded checkpoint restores in full.
+        reader = tf.train.load_checkpoint(os.path.join(run, "checkpoints", f"ckpt-{steps[-1]}"))
+        assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == steps[-1]
+    code, lines = _finish(_start(cmd))
+    assert code == 0, lines
+    resumed += [int(line.split()[3]) for line in lines if line.startswith("resumed from step")]
+    # Runs 2, 3 and the last resume (the one killed during start-up may not get that far).
+    assert len(resumed) >= 3 and resumed == sorted(resumed), resumed
+    assert any(line.startswith(f"done at step {total}:") for line in lines)
+
+
+def _finite_weights(model_dir):
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    values = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+              if k.startswith("models/")}
+    assert all(np.all(np.isfinite(v)) for v in values.values())
+    return path, values
+
+
+def test_nan_loss_stops_with_the_last_checkpoint_intact(tmp_path):
+    cpu = tf.distribute.OneDeviceStrategy(CPU)
+    with pytest.raises(UserError, match=r"training diverged at step 3 \(.*generator nan.*\); the "
+                       r"last checkpoint is intact: .*ckpt-2; --on_nan=rollback would"):
+        run_training(_cfg(tmp_path, train_steps=4, debug_nan_at_step=3), cpu, log=lambda _: None)
+    path, before = _finite_weights(tmp_path)
+    assert path.endswith("ckpt-2")
+    # Resuming (still poisoned at step 3) stops the same way and leaves it untouched.
+    with pytest.raises(UserError, match="training diverged at step 3"):
+        run_training(_cfg(tmp_path, train_steps=4, debug_nan_at_step=3), cpu, log=lambda _: None)
+    path_after, after = _finite_weights(tmp_path)
+    assert path_after == path and all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_nan_loss_rolls_back_with_a_fresh_seed_a_bounded_number_of_times(tmp_path):
+    cpu = tf.distribute.OneDeviceStrategy(CPU)
+    logs = []
+    result = run_training(_cfg(tmp_path / "roll", train_steps=6, debug_nan_at_step=3,
+                               on_nan="rollback"), cpu, log=logs.append)
+    assert result.step == 6 and result.rollbacks == 1
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    line = [x for x in logs if x.startswith("rollback 1/3: non-finite loss at step 3")]
+    assert len(line) == 1 and "ckpt-2 (step 2), continuing with noise seed" in line[0]
+    _finite_weights(tmp_path / "roll")
+    # The new seed is saved with the run, so a resumed run keeps it.
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "roll" / "checkpoints")))
+    assert int(reader.get_tensor("noise_seed/.ATTRIBUTES/VARIABLE_VALUE")) != 0
+    # With no rollbacks allowed, the same blow-up stops the run.
+    with pytest.raises(UserError, match="--max_rollbacks=0 used up"):
+        run_training(_cfg(tmp_path / "none", train_steps=4, debug_nan_at_step=3,
+                          on_nan="rollback", max_rollbacks=0), cpu, log=lambda _: None)
+    # Before any checkpoint there is nothing to go back to.
+    with pytest.raises(UserError, match="no checkpoint to roll back to yet"):
+        run_training(_cfg(tmp_path / "early", train_steps=4, debug_nan_at_step=1,
+                          on_nan="rollback"), cpu, log=lambda _: None)
