@@ -1,0 +1,115 @@
+"""`python -m wavegan_dist.evaluate`: sample-quality metrics for a trained run.
+
+Examples:
+  python -m wavegan_dist.evaluate train-classifier --data=builtin --out=classifiers/pitch
+  python -m wavegan_dist.evaluate --model_dir=runs/tiny --classifier=classifiers/pitch \
+      --data=builtin --json=runs/tiny/eval.json
+
+train-classifier trains the pitch (or --target=instrument_family) classifier on the
+dataset's train split and reports its accuracy on --heldout_split. Without a
+subcommand, N generated examples and the held-out notes are scored side by side:
+Inception Score, Frechet distance of classifier embeddings, pitch accuracy and
+entropy, NDB (k-means bins of log spectrograms) and the distance to the nearest
+training example. This command defines its own flags (not the training flags).
+"""
+
+from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
+
+import json
+import os
+
+from absl import app, flags, logging
+
+flags.DEFINE_string("data", "builtin", "Dataset (as training's --data): its train split is "
+                    "the reference set, --heldout_split the real held-out set.")
+flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset.")
+flags.DEFINE_string("heldout_split", "valid", "Split held out from training: valid or test.")
+flags.DEFINE_enum("target", "pitch", ["pitch", "instrument_family"], "train-classifier: what "
+                  "the classifier predicts.")
+flags.DEFINE_string("out", None, "train-classifier: folder to save the classifier in.")
+flags.DEFINE_integer("slice_len", 16384, "train-classifier: samples per example (other "
+                     "lengths are cut or zero-padded when scoring).")
+flags.DEFINE_integer("epochs", 40, "train-classifier: training epochs.")
+flags.DEFINE_string("model_dir", None, "The training run to evaluate.")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate (default: the run's newest).")
+flags.DEFINE_string("classifier", None, "Folder written by train-classifier.")
+flags.DEFINE_integer("n", 0, "Generated examples (0 = as many as held-out notes).")
+flags.DEFINE_integer("k", 50, "NDB bins.")
+flags.DEFINE_integer("max_train", 2000, "Training notes in the reference set (seeded subset).")
+flags.DEFINE_integer("seed", 0, "Seed of latent vectors, subsets and k-means.")
+flags.DEFINE_string("json", None, "Also write the report as JSON to this file.")
+
+FLAGS = flags.FLAGS
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _train_classifier() -> None:
+    from wavegan_dist.errors import UserError
+    from wavegan_dist.evaluation.run import train_classifier
+
+    if not FLAGS.out:
+        raise UserError("train-classifier needs --out=FOLDER for the classifier")
+    if os.path.exists(os.path.join(FLAGS.out, "classifier.keras")):
+        raise UserError(f"--out={FLAGS.out} already holds a classifier; nothing is overwritten: "
+                        "pass a new folder")
+    if FLAGS.epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {FLAGS.epochs}")
+    info = train_classifier(FLAGS.data, FLAGS.out, FLAGS.target, FLAGS.slice_len,
+                            FLAGS.heldout_split, FLAGS.epochs, FLAGS.data_cache, FLAGS.seed,
+                            log=_say)
+    _say(f"held-out accuracy ({FLAGS.heldout_split}): {info.heldout_accuracy:.4f} over "
+         f"{info.num_classes} {info.target} classes; saved to {FLAGS.out}")
+
+
+def _evaluate() -> None:
+    from wavegan_dist.errors import UserError
+
+    if not FLAGS.model_dir or not FLAGS.classifier:
+        raise UserError("pass --model_dir=RUN and --classifier=FOLDER (or the subcommand "
+                        "train-classifier)")
+    if FLAGS.n < 0 or FLAGS.k < 2:
+        raise UserError("--n must be >= 0 and --k >= 2")
+    from wavegan_dist.evaluation import classifier, report
+    from wavegan_dist.evaluation.run import evaluate_generator
+    from wavegan_dist.inference.restore import load_generator
+
+    model, info = classifier.load(FLAGS.classifier)
+    generator, cfg, sample_rate, step = load_generator(FLAGS.model_dir, FLAGS.checkpoint, _say)
+    if sample_rate != info.sample_rate:
+        raise UserError(f"the run makes {sample_rate} Hz audio but the classifier takes "
+                        f"{info.sample_rate} Hz")
+    _say(f"evaluating {FLAGS.model_dir} at step {step} with a {info.target} classifier "
+         f"(held-out accuracy {info.heldout_accuracy:.3f})")
+    result = evaluate_generator(generator, cfg.condition, model, info, FLAGS.data,
+                                FLAGS.heldout_split, FLAGS.n, FLAGS.k, FLAGS.data_cache,
+                                FLAGS.max_train, FLAGS.seed, log=_say)
+    result.update(step=step, model_dir=FLAGS.model_dir)
+    _say(report.format_table(result))
+    if FLAGS.json:
+        with open(FLAGS.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        _say(f"wrote {FLAGS.json}")
+
+
+def main(argv: list[str]) -> None:
+    """absl entry point: `train-classifier`, or evaluate a run."""
+    from wavegan_dist.errors import UserError
+
+    def run():
+        if argv[1:] == ["train-classifier"]:
+            _train_classifier()
+        elif len(argv) > 1:
+            raise UserError(f"unknown subcommand {' '.join(argv[1:])}; the only one is "
+                            "train-classifier")
+        else:
+            _evaluate()
+
+    logging.set_verbosity(logging.WARNING)
+    cli.run_or_exit(run)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.parse_flags_or_exit)

@@ -1,0 +1,1 @@
+"""Judging generated audio: sample-quality metrics, the pitch classifier they use, reports."""
