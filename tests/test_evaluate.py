@@ -68,3 +68,33 @@ def test_evaluate_bad_input_is_one_line(trained, tmp_path):
     assert "is not a classifier folder" in error_line(_evaluate(
         f"--model_dir={root / 'run'}", f"--classifier={tmp_path}"))
     assert "unknown subcommand" in error_line(_evaluate("judge"))
+
+
+def test_eval_every_writes_eval_scalars_hparams_and_keeps_the_best_checkpoint(trained, tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    root, _ = trained
+    logs = []
+    run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "slice_len": 1024, "train_steps": 4,
+                                        "num_wavs": 0, "eval_every": 2, "ckpt_every": 4,
+                                        "eval_classifier": str(root / "cls"),
+                                        "model_dir": str(tmp_path)}),
+                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append)
+    evals = [line for line in logs if line.startswith("eval at step ")]
+    assert [line.split()[3].rstrip(":") for line in evals] == ["2", "4"]
+    acc = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert {"eval/inception_score", "eval/frechet_distance", "eval/ndb"} <= tags
+    assert "_hparams_/session_start_info" in tags
+    assert [e.step for e in acc.Tensors("eval/frechet_distance")] == [2, 4]
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    fids = {e.step: float(tf.make_ndarray(e.tensor_proto))
+            for e in acc.Tensors("eval/frechet_distance")}
+    assert best["step"] == min(fids, key=fids.get)
+    assert abs(best["frechet_distance"] - fids[best["step"]]) < 1e-3
+    # The best checkpoint is a complete copy that tf.train finds on its own.
+    found = tf.train.latest_checkpoint(str(tmp_path / "best"))
+    assert found.endswith(f"ckpt-{best['step']}")
+    assert int(tf.train.load_checkpoint(found).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) \
+        == best["step"]

@@ -77,6 +77,12 @@ class Config:
     sample_every: int = 1000
     num_wavs: int = 4  # WAV files written from the final generator
 
+    # Evaluation during training.
+    eval_every: int = 0  # steps between evaluations (0 = off)
+    eval_classifier: str = ""  # folder from `python -m wavegan_dist.evaluate train-classifier`
+    eval_split: str = "valid"  # held-out split scored against
+    eval_examples: int = 0  # generated examples per evaluation (0 = as many as held-out notes)
+
     def __post_init__(self):
         # Model-dependent defaults are filled here so every way of building a Config
         # (flags, make_config, replace, from_dict) resolves them the same way.
@@ -167,6 +173,13 @@ class Config:
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
             need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
+        need(self.eval_every >= 0 and self.eval_examples >= 0,
+             "--eval_every and --eval_examples must be >= 0")
+        need(not self.eval_every or self.eval_classifier,
+             "--eval_every needs --eval_classifier=FOLDER (make one with `python -m "
+             "wavegan_dist.evaluate train-classifier`)")
+        need(self.eval_split in ("train", "valid", "test"),
+             f"--eval_split={self.eval_split} is not one of train, valid, test")
         need(self.precision in PRECISIONS,
              f"--precision={self.precision} is not one of {', '.join(PRECISIONS)}")
         need(1 <= self.steps_per_loop <= 10_000,

@@ -107,6 +107,18 @@ flags.DEFINE_integer("log_every", _D.log_every, "Console and scalar summaries ev
 flags.DEFINE_integer("sample_every", _D.sample_every, "Audio and spectrogram summaries every N steps.")
 flags.DEFINE_integer("num_wavs", _D.num_wavs, "WAV files written from the final generator.")
 
+# Evaluation during training.
+flags.DEFINE_integer("eval_every", _D.eval_every, "Score the generator every N steps (0 = off): "
+                     "Inception Score, Frechet distance, pitch accuracy/entropy, NDB under "
+                     "eval/ in TensorBoard; the best Frechet distance's checkpoint is kept in "
+                     "MODEL_DIR/best.")
+flags.DEFINE_string("eval_classifier", _D.eval_classifier, "Classifier folder for --eval_every "
+                    "(python -m wavegan_dist.evaluate train-classifier).")
+flags.DEFINE_enum("eval_split", _D.eval_split, ["train", "valid", "test"], "Held-out split the "
+                  "evaluation scores against.")
+flags.DEFINE_integer("eval_examples", _D.eval_examples, "Generated examples per evaluation "
+                     "(0 = as many as held-out notes).")
+
 FLAGS = flags.FLAGS
 _CONFIG_FIELDS = [name for name in Config.__dataclass_fields__]
 _INT_LISTS = ("instrument_source", "instrument_family", "velocity")

@@ -102,7 +102,7 @@ def train(waves: np.ndarray, labels: np.ndarray, heldout_waves: np.ndarray,
 
     model.fit(x, np.asarray(labels), batch_size=batch_size, epochs=epochs, shuffle=True,
               verbose=0, callbacks=[_Progress()])
-    accuracy = float(np.mean(np.argmax(model.predict(xh, verbose=0), axis=1) == heldout_labels))
+    accuracy = float(np.mean(np.argmax(model(xh, training=False), axis=1) == heldout_labels))
     return model, accuracy
 
 
@@ -136,6 +136,9 @@ def predict(model: keras.Model, info: ClassifierInfo, waves: np.ndarray,
       (probabilities float [N, num_classes], embeddings float [N, 128]).
     """
     x = features.log_spectrogram(fit_length(waves, info.slice_len), info.sample_rate)
-    both = keras.Model(model.inputs, [model.output, model.get_layer(EMBEDDING).output])
-    logits, embeddings = both.predict(x, batch_size=batch_size, verbose=0)
+    both = keras.Model(model.inputs[0], [model.output, model.get_layer(EMBEDDING).output])
+    # Plain eager calls: Keras's predict() would trace a new function for every call.
+    parts = [both(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    logits = np.concatenate([np.asarray(p[0]) for p in parts])
+    embeddings = np.concatenate([np.asarray(p[1]) for p in parts])
     return tf.nn.softmax(logits).numpy(), embeddings

@@ -6,6 +6,8 @@ benchmark all call these with plain arguments.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from wavegan_dist.data.extract import extract_audio
@@ -61,38 +63,80 @@ def train_classifier(data: str, out: str, target: str = "pitch", slice_len: int 
     return info
 
 
-def evaluate_generator(generator, condition: str, model, info: classifier.ClassifierInfo,
-                       data: str, heldout_split: str = "valid", n: int = 0, k: int = 50,
-                       cache_dir: str = "", max_train: int = 2000, seed: int = 0,
-                       log=print) -> dict:
-    """Generates audio and scores it against real held-out audio (evaluation/report.py).
+@dataclasses.dataclass
+class References:
+    """Real audio a generated set is scored against, loaded once.
 
-    Args:
-      generator: generator(z, labels, training=False) -> [B, T, 1].
-      condition: the run's condition; its labels for the generated set are the
-        held-out notes' labels of that column (so the generated set has the real
-        label distribution), cycled to n.
-      model, info: the classifier.
-      n: generated examples (0 = as many as held-out notes).
-      max_train: training notes used as the reference set (a seeded subset).
-    Returns:
-      The report dict (report.evaluate_sets), plus "heldout_split".
+    Attributes:
+      heldout: float32 [M, slice_len] held-out notes; heldout_labels: int [M] (classifier target).
+      train: float32 [R, slice_len] training notes (a seeded subset).
+      condition_labels: int [M] labels the generator is given (the held-out notes'
+        labels of the run's condition), or None for an unconditional run.
+      scored: whether the generated set's pitch accuracy can be measured (the run is
+        conditioned on what the classifier predicts).
+      heldout_split: the split name.
     """
-    from wavegan_dist.inference.restore import generate_waves, latent_vectors
 
+    heldout: np.ndarray
+    heldout_labels: np.ndarray
+    train: np.ndarray
+    condition_labels: np.ndarray | None
+    scored: bool
+    heldout_split: str
+
+
+def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
+                    heldout_split: str = "valid", cache_dir: str = "", max_train: int = 2000,
+                    seed: int = 0, log=print) -> References:
+    """Reads the held-out and training notes for scoring (see References)."""
     held, held_labels, _ = labelled_audio(data, heldout_split, info.target, info.slice_len,
                                           cache_dir, log=log)
     train, _, _ = labelled_audio(data, "train", info.target, info.slice_len, cache_dir,
                                  max_rows=max_train, seed=seed, log=log)
-    n = n or len(held)
-    labels = None
-    if condition != "none":
-        cond = (held_labels if condition == info.target else
-                labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log)[1])
-        labels = np.resize(cond, n).astype(np.int32)
-    waves = generate_waves(generator, latent_vectors(n, generator.latent_dim, seed), labels)
-    scored_labels = labels if condition == info.target else None
-    out = report.evaluate_sets(model, info, waves, scored_labels, held, held_labels, train,
-                               k=min(k, len(train)), seed=seed)
-    out["heldout_split"] = heldout_split
+    cond = None
+    if condition == info.target:
+        cond = held_labels
+    elif condition != "none":
+        cond = labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log)[1]
+    return References(held, held_labels, train, cond, condition == info.target, heldout_split)
+
+
+def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, refs: References,
+          n: int = 0, k: int = 50, seed: int = 0) -> dict:
+    """Generates n examples and scores them next to the held-out notes.
+
+    Args:
+      generate: (z float32 [B, latent_dim], labels int32 [B] or None) -> float32 [B, T(, 1)].
+      n: generated examples (0 = as many as held-out notes).
+    Returns:
+      The report dict of report.evaluate_sets, plus "heldout_split".
+    """
+    from wavegan_dist.inference.restore import latent_vectors
+
+    n = n or len(refs.heldout)
+    labels = None if refs.condition_labels is None else np.resize(
+        refs.condition_labels, n).astype(np.int32)
+    z = latent_vectors(n, latent_dim, seed)
+    waves = np.concatenate([np.asarray(generate(z[i:i + 64], None if labels is None
+                                                else labels[i:i + 64]))
+                            for i in range(0, n, 64)])
+    out = report.evaluate_sets(model, info, waves, labels if refs.scored else None,
+                               refs.heldout, refs.heldout_labels, refs.train,
+                               k=min(k, len(refs.train)), seed=seed)
+    out["heldout_split"] = refs.heldout_split
     return out
+
+
+def evaluate_generator(generator, condition: str, model, info: classifier.ClassifierInfo,
+                       data: str, heldout_split: str = "valid", n: int = 0, k: int = 50,
+                       cache_dir: str = "", max_train: int = 2000, seed: int = 0,
+                       log=print) -> dict:
+    """Loads the references and scores a restored generator (see score()).
+
+    Args:
+      generator: generator(z, labels, training=False) -> [B, T, 1].
+      condition: the run's condition.
+    """
+    refs = load_references(info, data, condition, heldout_split, cache_dir, max_train, seed, log)
+    return score(lambda z, labels: generator(z, labels, training=False).numpy(),
+                 generator.latent_dim, model, info, refs, n, k, seed)

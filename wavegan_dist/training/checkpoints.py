@@ -68,7 +68,8 @@ class Checkpointer:
         if not latest:
             return None
         try:
-            self._required.restore(latest).assert_existing_objects_matched()
+            # expect_partial: the file also holds the optional values, restored next.
+            self._required.restore(latest).assert_existing_objects_matched().expect_partial()
             self._optional.restore(latest).expect_partial()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

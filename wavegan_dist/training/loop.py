@@ -160,7 +160,12 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         checkpoints.record_config(cfg.model_dir, {**cfg.to_dict(),
                                                   "sample_rate": source.sample_rate})
 
-    result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log)
+    evaluator = None
+    if cfg.eval_every:
+        from wavegan_dist.training.evaluator import TrainingEvaluator
+        evaluator = TrainingEvaluator(cfg, source.sample_rate, log)
+    result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
+                         evaluator)
     if scratch:
         tf.io.gfile.rmtree(scratch)
     return result
@@ -179,7 +184,7 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
 
 
 def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
-                start: int, chief: bool, log) -> TrainResult:
+                start: int, chief: bool, log, evaluator=None) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
@@ -203,7 +208,8 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
             iterator = iter(dataset)
             try:
                 step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
-                                                    step, sample_inputs, real_clips, stop, log)
+                                                    step, sample_inputs, real_clips, stop, log,
+                                                    evaluator, chief)
             except faults.Diverged as bad:
                 rollbacks += 1
                 step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
@@ -262,16 +268,31 @@ def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
     return step
 
 
+def _evaluate(cfg: Config, evaluator, trainer, ckpt, writer, step: int, saved: str | None,
+              chief: bool, log) -> None:
+    """Scores the generator, logs and writes eval/ scalars, keeps the best checkpoint."""
+    started = time.perf_counter()
+    values = evaluator(trainer)
+    writer.evaluation(step, values)
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items() if v is not None)
+    log(f"eval at step {step}: {shown}  ({time.perf_counter() - started:.1f} s)")
+    if evaluator.best is None or values["frechet_distance"] < evaluator.best["frechet_distance"]:
+        # The best is kept as a checkpoint, so one is written here if the step had none.
+        path = saved or ckpt.save()
+        if chief and evaluator.keep_if_best(step, values, path):
+            log(f"best Frechet distance so far: kept {path} in {cfg.model_dir}/best")
+
+
 def _loop_length(cfg: Config, step: int) -> int:
     """Steps of the next host call: --steps_per_loop, cut at the next checkpoint,
-    audio summary or the end, which happen between calls."""
-    return min(cfg.steps_per_loop, cfg.train_steps - step,
-               cfg.ckpt_every - step % cfg.ckpt_every, cfg.sample_every - step % cfg.sample_every)
+    audio summary, evaluation or the end, which happen between calls."""
+    cuts = [cfg.ckpt_every, cfg.sample_every] + ([cfg.eval_every] if cfg.eval_every else [])
+    return min([cfg.steps_per_loop, cfg.train_steps - step] + [c - step % c for c in cuts])
 
 
 def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
                start: int, sample_inputs, real_clips, stop: faults.StopRequest,
-               log) -> tuple[int, dict, bool]:
+               log, evaluator=None, chief: bool = True) -> tuple[int, dict, bool]:
     """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
 
     Returns (step reached, last fetched metrics, stopped by a stop request). Raises
@@ -317,8 +338,12 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
         step = end
         if step % cfg.sample_every == 0 or step == cfg.train_steps:
             writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
+        saved = None
         if saves:
-            log(f"checkpoint {ckpt.save()}")
+            saved = ckpt.save()
+            log(f"checkpoint {saved}")
+        if evaluator is not None and step % cfg.eval_every == 0:
+            _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log)
         if stopping:
             return step, metrics, True
     return step, metrics, False

@@ -2,7 +2,8 @@
 
 Tags written (all under the run's model_dir):
   loss/critic, loss/generator, loss/gradient_penalty, loss/wasserstein,
-  perf/examples_per_sec, audio/generated, audio/real, spectrogram/generated, config.
+  perf/examples_per_sec, audio/generated, audio/real, spectrogram/generated, config,
+  the hparams plugin's run summary, and with --eval_every eval/<metric>.
 """
 
 from __future__ import annotations
@@ -69,10 +70,25 @@ class RunSummaries:
             tf.summary.image("spectrogram/generated", spectrogram_image(generated))
 
     def config(self, step: int, config: dict) -> None:
-        """Records the run's configuration as a markdown table under the tag `config`."""
+        """Records the run's configuration as a markdown table under the tag `config`, and
+        as the hparams plugin's values for this run, so runs compare side by side."""
+        from tensorboard.plugins.hparams import api as hp
+
         rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(config.items()))
+        # hparams values must be bool, number or string; lists and None become text.
+        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                  for k, v in sorted(config.items())}
         with self.writer.as_default(step=step):
             tf.summary.text("config", f"| flag | value |\n|---|---|\n{rows}")
+            hp.hparams(values, trial_id=os.path.basename(os.path.normpath(config.get(
+                "model_dir", "")) or "run"))
+
+    def evaluation(self, step: int, values: dict) -> None:
+        """Writes evaluation metrics ({name: number or None}) as eval/<name> at `step`."""
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                if value is not None:
+                    tf.summary.scalar(f"eval/{name}", float(value))
 
     def flush(self) -> None:
         """Flushes pending events to disk."""
