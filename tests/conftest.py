@@ -24,6 +24,31 @@ TINY_TEST_FLAGS = dict(slice_len=1024, dim=4, batch_size=8, n_critic=2, log_ever
                        sample_every=2, ckpt_every=2, num_wavs=2)
 
 
+def checkpoint_weights(model_dir, prefix="models/"):
+    """{variable key: array} of the latest checkpoint's float variables under `prefix`.
+
+    "models/" holds the networks' weights; "optimizers/" holds Adam's moments, whose
+    first moment scales with the gradient (Adam's update itself nearly cancels a
+    gradient scale error, so comparing weights alone would hide one).
+    """
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    keys = [k for k in reader.get_variable_to_shape_map()
+            if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating]
+    assert len(keys) >= 10
+    return {k: reader.get_tensor(k) for k in keys}
+
+
+def max_diff(a, b):
+    """Largest absolute difference between two {key: array} dicts with the same keys."""
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
 def error_line(proc):
     """The one `error: ...` line a CLI printed on a user error (exit 2, no traceback)."""
     assert proc.returncode == 2, (proc.stdout, proc.stderr)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TEST_FLAGS
+from conftest import TINY_TEST_FLAGS, checkpoint_weights, max_diff
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
@@ -21,30 +21,12 @@ def _cfg(model_dir, **kw):
     return make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(model_dir), **kw})
 
 
-def _weights(model_dir, prefix="models/"):
-    """{variable key: array} of the latest checkpoint's variables under `prefix`.
-
-    "models/" holds the networks' weights; "optimizers/" holds Adam's moments, whose
-    first moment scales with the gradient (Adam's update itself nearly cancels a
-    gradient scale error, so comparing weights alone would hide one).
-    """
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    reader = tf.train.load_checkpoint(path)
-    keys = [k for k in reader.get_variable_to_shape_map()
-            if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating]
-    assert len(keys) >= 10
-    return {k: reader.get_tensor(k) for k in keys}
-
-
 def _max_rel_diff(a, b):
     assert a.keys() == b.keys()
     return max(float(np.max(np.abs(a[k] - b[k]) / (np.abs(a[k]) + 1e-8))) for k in a
                if np.abs(a[k]).max() > 1e-6)
 
 
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +55,15 @@ def test_two_replicas_match_one_device(one_device_run, tmp_path):
     two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     result = run_training(_cfg(tmp_path, train_steps=4), two, log=lambda _: None)
     assert result.num_replicas == 2 and result.replica_divergence == 0.0
-    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-5
+    assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-5
     # Adam's moments carry the gradient scale: equal moments mean equal gradients.
-    moments1, moments2 = _weights(d1, "optimizers/"), _weights(tmp_path, "optimizers/")
-    assert _max_diff(moments1, moments2) < 1e-5
+    moments1, moments2 = checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")
+    assert max_diff(moments1, moments2) < 1e-5
     assert _max_rel_diff(moments1, moments2) < 1e-2
     # And the check is sharp: a different seed moves the weights far more than that.
     other = tmp_path / "other_seed"
     run_training(_cfg(other, train_steps=4, seed=1), two, log=lambda _: None)
-    assert _max_diff(_weights(d1), _weights(other)) > 1e-3
+    assert max_diff(checkpoint_weights(d1), checkpoint_weights(other)) > 1e-3
 
 
 def test_resume_continues_exactly(one_device_run, tmp_path):
@@ -94,7 +76,7 @@ def test_resume_continues_exactly(one_device_run, tmp_path):
     assert second.start_step == 2 and second.step == 4
     assert any(line.startswith("resumed from step 2") for line in logs)
     # Data order, noise and optimizer state all resume: the same weights as an unbroken run.
-    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-6
+    assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-6
     again = run_training(_cfg(tmp_path, train_steps=4), cpu, log=lambda _: None)
     assert again.start_step == 4 and again.step == 4
 
@@ -105,8 +87,8 @@ def test_xla_compiled_steps_train_like_the_plain_ones(one_device_run, tmp_path):
     result = run_training(_cfg(tmp_path, train_steps=4, jit_compile=True),
                           tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     assert result.step == 4 and all(np.isfinite(v) for v in result.metrics.values())
-    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-4
-    assert _max_diff(_weights(d1, "optimizers/"), _weights(tmp_path, "optimizers/")) < 1e-4
+    assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-4
+    assert max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")) < 1e-4
 
 
 def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
@@ -124,10 +106,10 @@ def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
 
 def test_resume_with_other_model_shape_is_refused(one_device_run):
     d1, *_ = one_device_run
-    before = _weights(d1)
+    before = checkpoint_weights(d1)
     with pytest.raises(UserError, match="--dim=8 \\(run has 4\\)"):
         run_training(_cfg(d1, train_steps=6, dim=8), tf.distribute.OneDeviceStrategy("/cpu:0"))
-    assert _max_diff(before, _weights(d1)) == 0.0  # the existing run is untouched
+    assert max_diff(before, checkpoint_weights(d1)) == 0.0  # the existing run is untouched
 
 
 def test_bad_inputs_raise_user_errors(tmp_path, builtin_root):
@@ -164,9 +146,9 @@ def test_xla_compiles_every_model(variant, tmp_path):
     plain = run_training(_cfg(tmp_path / "plain", **flags), cpu, log=lambda _: None)
     xla = run_training(_cfg(tmp_path / "xla", jit_compile=True, **flags), cpu, log=lambda _: None)
     assert plain.step == xla.step == 2 and all(np.isfinite(v) for v in xla.metrics.values())
-    assert _max_diff(_weights(tmp_path / "plain"), _weights(tmp_path / "xla")) < 1e-4
-    assert _max_diff(_weights(tmp_path / "plain", "optimizers/"),
-                     _weights(tmp_path / "xla", "optimizers/")) < 1e-4
+    assert max_diff(checkpoint_weights(tmp_path / "plain"), checkpoint_weights(tmp_path / "xla")) < 1e-4
+    assert max_diff(checkpoint_weights(tmp_path / "plain", "optimizers/"),
+                     checkpoint_weights(tmp_path / "xla", "optimizers/")) < 1e-4
 
 
 def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
@@ -189,19 +171,19 @@ def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
     assert "done at step 3: 2 replica(s) in sync (max weight difference between replicas 0)" \
         in proc.stdout
     assert one.step == 3
-    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    w1, w2 = checkpoint_weights(tmp_path / "one"), checkpoint_weights(tmp_path / "two")
     # Batch-norm statistics and the critic's label projection are compared too.
     assert sum("moving_mean" in k for k in w1) == 3 and any("projection" in k for k in w1)
-    assert _max_diff(w1, w2) < 1e-5
-    assert _max_diff(_weights(tmp_path / "one", "optimizers/"),
-                     _weights(tmp_path / "two", "optimizers/")) < 1e-5
+    assert max_diff(w1, w2) < 1e-5
+    assert max_diff(checkpoint_weights(tmp_path / "one", "optimizers/"),
+                     checkpoint_weights(tmp_path / "two", "optimizers/")) < 1e-5
     wavs = sorted((tmp_path / "two" / "samples" / "step_0000003").iterdir())
     assert len(wavs) == 2 and all(os.path.getsize(p) == 44 + 2 * 1024 for p in wavs)
     # The label is part of the model: resuming without it is refused, the run untouched.
     with pytest.raises(UserError, match="--condition=none \\(run has pitch\\)"):
         run_training(_cfg(tmp_path / "one", train_steps=4, gen_batchnorm=True),
                      tf.distribute.OneDeviceStrategy("/cpu:0"))
-    assert _max_diff(w1, _weights(tmp_path / "one")) == 0.0
+    assert max_diff(w1, checkpoint_weights(tmp_path / "one")) == 0.0
 
 
 def test_conditioning_on_a_dataset_without_labels_is_a_user_error(tmp_path, builtin_root):
@@ -242,7 +224,7 @@ def test_steps_per_loop_trains_and_logs_exactly_like_single_steps(one_device_run
     assert any(line.startswith("step 1: first call of 3 step(s)") for line in logs)
     assert [line.split()[1] for line in logs if line.startswith("step ") and "critic" in line] \
         == ["1/4", "2/4", "3/4", "4/4"]
-    assert _max_diff(_weights(d1), _weights(tmp_path)) < 1e-6
+    assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-6
     for tag in ("loss/critic", "loss/generator", "loss/gradient_penalty"):
         single, looped = _scalars(d1, tag), _scalars(tmp_path, tag)
         assert sorted(looped) == [1, 2, 3, 4]

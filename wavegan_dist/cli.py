@@ -40,3 +40,18 @@ def run_or_exit(fn) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
+    except Exception as err:
+        message = _cluster_failure(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _cluster_failure(err: Exception) -> str | None:
+    """One line for a lost multi-worker peer, None for anything else."""
+    if "tensorflow" not in sys.modules:  # only TensorFlow raises these
+        return None
+    from wavegan_dist import strategy
+
+    return strategy.cluster_failure_message(err)

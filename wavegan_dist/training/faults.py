@@ -32,6 +32,7 @@ class StopRequest:
         self.requested = False
         self.signal_name = ""
         self._previous = {}
+        self._vote = None
 
     def _handle(self, signum, frame):
         self.requested = True
@@ -56,9 +57,14 @@ class StopRequest:
         """
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return self.requested
-        flag = tf.constant(1.0 if self.requested else 0.0)
-        votes = strategy.run(lambda f: tf.identity(f), args=(flag,))
-        return float(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
+        if self._vote is None:
+            # Compiled once: eager collectives warn about their overhead on every call.
+            @tf.function
+            def vote(flag):
+                votes = strategy.run(tf.identity, args=(flag,))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+            self._vote = vote
+        return float(self._vote(tf.constant(1.0 if self.requested else 0.0))) > 0
 
 
 class Diverged(Exception):

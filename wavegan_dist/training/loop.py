@@ -167,8 +167,20 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
                          evaluator)
     if scratch:
-        tf.io.gfile.rmtree(scratch)
+        _remove_scratch(scratch)
     return result
+
+
+def _remove_scratch(scratch: str) -> None:
+    """Removes a non-chief worker's throwaway checkpoints, and `.workers` once it is empty."""
+    if tf.io.gfile.exists(scratch):  # absent if this run saved nothing (already finished)
+        tf.io.gfile.rmtree(scratch)
+    workers_dir = os.path.dirname(scratch)
+    try:
+        if not tf.io.gfile.listdir(workers_dir):
+            tf.io.gfile.rmtree(workers_dir)
+    except tf.errors.OpError:
+        pass  # another worker removed it first, or is still using it
 
 
 def _after_restore(cfg: Config, trainer: WganGpTrainer) -> None:
