@@ -62,6 +62,7 @@ class Config:
     seed: int = 0
     jit_compile: bool = False  # XLA-compile the per-replica steps (TPU always compiles)
     precision: str = "fp32"  # fp32 | bf16 (mixed: bfloat16 compute, float32 weights)
+    conv_impl: str = "fast"  # fast (polyphase convolutions) | keras (Keras's own layers)
     steps_per_loop: int = 1  # generator steps per host call (one tf.function loop)
 
     # Faults.
@@ -112,7 +113,7 @@ class Config:
             phase_shuffle=self.phase_shuffle, upsample=self.upsample,
             post_filter=self.post_filter, gen_batchnorm=self.gen_batchnorm,
             num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed,
-            precision=self.precision)
+            precision=self.precision, conv_impl=self.conv_impl)
 
     def row_filter(self):
         """The RowFilter these data flags describe."""
@@ -182,6 +183,8 @@ class Config:
              f"--eval_split={self.eval_split} is not one of train, valid, test")
         need(self.precision in PRECISIONS,
              f"--precision={self.precision} is not one of {', '.join(PRECISIONS)}")
+        need(self.conv_impl in CONV_IMPLS,
+             f"--conv_impl={self.conv_impl} is not one of {', '.join(CONV_IMPLS)}")
         need(1 <= self.steps_per_loop <= 10_000,
              f"--steps_per_loop must be in [1, 10000], got {self.steps_per_loop}")
         need(self.on_nan in ("stop", "rollback"),
@@ -208,6 +211,7 @@ SHUFFLES = ("rows", "blocks", "none")
 MODELS = ("wavegan", "seed2d")
 UPSAMPLES = ("zeros", "nn")
 PRECISIONS = ("fp32", "bf16")
+CONV_IMPLS = ("fast", "keras")
 CONDITIONS = ("none", "pitch", "instrument_family")
 # Per-model defaults of the fields left None: the paper's WaveGAN and the user's 2-D sketch.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from wavegan_dist.config import (CONDITIONS, MODELS, PRECISIONS, PRESETS, SHUFFLES, STRATEGIES,
+from wavegan_dist.config import (CONDITIONS, CONV_IMPLS, MODELS, PRECISIONS, PRESETS, SHUFFLES, STRATEGIES,
                                  UPSAMPLES, Config, make_config)
 from wavegan_dist.errors import UserError
 
@@ -86,6 +86,10 @@ flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile the per-replica traini
 flags.DEFINE_enum("precision", _D.precision, list(PRECISIONS), "'bf16': mixed precision "
                   "(bfloat16 compute, float32 weights and losses; TPU and recent GPUs); 'fp32' "
                   "everywhere otherwise.")
+flags.DEFINE_enum("conv_impl", _D.conv_impl, list(CONV_IMPLS), "How WaveGAN's strided "
+                  "convolutions run: 'fast' (polyphase stride-1 convolutions and matmuls, the "
+                  "same mathematics, faster on CPU) or 'keras' (Keras's own layers). "
+                  "Checkpoints are interchangeable.")
 flags.DEFINE_integer("steps_per_loop", _D.steps_per_loop, "Generator steps per host call, run "
                      "in one compiled loop (cuts host overhead on TPU/GPU); logged scalars stay "
                      "exact per step.")

@@ -1,8 +1,20 @@
-"""`python -m wavegan_dist.bench data [flags]`: input pipeline throughput vs the training step.
+"""`python -m wavegan_dist.bench {data,train,learn} [flags]`: the benchmarks.
 
-Prints a readable report, or JSON with --json. Targets (issue 3, on 2 CPU cores):
-the pipeline delivers >= 5,000 examples/s of 16384-sample slices from a local
+`data`: input pipeline throughput vs the training step. Targets (issue 3, on 2 CPU
+cores): the pipeline delivers >= 5,000 examples/s of 16384-sample slices from a local
 dataset, and >= 10x what the default training step consumes.
+
+`train` (bench/train.py): examples/s, analytic FLOPs and fraction of the measured peak
+of one critic update and one generator update, on 1 and 2 logical CPU replicas, and
+against the same updates in PyTorch when it is installed. Targets (issue 6): critic
+update >= 1.15x PyTorch's examples/s, >= 80% of peak, 2 replicas within 10% of 1.
+
+`learn` (bench/learn.py): the tiny preset trained on the built-in data for
+--learn_steps steps; the Frechet distance (and, with --condition=pitch, the pitch
+accuracy) of the untrained and the trained generator. Target (issue 7): trained
+at most half the untrained Frechet distance, within about 20 minutes on 2 cores.
+
+Each prints a readable report, or JSON with --json.
 """
 
 from wavegan_dist import cli
@@ -16,20 +28,38 @@ from absl import app, flags
 flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin' or a deeplake path).")
 flags.DEFINE_enum("split", "train", ["train", "valid", "test"], "Split.")
 flags.DEFINE_integer("slice_len", 16384, "Samples per example.")
-flags.DEFINE_integer("batch_size", 64, "Global batch of the pipeline measurement.")
+flags.DEFINE_integer("batch_size", None, "Global batch: of the pipeline measurement for "
+                     "`data` (default 64), of the timed updates for `train` (default 16).")
 flags.DEFINE_integer("batches", 300, "Batches timed through the pipeline.")
-flags.DEFINE_integer("cpu_replicas", 1, "Logical CPU replicas (MirroredStrategy if > 1).")
+flags.DEFINE_integer("cpu_replicas", 1, "Logical CPU replicas (MirroredStrategy if > 1); "
+                     "learn trains on 2 unless this is given.")
 flags.DEFINE_integer("train_batch", 16, "Global batch of the timed training step (the paper's "
                      "64 takes minutes per step on 2 cores; consumption per second is what "
                      "is compared).")
-flags.DEFINE_integer("dim", 64, "Model width of the timed training step.")
+flags.DEFINE_integer("dim", 64, "Model width of the timed training step / updates.")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per timed training step.")
 flags.DEFINE_integer("train_steps", 1, "Timed training steps (after one untimed step); 0 skips.")
+flags.DEFINE_integer("repeats", 5, "train: timed rounds (each measurement once per round, "
+                     "after one untimed warm-up call); medians are reported.")
+flags.DEFINE_bool("no_torch", False, "train: skip the PyTorch comparison.")
+flags.DEFINE_bool("no_plain", False, "train: skip the plain Keras formulation "
+                  "(conv_impl=keras) measured next to the default.")
+flags.DEFINE_integer("learn_steps", 600, "learn: generator steps to train.")
+flags.DEFINE_enum("condition", "none", ["none", "pitch"], "learn: train unconditional or "
+                  "pitch-conditional (then pitch accuracy is reported too).")
+flags.DEFINE_string("classifier", "", "learn: a pitch classifier folder (default: train one "
+                    "on --data first).")
+flags.DEFINE_string("workdir", "", "learn: where the run (and classifier) go (default: a new "
+                    "temporary folder, kept).")
+flags.DEFINE_integer("seed", 0, "learn: seed of the run, the classifier and the scoring.")
 flags.DEFINE_bool("json", False, "Print JSON instead of text.")
 FLAGS = flags.FLAGS
 
 PIPELINE_TARGET = 5000.0
+LEARN_TARGET = 0.5  # trained / untrained Frechet distance
 RATIO_TARGET = 10.0
+DATA_BATCH = 64
+TRAIN_BATCH = 16
 
 
 def _data_bench() -> dict:
@@ -40,16 +70,17 @@ def _data_bench() -> dict:
     strategy = strategies.make_strategy("mirrored" if FLAGS.cpu_replicas > 1 else "cpu",
                                         cpu_replicas=FLAGS.cpu_replicas)
     source = load_source(FLAGS.data, FLAGS.split, log=lambda m: print(m, file=sys.stderr))
+    batch_size = DATA_BATCH if FLAGS.batch_size is None else FLAGS.batch_size
     report = {
         "dataset": source.path, "dataset_rows": int(len(source.rows)),
         "slice_len": FLAGS.slice_len, "replicas": strategy.num_replicas_in_sync,
-        "pipeline_batch_size": FLAGS.batch_size,
+        "pipeline_batch_size": batch_size,
     }
-    pipe = measure_pipeline(strategy, source, FLAGS.slice_len, FLAGS.batch_size, FLAGS.batches)
+    pipe = measure_pipeline(strategy, source, FLAGS.slice_len, batch_size, FLAGS.batches)
     report["pipeline_examples_per_sec"] = pipe["examples_per_sec"]
     report["pipeline_seconds"] = pipe["seconds"]
     gc.collect()
-    blocks = measure_pipeline(strategy, source, FLAGS.slice_len, FLAGS.batch_size,
+    blocks = measure_pipeline(strategy, source, FLAGS.slice_len, batch_size,
                               FLAGS.batches, shuffle="blocks")
     report["pipeline_blocks_shuffle_examples_per_sec"] = blocks["examples_per_sec"]
     gc.collect()
@@ -92,14 +123,86 @@ def _print_text(r: dict) -> None:
               f"[target >= {RATIO_TARGET:.0f}x: {ok(r['meets_ratio_target'])}]")
 
 
+def _train_bench() -> dict:
+    from absl import logging
+
+    from wavegan_dist.bench import train
+
+    logging.set_verbosity(logging.WARNING)  # no strategy INFO lines between the progress lines
+    batch_size = TRAIN_BATCH if FLAGS.batch_size is None else FLAGS.batch_size
+    # Checked before TensorFlow starts, so a bad size is one line and nothing else.
+    train.check_sizes(FLAGS.slice_len, FLAGS.dim, batch_size, FLAGS.repeats)
+    from wavegan_dist import strategy as strategies
+
+    # The 2-replica measurement needs two logical CPUs, set up before the first TF op.
+    strategies.configure_cpu_devices(train.TWO_REPLICAS)
+    return train.measure(FLAGS.slice_len, FLAGS.dim, batch_size, FLAGS.repeats,
+                         use_torch=not FLAGS.no_torch, compare_plain=not FLAGS.no_plain,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def _learn_bench() -> dict:
+    from wavegan_dist.bench.learn import measure_learning
+    from wavegan_dist.errors import UserError
+
+    replicas = FLAGS.cpu_replicas if FLAGS["cpu_replicas"].present else 2
+    if FLAGS.learn_steps < 1:
+        raise UserError(f"--learn_steps={FLAGS.learn_steps} must be at least 1")
+    if replicas < 1:
+        raise UserError(f"--cpu_replicas={replicas} must be at least 1")
+    from wavegan_dist import strategy as strategies
+
+    strategies.configure_cpu_devices(replicas)
+    report = measure_learning(FLAGS.learn_steps, condition=FLAGS.condition, data=FLAGS.data,
+                              classifier_dir=FLAGS.classifier, workdir=FLAGS.workdir,
+                              cpu_replicas=replicas, seed=FLAGS.seed,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    report["target_trained_over_untrained"] = LEARN_TARGET
+    report["meets_target"] = report["trained_over_untrained"] <= LEARN_TARGET
+    if report["pitch_accuracy_trained"] is not None:
+        report["meets_pitch_accuracy_target"] = (
+            report["pitch_accuracy_trained"] > report["pitch_accuracy_untrained"])
+    return report
+
+
+def _print_learn(r: dict) -> None:
+    ok = lambda flag: "met" if flag else "NOT met"
+    print(f"learning check: tiny preset, {r['condition']}, {r['steps']} generator steps on "
+          f"--data={FLAGS.data} in {r['train_seconds']:.0f} s of training "
+          f"({r['heldout_notes']} held-out notes; classifier held-out accuracy "
+          f"{r['classifier_heldout_accuracy']:.3f})")
+    print(f"  Frechet distance: untrained {r['frechet_distance_untrained']:.2f}, trained "
+          f"{r['frechet_distance_trained']:.2f} (trained / untrained "
+          f"{r['trained_over_untrained']:.3f}) [target <= {LEARN_TARGET}: "
+          f"{ok(r['meets_target'])}]")
+    print(f"  Inception Score: untrained {r['inception_score_untrained']:.2f}, trained "
+          f"{r['inception_score_trained']:.2f}")
+    if r["pitch_accuracy_trained"] is not None:
+        print(f"  pitch accuracy: untrained {r['pitch_accuracy_untrained']:.3f}, trained "
+              f"{r['pitch_accuracy_trained']:.3f} [target: higher: "
+              f"{ok(r['meets_pitch_accuracy_target'])}]")
+    print(f"  run and classifier kept in {r['workdir']}")
+
+
 def main(argv):
     """Dispatches the benchmark named by the first argument."""
     from wavegan_dist.errors import UserError
 
     def run():
-        if len(argv) != 2 or argv[1] not in ("data",):
-            raise UserError("usage: python -m wavegan_dist.bench data [--flags]; "
-                            "benchmarks available: data")
+        if len(argv) != 2 or argv[1] not in ("data", "train", "learn"):
+            raise UserError("usage: python -m wavegan_dist.bench {data,train,learn} [--flags]; "
+                            "benchmarks available: data, train, learn")
+        if argv[1] == "learn":
+            report = _learn_bench()
+            print(json.dumps(report, indent=2, sort_keys=True)) if FLAGS.json else _print_learn(report)
+            return
+        if argv[1] == "train":
+            from wavegan_dist.bench.train import format_text
+
+            report = _train_bench()
+            print(json.dumps(report, indent=2, sort_keys=True) if FLAGS.json
+                  else format_text(report))
+            return
         report = _data_bench()
         print(json.dumps(report, indent=2, sort_keys=True)) if FLAGS.json else _print_text(report)
 

@@ -24,6 +24,10 @@ class ModelSpec:
       seed: initial-weight seed.
       precision: "fp32", or "bf16" for bfloat16 compute with float32 weights; either
         way the networks take and return float32.
+      conv_impl: how WaveGAN's strided convolutions are computed: "fast" (the
+        polyphase layers of models/fast_conv.py and a LeakyReLU without a
+        second-order path, models/activations.py) or "keras" (Keras's own layers).
+        Same variables and mathematics either way, so checkpoints are interchangeable.
     """
 
     model: str = "wavegan"
@@ -38,6 +42,7 @@ class ModelSpec:
     num_classes: int = 0
     seed: int = 0
     precision: str = "fp32"
+    conv_impl: str = "fast"
 
 
 def check_slice_len(spec: ModelSpec) -> None:

@@ -17,7 +17,9 @@ def layer_table(model, input_shape: tuple) -> tuple[list[tuple], int]:
     rows = []
     for layer, note in model.summary_layers:
         shape = tuple(layer.compute_output_shape(shape))
-        rows.append((layer.name, type(layer).__name__, shape[1:], layer.count_params(), note))
+        # The polyphase layers name the Keras layer whose mathematics they compute.
+        kind = getattr(layer, "layer_kind", type(layer).__name__)
+        rows.append((layer.name, kind, shape[1:], layer.count_params(), note))
     return rows, model.count_params()
 
 

@@ -9,6 +9,7 @@ widths double from `dim` up to dim * 2^(n-1) towards the length-16 end. The pape
 import keras
 
 from wavegan_dist.errors import UserError
+from wavegan_dist.models import activations, fast_conv
 from wavegan_dist.models.batch_norm import GeneratorBatchNorm
 from wavegan_dist.models.conditioning import Projection, critic_score, with_label
 from wavegan_dist.models.phase_shuffle import phase_shuffle as _phase_shuffle
@@ -65,6 +66,20 @@ def _kernel_init(seed, offset, layer_index):
     return keras.initializers.GlorotUniform(seed=_init_seed(seed, offset, layer_index))
 
 
+def _conv_layers(conv_impl):
+    """(Conv1D class, Conv1DTranspose class) for ModelSpec.conv_impl.
+
+    "fast": the polyphase layers of models/fast_conv.py (the same variables and
+    mathematics as Keras's, computed as stride-1 convolutions or matmuls, which the
+    CPU kernels run faster); "keras": Keras's own layers.
+    """
+    if conv_impl == "fast":
+        return fast_conv.PolyphaseConv1D, fast_conv.PolyphaseConv1DTranspose
+    if conv_impl == "keras":
+        return keras.layers.Conv1D, keras.layers.Conv1DTranspose
+    raise UserError(f"--conv_impl={conv_impl} is not one of fast, keras")
+
+
 POST_FILTER_TAPS = 512  # the public code's post-processing filter length
 
 
@@ -87,6 +102,8 @@ class WaveGANGenerator(SpecNetwork):
         def init(i):
             return _kernel_init(spec.seed, _GENERATOR_SEED_OFFSET, i)
 
+        conv_transpose_cls = _conv_layers(spec.conv_impl)[1]
+
         # A bias right before batch norm is cancelled by it (its gradient is pure
         # round-off, which Adam would blow up to full-size steps), so layers followed by
         # batch norm have none.
@@ -108,8 +125,7 @@ class WaveGANGenerator(SpecNetwork):
                 setattr(self, f"upsample_{i}", keras.layers.UpSampling1D(stride, name=f"upsample_{i}"))
                 conv = keras.layers.Conv1D(width, spec.kernel_len, **conv_args)
             else:
-                conv = keras.layers.Conv1DTranspose(width, spec.kernel_len, strides=stride,
-                                                    **conv_args)
+                conv = conv_transpose_cls(width, spec.kernel_len, strides=stride, **conv_args)
             setattr(self, f"upconv_{i}", conv)
             if spec.gen_batchnorm and not last:
                 setattr(self, f"norm_{i}", _batch_norm(f"norm_{i}"))
@@ -187,9 +203,14 @@ class WaveGANCritic(SpecNetwork):
         def init(i):
             return _kernel_init(spec.seed, _CRITIC_SEED_OFFSET, i)
 
+        conv_cls = _conv_layers(spec.conv_impl)[0]
+        # tf.nn.leaky_relu's gradient would send the penalty's all-zero second-order
+        # term back through the interpolates' forward pass (models/activations.py).
+        self._leaky_relu = (activations.leaky_relu if spec.conv_impl == "fast"
+                            else keras.ops.leaky_relu)
         for i, stride in enumerate(self.strides):
             # Attributes rather than a list so tf.train.Checkpoint tracks them (see generator).
-            setattr(self, f"conv_{i}", keras.layers.Conv1D(
+            setattr(self, f"conv_{i}", conv_cls(
                 spec.dim * 2**i, spec.kernel_len, strides=stride, padding="same",
                 use_bias=True, kernel_initializer=init(i), bias_initializer="zeros",
                 name=f"conv_{i}"))
@@ -237,7 +258,7 @@ class WaveGANCritic(SpecNetwork):
         """
         x = keras.ops.cast(x, "float32")
         for i, conv in enumerate(self.convs):
-            x = keras.ops.leaky_relu(conv(x), negative_slope=0.2)
+            x = self._leaky_relu(conv(x), negative_slope=0.2)
             if shifts is not None and i < self.num_shuffle_layers:
                 x = _phase_shuffle(x, shifts[:, i], self.phase_shuffle_radius)
         return critic_score(self.dense, self.projection if self.num_classes else None,

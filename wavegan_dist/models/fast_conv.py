@@ -1,0 +1,369 @@
+"""Strided 1-D convolutions written as stride-1 convolutions (polyphase form).
+
+TensorFlow's CPU kernels run the forward pass of a strided 1-D convolution about
+as fast as PyTorch, but its backward pass (input and kernel gradients) is much
+slower; XLA on CPU is slower still. A stride-s convolution is mathematically a
+stride-1 convolution over s "phases" of the signal folded into the channels
+(space-to-depth), and a stride-s transposed convolution is a stride-1 convolution
+with s * filters output channels unfolded into time (depth-to-space). Those
+stride-1 convolutions, and their gradients of every order, are what the CPU
+kernels do best.
+
+The layers here subclass the Keras layers, so variables (names, shapes,
+initialisers), bias, activation and config are Keras's own and checkpoints are
+interchangeable with plain `keras.layers.Conv1D` / `Conv1DTranspose`; only the
+convolution itself is computed differently. Cases outside the fast path
+(channels_first, dilation, causal padding, output_padding, unknown length,
+stride 1) fall back to Keras's implementation.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def same_padding_1d(length, kernel_size, stride):
+    """TF/Keras "same" padding of a strided 1-D convolution.
+
+    Args:
+      length: int, input length L.
+      kernel_size: int, K.
+      stride: int, s.
+
+    Returns:
+      (left, right) ints: total max((ceil(L/s) - 1) * s + K - L, 0), left = total // 2
+      (TF puts the odd sample on the right).
+    """
+    out_len = -(-length // stride)
+    total = max((out_len - 1) * stride + kernel_size - length, 0)
+    return total // 2, total - total // 2
+
+
+def _pad_or_crop_time(x, left, right):
+    """Pads (positive) or crops (negative) axis 1 of [B, L, C] `x` on each side."""
+    if left < 0 or right < 0:
+        start, stop = max(-left, 0), x.shape[1] + min(right, 0)
+        x = _time_slice(x, start, stop - start)
+        left, right = max(left, 0), max(right, 0)
+    if left or right:
+        x = tf.pad(x, [[0, 0], [left, right], [0, 0]])
+    return x
+
+
+def _time_slice(x, start, size, channels=None):
+    """x[:, start:start + size, :channels] of a [B, L, C] tensor with static L and C.
+
+    tf.slice, whose gradient is a Pad (about 3x faster on CPU than the StridedSliceGrad
+    of Python slicing), but with that gradient spelled out: under XLA, TF's own
+    gradient of tf.slice is XlaDynamicUpdateSlice, which has no gradient, and the
+    WGAN-GP penalty needs one more.
+    """
+    length, depth = x.shape[1], x.shape[2]
+    channels = depth if channels is None else channels
+
+    @tf.custom_gradient
+    def time_slice(x):
+        def grad(dy):
+            return tf.pad(dy, [[0, 0], [start, length - start - size], [0, depth - channels]])
+        return tf.slice(x, [0, start, 0], [-1, size, channels]), grad
+
+    return time_slice(x)
+
+
+def _shifted_windows(x, taps, out_len, last_channels=None):
+    """im2col: concatenates x[:, q:q + out_len] for q < taps along channels.
+
+    Args:
+      x: [B, >= out_len + taps - 1, C] with static C.
+      taps: int >= 1.
+      out_len: int.
+      last_channels: keep only this many channels of the last window (None: all).
+
+    Returns:
+      [B, out_len, (taps - 1) * C + last_channels]; channel q * C + c is x[:, t + q, c].
+    """
+    windows = [_time_slice(x, q, out_len) for q in range(taps - 1)]
+    windows.append(_time_slice(x, taps - 1, out_len, last_channels))
+    return windows[0] if taps == 1 else tf.concat(windows, axis=-1)
+
+
+def _matmul_time(cols, weight):
+    """[B, T, D] x [D, F] -> [B, T, F] as one 2-D matmul (batch folded into rows)."""
+    batch = tf.shape(cols)[0]
+    out = tf.matmul(tf.reshape(cols, [-1, cols.shape[-1]]), weight)
+    return tf.reshape(out, [batch, cols.shape[1], weight.shape[-1]])
+
+
+def polyphase_conv1d(x, kernel, stride, padding="same", method="conv"):
+    """Strided 1-D convolution (cross-correlation) computed at stride 1.
+
+    Same mathematics as `tf.nn.conv1d(x, kernel, stride, padding.upper())`:
+    y[b, o, f] = sum_{k, c} xpad[b, o * s + k, c] * kernel[k, c, f]. The padded input
+    is reshaped to [B, L' / s, s * C] (phase r of block j is channel r * C + c), the
+    kernel, zero-padded to ceil(K / s) * s taps, to [ceil(K / s), s * C, F], and one
+    stride-1 VALID convolution gives the output.
+
+    Args:
+      x: float tensor [B, L, C] with static L and C.
+      kernel: float tensor [K, C, F] (the Keras Conv1D kernel layout).
+      stride: int s >= 1.
+      padding: "same" (TF/Keras convention) or "valid".
+      method: "conv" (one stride-1 conv) or "matmul" (im2col of the phases, then one
+        matmul over exactly K * C inputs).
+
+    Returns:
+      [B, ceil(L / s), F] for "same", [B, (L - K) // s + 1, F] for "valid".
+    """
+    length, channels = x.shape[1], x.shape[2]
+    size = kernel.shape[0]
+    if padding == "same":
+        out_len = -(-length // stride)
+        left, _ = same_padding_1d(length, size, stride)
+    elif padding == "valid":
+        out_len = (length - size) // stride + 1
+        left = 0
+    else:
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    taps = -(-size // stride)  # stride-1 taps over phase blocks
+    # Exactly the blocks the output reads: out_len + taps - 1 of them. Samples past
+    # "same"'s right pad only ever meet the kernel's zero padding, so pad/crop to fit.
+    blocks = out_len + taps - 1
+    x = _pad_or_crop_time(x, left, blocks * stride - length - left)
+    x = tf.reshape(x, [-1, blocks, stride * channels])
+    if method == "matmul":
+        # The last tap block only holds K - (taps - 1) * s real taps: drop the rest
+        # so the matmul is exactly K * C deep and the kernel needs no padding.
+        last = (size - (taps - 1) * stride) * channels
+        cols = _shifted_windows(x, taps, out_len, last)
+        return _matmul_time(cols, tf.reshape(kernel, [size * channels, -1]))
+    if method != "conv":
+        raise ValueError(f"method must be 'conv' or 'matmul', got {method!r}")
+    kernel = tf.pad(kernel, [[0, taps * stride - size], [0, 0], [0, 0]])
+    kernel = tf.reshape(kernel, [taps, stride * channels, -1])
+    return tf.nn.conv1d(x, kernel, 1, "VALID")
+
+
+def _transpose_taps(size, stride):
+    """Tap geometry of the "same" transposed convolution in polyphase form.
+
+    Output sample t = m * s + r (phase r) is sum over q of in[m + q] * kernel[r + p - q * s]
+    (p = left "same" padding of the matching forward conv); q runs over [q_lo, q_hi].
+
+    Returns:
+      (p, q_lo, q_hi) ints, q_lo <= 0 <= q_hi.
+    """
+    pad_left = max(size - stride, 0) // 2
+    q_hi = -(-pad_left // stride)
+    q_lo = -((size - 1 - pad_left) // stride)
+    return pad_left, q_lo, q_hi
+
+
+def polyphase_conv1d_transpose(x, kernel, stride, method="conv"):
+    """"same" transposed 1-D convolution (Keras Conv1DTranspose) computed at stride 1.
+
+    Keras/TF define it as the adjoint (input gradient) of the "same" strided conv whose
+    input has length L * s: out[t, f] = sum_{o, k: o * s + k - p = t} sum_c
+    x[o, c] * kernel[k, f, c], with p = max(K - s, 0) // 2. For phase r of t = m * s + r
+    that is a stride-1 correlation over x with taps kernel[r + p - q * s] (q in
+    [q_lo, q_hi]), so one stride-1 conv with s * F output channels computes every phase
+    and a reshape interleaves them into time.
+
+    Args:
+      x: float tensor [B, L, C] with static L and C.
+      kernel: float tensor [K, F, C] (the Keras Conv1DTranspose kernel layout:
+        taps, output channels, input channels).
+      stride: int s >= 1.
+      method: "conv" (one stride-1 conv) or "matmul" (im2col, then one matmul).
+
+    Returns:
+      [B, L * s, F].
+    """
+    length = x.shape[1]
+    size, filters, channels = kernel.shape
+    pad_left, q_lo, q_hi = _transpose_taps(size, stride)
+    taps = q_hi - q_lo + 1
+    # Phase kernel W[j, c, r * F + f] = kernel[r + p - (q_hi - j) * s, f, c], zero where
+    # the tap index falls outside [0, K). Row j covers kernel indices
+    # (p - q_hi * s) + j * s + r for r < s: a contiguous run, so zero-pad the kernel to
+    # start at p - q_hi * s and reshape; j runs with q decreasing, so in terms of the
+    # input offset q the taps are reversed.
+    start = pad_left - q_hi * stride  # <= 0
+    w = tf.pad(kernel, [[-start, taps * stride + start - size], [0, 0], [0, 0]])
+    w = tf.reshape(w, [taps, stride, filters, channels])
+    w = tf.reverse(w, axis=[0])  # now row j is q = q_lo + j
+    w = tf.reshape(tf.transpose(w, [0, 3, 1, 2]), [taps, channels, stride * filters])
+    # in[m + q] for q in [q_lo, q_hi]: zeros outside [0, L).
+    x = tf.pad(x, [[0, 0], [-q_lo, q_hi], [0, 0]])
+    if method == "matmul":
+        y = _matmul_time(_shifted_windows(x, taps, length),
+                         tf.reshape(w, [taps * channels, stride * filters]))
+    elif method == "conv":
+        y = tf.nn.conv1d(x, w, 1, "VALID")
+    else:
+        raise ValueError(f"method must be 'conv' or 'matmul', got {method!r}")
+    # [B, L, s * F] with channel r * F + f -> time m * s + r.
+    return tf.reshape(y, [-1, length * stride, filters])
+
+
+METHODS = ("auto", "conv", "matmul", "keras")
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def _add_bias_and_activate(layer, outputs):
+    """What Keras's conv layers do after the convolution (channels_last)."""
+    if layer.use_bias:
+        outputs = tf.add(outputs, tf.reshape(layer.bias, [1, 1, layer.filters]))
+    if layer.activation is not None:
+        return layer.activation(outputs)
+    return outputs
+
+
+class PolyphaseConv1D(keras.layers.Conv1D):
+    """keras.layers.Conv1D whose strided convolution runs as a stride-1 one.
+
+    Same constructor, variables ("kernel" [K, C, F], "bias" [F]), initialisers and
+    outputs as keras.layers.Conv1D, so weights and checkpoints are interchangeable;
+    see `polyphase_conv1d` for the formulation. Extra argument:
+
+    Args:
+      method: "conv" or "matmul" (see `polyphase_conv1d`), "keras" (Keras's own op),
+        or "auto" (the fastest measured on CPU for the input's shape, see
+        `choose_conv1d_method`).
+
+    Falls back to Keras's op for stride 1, "causal" padding, dilation, channels_first
+    or an unknown length or channel count.
+    """
+
+    layer_kind = "Conv1D"  # what layer tables call it: the mathematics is Conv1D's
+
+    def __init__(self, *args, method="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = _check_method(method)
+
+    def _method_for(self, shape):
+        if (self.strides[0] == 1 or self.padding not in ("same", "valid")
+                or self.dilation_rate[0] != 1 or self.data_format != "channels_last"
+                or len(shape) != 3 or shape[1] is None or shape[2] is None):
+            return "keras"
+        if self.method == "auto":
+            return choose_conv1d_method(shape[1], shape[2], self.filters,
+                                        self.kernel_size[0], self.strides[0])
+        return self.method
+
+    def convolution_op(self, inputs, kernel):
+        """Args: inputs [B, L, C]; kernel [K, C, F]. Returns the bias-free conv [B, L_out, F]."""
+        method = self._method_for(inputs.shape)
+        if method == "keras":
+            return super().convolution_op(inputs, kernel)
+        return polyphase_conv1d(inputs, kernel, self.strides[0], self.padding, method)
+
+    def call(self, inputs):
+        """Args: inputs [B, L, C]. Returns [B, L_out, F] as keras.layers.Conv1D does."""
+        # Keras 3's Conv1D.call calls ops.conv itself (not convolution_op), so route here.
+        if self._method_for(inputs.shape) == "keras":
+            return super().call(inputs)
+        return _add_bias_and_activate(self, self.convolution_op(inputs, self.kernel))
+
+    def get_config(self):
+        """Keras's config plus `method`."""
+        return {**super().get_config(), "method": self.method}
+
+
+class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
+    """keras.layers.Conv1DTranspose ("same") run as a stride-1 conv + depth-to-space.
+
+    Same constructor, variables ("kernel" [K, F, C], "bias" [F]), initialisers and
+    outputs as keras.layers.Conv1DTranspose, so weights and checkpoints are
+    interchangeable; see `polyphase_conv1d_transpose`. Extra argument:
+
+    Args:
+      method: "conv" or "matmul" (see `polyphase_conv1d_transpose`), "keras" (Keras's
+        own op), or "auto" (the fastest measured on CPU for the input's shape, see
+        `choose_conv1d_transpose_method`).
+
+    Falls back to Keras's op for "valid" padding, output_padding, dilation,
+    channels_first or an unknown length or channel count.
+    """
+
+    layer_kind = "Conv1DTranspose"  # what layer tables call it
+
+    def __init__(self, *args, method="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = _check_method(method)
+
+    def _method_for(self, shape):
+        if (self.padding != "same" or self.output_padding is not None
+                or self.dilation_rate[0] != 1 or self.data_format != "channels_last"
+                or len(shape) != 3 or shape[1] is None or shape[2] is None):
+            return "keras"
+        if self.method == "auto":
+            return choose_conv1d_transpose_method(shape[1], shape[2], self.filters,
+                                                  self.kernel_size[0], self.strides[0])
+        return self.method
+
+    def call(self, inputs):
+        """Args: inputs [B, L, C]. Returns [B, L * stride, F] as Conv1DTranspose does."""
+        method = self._method_for(inputs.shape)
+        if method == "keras":
+            return super().call(inputs)
+        outputs = polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method)
+        return _add_bias_and_activate(self, outputs)
+
+    def get_config(self):
+        """Keras's config plus `method`."""
+        return {**super().get_config(), "method": self.method}
+
+
+# Below this many output rows per example the stride-1 problem is too short for the
+# CPU conv kernels (oneDNN) to run well, and im2col + one big matmul wins clearly.
+MATMUL_MAX_ROWS = 64
+# A transposed conv with this few output channels per phase block (s * F) is a thin
+# conv that Keras's backprop-input kernel runs slowly; the stride-1 conv is faster.
+THIN_OUTPUT_CHANNELS = 16
+
+
+def choose_conv1d_method(length, channels, filters, kernel_size, stride):
+    """The method PolyphaseConv1D(method="auto") uses, from CPU measurements.
+
+    Measured on 2 CPU cores (AVX-512, TF 2.17 with oneDNN), batch 16, WaveGAN critic
+    shapes (K = 25, s = 4), forward + backward and the WGAN-GP double backward: the
+    stride-1 conv beat Keras on every layer with output length >= 256 (1.4-1.8x on the
+    1-channel input layer, 1.03-1.15x on the others); at output length 64 and 16 the
+    conv kernels are slow and im2col + matmul won (1.1-1.3x and 2.7-2.9x).
+
+    Args:
+      length: int, input length L.
+      channels: int, input channels C.
+      filters: int, output channels F.
+      kernel_size: int, K.
+      stride: int, s.
+
+    Returns:
+      "conv" or "matmul".
+    """
+    del channels, filters, kernel_size  # the measured rule only needed the length
+    out_len = -(-length // stride)
+    return "matmul" if out_len <= MATMUL_MAX_ROWS else "conv"
+
+
+def choose_conv1d_transpose_method(length, channels, filters, kernel_size, stride):
+    """The method PolyphaseConv1DTranspose(method="auto") uses, from CPU measurements.
+
+    Measured as for `choose_conv1d_method` on the WaveGAN generator shapes: im2col +
+    matmul won at input length 16 and 64 (1.6x and 1.1x), the stride-1 conv won on
+    the 1-channel output layer (1.3x), and Keras's own op won on the layers between
+    (the stride-1 conv was 0.75-0.95x there). Arguments as `choose_conv1d_method`.
+
+    Returns:
+      "matmul", "conv" or "keras".
+    """
+    del channels, kernel_size
+    if length <= MATMUL_MAX_ROWS:
+        return "matmul"
+    if stride * filters <= THIN_OUTPUT_CHANNELS:
+        return "conv"
+    return "keras"
