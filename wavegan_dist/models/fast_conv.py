@@ -86,14 +86,18 @@ def _shifted_windows(x, taps, out_len, last_channels=None):
     return windows[0] if taps == 1 else tf.concat(windows, axis=-1)
 
 
-def _matmul_time(cols, weight):
-    """[B, T, D] x [D, F] -> [B, T, F] as one 2-D matmul (batch folded into rows)."""
+def _matmul_time(cols, weight, transpose_weight=False, bias=None):
+    """[B, T, D] x [D, F] (+ bias [F]) -> [B, T, F] as one 2-D matmul (batch folded into
+    rows); with transpose_weight, `weight` is given as [F, D]."""
     batch = tf.shape(cols)[0]
-    out = tf.matmul(tf.reshape(cols, [-1, cols.shape[-1]]), weight)
-    return tf.reshape(out, [batch, cols.shape[1], weight.shape[-1]])
+    out = tf.matmul(tf.reshape(cols, [-1, cols.shape[-1]]), weight, transpose_b=transpose_weight)
+    if bias is not None:  # on the 2-D product, where the CPU kernels fuse it into the matmul
+        out = tf.nn.bias_add(out, bias)
+    filters = weight.shape[0] if transpose_weight else weight.shape[-1]
+    return tf.reshape(out, [batch, cols.shape[1], filters])
 
 
-def polyphase_conv1d(x, kernel, stride, padding="same", method="conv"):
+def polyphase_conv1d(x, kernel, stride, padding="same", method="conv", bias=None):
     """Strided 1-D convolution (cross-correlation) computed at stride 1.
 
     Same mathematics as `tf.nn.conv1d(x, kernel, stride, padding.upper())`:
@@ -109,6 +113,7 @@ def polyphase_conv1d(x, kernel, stride, padding="same", method="conv"):
       padding: "same" (TF/Keras convention) or "valid".
       method: "conv" (one stride-1 conv) or "matmul" (im2col of the phases, then one
         matmul over exactly K * C inputs).
+      bias: optional float tensor [F] added to the output.
 
     Returns:
       [B, ceil(L / s), F] for "same", [B, (L - K) // s + 1, F] for "valid".
@@ -134,12 +139,13 @@ def polyphase_conv1d(x, kernel, stride, padding="same", method="conv"):
         # so the matmul is exactly K * C deep and the kernel needs no padding.
         last = (size - (taps - 1) * stride) * channels
         cols = _shifted_windows(x, taps, out_len, last)
-        return _matmul_time(cols, tf.reshape(kernel, [size * channels, -1]))
+        return _matmul_time(cols, tf.reshape(kernel, [size * channels, -1]), bias=bias)
     if method != "conv":
         raise ValueError(f"method must be 'conv' or 'matmul', got {method!r}")
     kernel = tf.pad(kernel, [[0, taps * stride - size], [0, 0], [0, 0]])
     kernel = tf.reshape(kernel, [taps, stride * channels, -1])
-    return tf.nn.conv1d(x, kernel, 1, "VALID")
+    y = tf.nn.conv1d(x, kernel, 1, "VALID")
+    return y if bias is None else tf.nn.bias_add(y, bias)
 
 
 def _transpose_taps(size, stride):
@@ -157,7 +163,7 @@ def _transpose_taps(size, stride):
     return pad_left, q_lo, q_hi
 
 
-def polyphase_conv1d_transpose(x, kernel, stride, method="conv"):
+def polyphase_conv1d_transpose(x, kernel, stride, method="conv", bias=None):
     """"same" transposed 1-D convolution (Keras Conv1DTranspose) computed at stride 1.
 
     Keras/TF define it as the adjoint (input gradient) of the "same" strided conv whose
@@ -173,6 +179,7 @@ def polyphase_conv1d_transpose(x, kernel, stride, method="conv"):
         taps, output channels, input channels).
       stride: int s >= 1.
       method: "conv" (one stride-1 conv) or "matmul" (im2col, then one matmul).
+      bias: optional float tensor [F] added to the output.
 
     Returns:
       [B, L * s, F].
@@ -190,14 +197,22 @@ def polyphase_conv1d_transpose(x, kernel, stride, method="conv"):
     w = tf.pad(kernel, [[-start, taps * stride + start - size], [0, 0], [0, 0]])
     w = tf.reshape(w, [taps, stride, filters, channels])
     w = tf.reverse(w, axis=[0])  # now row j is q = q_lo + j
-    w = tf.reshape(tf.transpose(w, [0, 3, 1, 2]), [taps, channels, stride * filters])
     # in[m + q] for q in [q_lo, q_hi]: zeros outside [0, L).
     x = tf.pad(x, [[0, 0], [-q_lo, q_hi], [0, 0]])
+    # Output channel r * F + f is phase r of filter f: the bias repeats per phase.
+    phase_bias = None if bias is None else tf.tile(bias, [stride])
     if method == "matmul":
+        # The matmul takes the kernel as [s * F, taps * C] (transpose_b): getting there
+        # moves whole C-long rows, the kernel's contiguous axis, which costs a fraction
+        # of a transpose that changes the innermost axis (the conv layout below).
+        w = tf.transpose(tf.reshape(w, [taps, stride * filters, channels]), [1, 0, 2])
         y = _matmul_time(_shifted_windows(x, taps, length),
-                         tf.reshape(w, [taps * channels, stride * filters]))
+                         tf.reshape(w, [stride * filters, taps * channels]),
+                         transpose_weight=True, bias=phase_bias)
     elif method == "conv":
+        w = tf.reshape(tf.transpose(w, [0, 3, 1, 2]), [taps, channels, stride * filters])
         y = tf.nn.conv1d(x, w, 1, "VALID")
+        y = y if phase_bias is None else tf.nn.bias_add(y, phase_bias)
     else:
         raise ValueError(f"method must be 'conv' or 'matmul', got {method!r}")
     # [B, L, s * F] with channel r * F + f -> time m * s + r.
@@ -213,13 +228,14 @@ def _check_method(method):
     return method
 
 
-def _add_bias_and_activate(layer, outputs):
-    """What Keras's conv layers do after the convolution (channels_last)."""
-    if layer.use_bias:
-        outputs = tf.add(outputs, tf.reshape(layer.bias, [1, 1, layer.filters]))
-    if layer.activation is not None:
-        return layer.activation(outputs)
-    return outputs
+def _bias_of(layer):
+    """The layer's bias variable, or None without one."""
+    return layer.bias if layer.use_bias else None
+
+
+def _activate(layer, outputs):
+    """What Keras's conv layers do after the convolution and bias."""
+    return outputs if layer.activation is None else layer.activation(outputs)
 
 
 class PolyphaseConv1D(keras.layers.Conv1D):
@@ -266,7 +282,9 @@ class PolyphaseConv1D(keras.layers.Conv1D):
         # Keras 3's Conv1D.call calls ops.conv itself (not convolution_op), so route here.
         if self._method_for(inputs.shape) == "keras":
             return super().call(inputs)
-        return _add_bias_and_activate(self, self.convolution_op(inputs, self.kernel))
+        method = self._method_for(inputs.shape)
+        return _activate(self, polyphase_conv1d(inputs, self.kernel, self.strides[0],
+                                                self.padding, method, bias=_bias_of(self)))
 
     def get_config(self):
         """Keras's config plus `method`."""
@@ -310,8 +328,9 @@ class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
         method = self._method_for(inputs.shape)
         if method == "keras":
             return super().call(inputs)
-        outputs = polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method)
-        return _add_bias_and_activate(self, outputs)
+        outputs = polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method,
+                                             bias=_bias_of(self))
+        return _activate(self, outputs)
 
     def get_config(self):
         """Keras's config plus `method`."""

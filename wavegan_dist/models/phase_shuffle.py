@@ -33,8 +33,9 @@ def phase_shuffle(x, shifts, radius):
     length = x.shape[1]
     if length is None:
         length = tf.shape(x)[1]
-    padded = tf.pad(x, [[0, 0], [radius, radius], [0, 0]], mode="REFLECT")
-    # padded[j] == x[j - radius], so out[t] = x[t - s] = padded[t + radius - s].
-    offsets = radius - tf.cast(shifts, tf.int32)
-    indices = offsets[:, None] + tf.range(length, dtype=tf.int32)[None, :]
-    return tf.gather(padded, indices, axis=1, batch_dims=1)
+    # out[t] = x[t - s], with an index outside [0, L) reflected about the edge sample:
+    # one gather straight from x (no padded copy); needs L > radius.
+    source = tf.range(length, dtype=tf.int32)[None, :] - tf.cast(shifts, tf.int32)[:, None]
+    source = tf.abs(source)  # -i -> i
+    source = (length - 1) - tf.abs((length - 1) - source)  # L - 1 + i -> L - 1 - i
+    return tf.gather(x, source, axis=1, batch_dims=1)
