@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_dist import losses, noise
+from wavegan_dist.training.optimizers import FusedAdam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +238,7 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
     """
     with strategy.scope():
         generator, critic = model_fn()
-        adam = lambda: keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2)
+        adam = lambda: FusedAdam(learning_rate, beta_1=beta1, beta_2=beta2)
         g_opt, d_opt = adam(), adam()
         g_opt.build(generator.trainable_variables)
         d_opt.build(critic.trainable_variables)
