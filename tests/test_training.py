@@ -95,12 +95,14 @@ def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     run_training(_cfg(tmp_path, train_steps=1), cpu, log=lambda _: None)
     logs = []
-    run_training(_cfg(tmp_path, train_steps=2, learning_rate=5e-4, n_critic=1), cpu,
+    first_rate = _cfg(tmp_path).learning_rate
+    assert abs(first_rate - 2e-4) > 1e-6  # the resumed run's rate below is a change
+    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1), cpu,
                  log=logs.append)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     rates = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")]
-    assert len(rates) == 2 and all(abs(r - 5e-4) < 1e-9 for r in rates)
+    assert len(rates) == 2 and all(abs(r - 2e-4) < 1e-9 for r in rates)
     assert any(line.startswith("note: --n_critic changed from 2 to 1") for line in logs)
 
 

@@ -222,9 +222,12 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 # A preset sets defaults; flags the user gives explicitly still win.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    # A few dozen steps in about a minute on 2 CPU cores: for smoke tests and CI.
+    # A few dozen steps in about a minute on 2 CPU cores: for smoke tests and CI. Its
+    # learning rate is 5x the paper's so the small networks learn visibly within minutes
+    # (measured here with --eval_every: Frechet distance 815 after 1,500 steps at 5e-4,
+    # 803 only after 5,500 at the paper's 1e-4; 1286 untrained).
     "tiny": dict(slice_len=4096, dim=8, batch_size=16, n_critic=5, train_steps=40,
-                 ckpt_every=20, log_every=5, sample_every=20),
+                 ckpt_every=20, log_every=5, sample_every=20, learning_rate=5e-4),
 }
 
 

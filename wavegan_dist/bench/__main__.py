@@ -44,7 +44,8 @@ flags.DEFINE_integer("repeats", 5, "train: timed rounds (each measurement once p
 flags.DEFINE_bool("no_torch", False, "train: skip the PyTorch comparison.")
 flags.DEFINE_bool("no_plain", False, "train: skip the plain Keras formulation "
                   "(conv_impl=keras) measured next to the default.")
-flags.DEFINE_integer("learn_steps", 600, "learn: generator steps to train.")
+flags.DEFINE_integer("learn_steps", 12000, "learn: generator steps to train.")
+flags.DEFINE_integer("generated", 1000, "learn: clips generated for each score.")
 flags.DEFINE_enum("condition", "none", ["none", "pitch"], "learn: train unconditional or "
                   "pitch-conditional (then pitch accuracy is reported too).")
 flags.DEFINE_string("classifier", "", "learn: a pitch classifier folder (default: train one "
@@ -148,6 +149,8 @@ def _learn_bench() -> dict:
     replicas = FLAGS.cpu_replicas if FLAGS["cpu_replicas"].present else 2
     if FLAGS.learn_steps < 1:
         raise UserError(f"--learn_steps={FLAGS.learn_steps} must be at least 1")
+    if FLAGS.generated < 2:
+        raise UserError(f"--generated={FLAGS.generated} must be at least 2")
     if replicas < 1:
         raise UserError(f"--cpu_replicas={replicas} must be at least 1")
     from wavegan_dist import strategy as strategies
@@ -155,7 +158,8 @@ def _learn_bench() -> dict:
     strategies.configure_cpu_devices(replicas)
     report = measure_learning(FLAGS.learn_steps, condition=FLAGS.condition, data=FLAGS.data,
                               classifier_dir=FLAGS.classifier, workdir=FLAGS.workdir,
-                              cpu_replicas=replicas, seed=FLAGS.seed,
+                              cpu_replicas=replicas, generated=FLAGS.generated,
+                              seed=FLAGS.seed,
                               log=lambda m: print(m, file=sys.stderr, flush=True))
     report["target_trained_over_untrained"] = LEARN_TARGET
     report["meets_target"] = report["trained_over_untrained"] <= LEARN_TARGET
@@ -169,8 +173,8 @@ def _print_learn(r: dict) -> None:
     ok = lambda flag: "met" if flag else "NOT met"
     print(f"learning check: tiny preset, {r['condition']}, {r['steps']} generator steps on "
           f"--data={FLAGS.data} in {r['train_seconds']:.0f} s of training "
-          f"({r['heldout_notes']} held-out notes; classifier held-out accuracy "
-          f"{r['classifier_heldout_accuracy']:.3f})")
+          f"({r['generated_clips']} generated clips scored against {r['heldout_notes']} "
+          f"held-out notes; classifier held-out accuracy {r['classifier_heldout_accuracy']:.3f})")
     print(f"  Frechet distance: untrained {r['frechet_distance_untrained']:.2f}, trained "
           f"{r['frechet_distance_trained']:.2f} (trained / untrained "
           f"{r['trained_over_untrained']:.3f}) [target <= {LEARN_TARGET}: "

@@ -14,7 +14,7 @@ from wavegan_dist.models import build_generator
 
 def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
                      classifier_dir: str = "", workdir: str = "", cpu_replicas: int = 2,
-                     seed: int = 0, log=print) -> dict:
+                     generated: int = 1000, seed: int = 0, log=print) -> dict:
     """Trains the tiny preset for `steps` steps and scores the generator before and after.
 
     Args:
@@ -24,6 +24,10 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
       classifier_dir: a pitch classifier to use; "" trains one on `data` first.
       workdir: where the run (and classifier) go; "" = a new temporary folder.
       cpu_replicas: logical CPU replicas for training (MirroredStrategy).
+      generated: clips generated for each score (the same latent vectors before and
+        after). The Frechet distance of n samples is biased upwards by about
+        trace(covariance) / n, so more clips than the 48 held-out notes make the
+        before/after ratio less a measure of the sample size.
     Returns:
       {"frechet_distance_untrained", "frechet_distance_trained", "trained_over_untrained",
        "pitch_accuracy_untrained", "pitch_accuracy_trained" (None if unconditional),
@@ -47,7 +51,8 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
 
     def score(generator) -> dict:
         return evaluation.score(lambda z, labels: generator(z, labels, training=False).numpy(),
-                                cfg.latent_dim, model, info, refs, seed=seed)["generated"]
+                                cfg.latent_dim, model, info, refs, n=generated,
+                                seed=seed)["generated"]
 
     # The untrained generator is the one the run starts from (same spec and seed).
     before = score(build_generator(cfg.model_spec()))
@@ -69,5 +74,6 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
         "inception_score_untrained": before["inception_score"],
         "inception_score_trained": after["inception_score"],
         "classifier_heldout_accuracy": info.heldout_accuracy,
-        "heldout_notes": len(refs.heldout), "workdir": workdir,
+        "heldout_notes": len(refs.heldout), "generated_clips": generated,
+        "learning_rate": cfg.learning_rate, "workdir": workdir,
     }

@@ -128,6 +128,10 @@ def polyphase_conv1d(x, kernel, stride, padding="same", method="conv", bias=None
         left = 0
     else:
         raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    if method == "conv":
+        y = _block_same_conv(x, kernel, stride, left, out_len)
+        if y is not None:
+            return y if bias is None else tf.nn.bias_add(y, bias)
     taps = -(-size // stride)  # stride-1 taps over phase blocks
     # Exactly the blocks the output reads: out_len + taps - 1 of them. Samples past
     # "same"'s right pad only ever meet the kernel's zero padding, so pad/crop to fit.
@@ -146,6 +150,36 @@ def polyphase_conv1d(x, kernel, stride, padding="same", method="conv", bias=None
     kernel = tf.reshape(kernel, [taps, stride * channels, -1])
     y = tf.nn.conv1d(x, kernel, 1, "VALID")
     return y if bias is None else tf.nn.bias_add(y, bias)
+
+
+def _block_same_conv(x, kernel, stride, left, out_len):
+    """The "conv" method with no padded copy of the input, where the geometry allows.
+
+    The input [B, L, C] with L a multiple of s is viewed as L / s blocks of s * C (a
+    reshape, no copy); the left padding `left` is rounded up to whole blocks and the
+    difference made up with zero taps at the front of the kernel (front + left =
+    left_blocks * s). When the stride-1 "SAME" convolution over blocks pads exactly
+    left_blocks on the left, it computes y[o] = sum_k' x[(o - left_blocks) * s + k']
+    kernel'[k'], the same sum, with the CPU kernel's own zero padding (it holds for
+    "same" WaveGAN layers: L = 4096, K = 25, s = 4 pads 10 samples = 3 blocks - 2 taps).
+
+    Returns:
+      [B, out_len, F], or None where the geometry does not fit (the caller pads).
+    """
+    length, channels = x.shape[1], x.shape[2]
+    size = kernel.shape[0]
+    if length % stride:
+        return None
+    left_blocks = -(-left // stride)
+    front = left_blocks * stride - left
+    taps = -(-(size + front) // stride)
+    in_blocks = length // stride
+    total = out_len + taps - 1 - in_blocks  # block padding the output needs
+    if out_len != in_blocks or total < 0 or total // 2 != left_blocks:
+        return None
+    kernel = tf.pad(kernel, [[front, taps * stride - size - front], [0, 0], [0, 0]])
+    kernel = tf.reshape(kernel, [taps, stride * channels, -1])
+    return tf.nn.conv1d(tf.reshape(x, [-1, in_blocks, stride * channels]), kernel, 1, "SAME")
 
 
 def _transpose_taps(size, stride):

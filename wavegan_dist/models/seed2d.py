@@ -20,6 +20,7 @@ import math
 import keras
 
 from wavegan_dist.errors import UserError
+from wavegan_dist.models import activations
 from wavegan_dist.models.conditioning import Projection, critic_score, with_label
 from wavegan_dist.models.network import SpecNetwork
 from wavegan_dist.models.spec import ModelSpec
@@ -141,6 +142,8 @@ class Seed2DCritic(SpecNetwork):
         """
         x = self.to_frame(keras.ops.cast(x, "float32"))
         for i in range(self.num_stages):
-            x = keras.ops.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
+            # Same values and derivatives as keras.ops.leaky_relu, without the penalty's
+            # all-zero second-order path (models/activations.py).
+            x = activations.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
         return critic_score(self.dense, self.projection if self.num_classes else None,
                             self.flatten(x), labels)
