@@ -59,7 +59,9 @@ def test_two_replicas_match_one_device(one_device_run, tmp_path):
     # Adam's moments carry the gradient scale: equal moments mean equal gradients.
     moments1, moments2 = checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")
     assert max_diff(moments1, moments2) < 1e-5
-    assert _max_rel_diff(moments1, moments2) < 1e-2
+    # Relative: a gradient scaled wrongly (say 2x) moves it to about 1; float round-off in
+    # the near-zero moments of 4 steps at the tiny preset's 5e-4 reached 1.01e-2 once.
+    assert _max_rel_diff(moments1, moments2) < 5e-2
     # And the check is sharp: a different seed moves the weights far more than that.
     other = tmp_path / "other_seed"
     run_training(_cfg(other, train_steps=4, seed=1), two, log=lambda _: None)
