@@ -267,12 +267,39 @@ def _bias_of(layer):
     return layer.bias if layer.use_bias else None
 
 
-def _activate(layer, outputs):
-    """What Keras's conv layers do after the convolution and bias."""
-    return outputs if layer.activation is None else layer.activation(outputs)
+class _PolyphaseMixin:
+    """What both polyphase layers share: the `method` argument and the call path.
+
+    A subclass sets `layer_kind` and defines `_fast_path_applies(shape)`, `_choose(shape)`
+    and `_polyphase(inputs, method)` (the bias-added convolution).
+    """
+
+    def __init__(self, *args, method="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = _check_method(method)
+
+    def _method_for(self, shape):
+        if not (len(shape) == 3 and shape[1] is not None and shape[2] is not None
+                and self.dilation_rate[0] == 1 and self.data_format == "channels_last"
+                and self._fast_path_applies(shape)):
+            return "keras"
+        return self._choose(shape) if self.method == "auto" else self.method
+
+    def call(self, inputs):
+        """Args: inputs [B, L, C]. Returns what the Keras layer returns."""
+        # Keras 3's conv layers call ops.conv in call() itself, so the route is chosen here.
+        method = self._method_for(inputs.shape)
+        if method == "keras":
+            return super().call(inputs)
+        outputs = self._polyphase(inputs, method)
+        return outputs if self.activation is None else self.activation(outputs)
+
+    def get_config(self):
+        """Keras's config plus `method`."""
+        return {**super().get_config(), "method": self.method}
 
 
-class PolyphaseConv1D(keras.layers.Conv1D):
+class PolyphaseConv1D(_PolyphaseMixin, keras.layers.Conv1D):
     """keras.layers.Conv1D whose strided convolution runs as a stride-1 one.
 
     Same constructor, variables ("kernel" [K, C, F], "bias" [F]), initialisers and
@@ -290,42 +317,19 @@ class PolyphaseConv1D(keras.layers.Conv1D):
 
     layer_kind = "Conv1D"  # what layer tables call it: the mathematics is Conv1D's
 
-    def __init__(self, *args, method="auto", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.method = _check_method(method)
+    def _fast_path_applies(self, shape):
+        return self.strides[0] != 1 and self.padding in ("same", "valid")
 
-    def _method_for(self, shape):
-        if (self.strides[0] == 1 or self.padding not in ("same", "valid")
-                or self.dilation_rate[0] != 1 or self.data_format != "channels_last"
-                or len(shape) != 3 or shape[1] is None or shape[2] is None):
-            return "keras"
-        if self.method == "auto":
-            return choose_conv1d_method(shape[1], shape[2], self.filters,
-                                        self.kernel_size[0], self.strides[0])
-        return self.method
+    def _choose(self, shape):
+        return choose_conv1d_method(shape[1], shape[2], self.filters, self.kernel_size[0],
+                                    self.strides[0])
 
-    def convolution_op(self, inputs, kernel):
-        """Args: inputs [B, L, C]; kernel [K, C, F]. Returns the bias-free conv [B, L_out, F]."""
-        method = self._method_for(inputs.shape)
-        if method == "keras":
-            return super().convolution_op(inputs, kernel)
-        return polyphase_conv1d(inputs, kernel, self.strides[0], self.padding, method)
-
-    def call(self, inputs):
-        """Args: inputs [B, L, C]. Returns [B, L_out, F] as keras.layers.Conv1D does."""
-        # Keras 3's Conv1D.call calls ops.conv itself (not convolution_op), so route here.
-        if self._method_for(inputs.shape) == "keras":
-            return super().call(inputs)
-        method = self._method_for(inputs.shape)
-        return _activate(self, polyphase_conv1d(inputs, self.kernel, self.strides[0],
-                                                self.padding, method, bias=_bias_of(self)))
-
-    def get_config(self):
-        """Keras's config plus `method`."""
-        return {**super().get_config(), "method": self.method}
+    def _polyphase(self, inputs, method):
+        return polyphase_conv1d(inputs, self.kernel, self.strides[0], self.padding, method,
+                                bias=_bias_of(self))
 
 
-class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
+class PolyphaseConv1DTranspose(_PolyphaseMixin, keras.layers.Conv1DTranspose):
     """keras.layers.Conv1DTranspose ("same") run as a stride-1 conv + depth-to-space.
 
     Same constructor, variables ("kernel" [K, F, C], "bias" [F]), initialisers and
@@ -343,32 +347,16 @@ class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
 
     layer_kind = "Conv1DTranspose"  # what layer tables call it
 
-    def __init__(self, *args, method="auto", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.method = _check_method(method)
+    def _fast_path_applies(self, shape):
+        return self.padding == "same" and self.output_padding is None
 
-    def _method_for(self, shape):
-        if (self.padding != "same" or self.output_padding is not None
-                or self.dilation_rate[0] != 1 or self.data_format != "channels_last"
-                or len(shape) != 3 or shape[1] is None or shape[2] is None):
-            return "keras"
-        if self.method == "auto":
-            return choose_conv1d_transpose_method(shape[1], shape[2], self.filters,
-                                                  self.kernel_size[0], self.strides[0])
-        return self.method
+    def _choose(self, shape):
+        return choose_conv1d_transpose_method(shape[1], shape[2], self.filters,
+                                              self.kernel_size[0], self.strides[0])
 
-    def call(self, inputs):
-        """Args: inputs [B, L, C]. Returns [B, L * stride, F] as Conv1DTranspose does."""
-        method = self._method_for(inputs.shape)
-        if method == "keras":
-            return super().call(inputs)
-        outputs = polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method,
-                                             bias=_bias_of(self))
-        return _activate(self, outputs)
-
-    def get_config(self):
-        """Keras's config plus `method`."""
-        return {**super().get_config(), "method": self.method}
+    def _polyphase(self, inputs, method):
+        return polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method,
+                                          bias=_bias_of(self))
 
 
 # Below this many output rows per example the stride-1 problem is too short for the

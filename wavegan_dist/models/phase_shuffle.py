@@ -16,8 +16,8 @@ def phase_shuffle(x, shifts, radius):
     reflected about the edge sample without repeating it (numpy/tf "reflect"), e.g.
     with shift +2 the output starts `x[2], x[1], x[0], x[1], ...`.
 
-    All shapes are static (one reflect pad by `radius`, then a per-example
-    length-L window), so it compiles under XLA and is differentiable to any order.
+    One gather with reflected source indices (no padded copy); all shapes are static
+    for a static L, so it compiles under XLA, and it is differentiable to any order.
 
     Args:
       x: float tensor [B, L, C]; L must be greater than `radius`.
