@@ -172,10 +172,13 @@ def test_checkpoints_interchangeable_with_keras(tmp_path, transpose):
 
 # --- LeakyReLU without the second-order path (models/activations.py) ---
 
-def test_leaky_relu_matches_tf_to_second_order_and_drops_the_zero_path():
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+def test_leaky_relu_matches_tf_to_second_order_and_drops_the_zero_path(slope):
     from wavegan_dist.models.activations import leaky_relu
 
-    x = tf.constant(np.random.default_rng(0).standard_normal((4, 33, 3)), tf.float32)
+    x = np.random.default_rng(0).standard_normal((4, 33, 3))
+    x[:, ::5] = 0.0  # pre-activations exactly 0, where input and output tests could differ
+    x = tf.constant(x, tf.float32)
     w = tf.Variable(np.random.default_rng(1).standard_normal((3, 3)), dtype=tf.float32)
     r = tf.constant(np.random.default_rng(2).standard_normal((4, 33, 3)), tf.float32)
 
@@ -186,7 +189,7 @@ def test_leaky_relu_matches_tf_to_second_order_and_drops_the_zero_path():
             with tf.GradientTape() as inner:
                 inner.watch(x)
                 pre = tf.einsum("blc,cd->bld", x, w)
-                y = act(pre, 0.2)
+                y = act(pre, slope)
                 # Linear after the activation, as in the critic (convs and a dense):
                 # the penalty's only dependence on `pre` is LeakyReLU's derivative.
                 score = tf.reduce_sum(y * r)
@@ -202,6 +205,52 @@ def test_leaky_relu_matches_tf_to_second_order_and_drops_the_zero_path():
     # (work autodiff then pushes back through the layer); ours has no such path.
     assert want[3] is not None and not np.any(want[3].numpy())
     assert got[3] is None
+
+
+def test_leaky_relu_refuses_a_negative_slope():
+    from wavegan_dist.models.activations import leaky_relu
+
+    with pytest.raises(ValueError, match="negative_slope"):
+        leaky_relu(tf.ones([2]), -0.1)
+
+
+# --- im2col / col2im (the matmul method's windows) ---
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("taps,last", [(7, 2), (7, 5), (1, 3), (3, 5)])
+def test_im2col_and_col2im_are_adjoint_and_each_others_gradient(taps, last, jit):
+    from wavegan_dist.models.fast_conv import _col2im, _im2col
+
+    out_len, channels = 6, 5
+    length = out_len + taps - 1
+    rng = np.random.default_rng(taps * 10 + last)
+    x = tf.constant(rng.standard_normal((2, length, channels)), tf.float32)
+    d = tf.constant(rng.standard_normal((2, out_len, (taps - 1) * channels + last)),
+                    tf.float32)
+    want_cols = np.concatenate(
+        [x.numpy()[:, q:q + out_len, :channels if q < taps - 1 else last]
+         for q in range(taps)], axis=-1)
+
+    @tf.function(jit_compile=jit)
+    def quantities(x, d):
+        with tf.GradientTape() as outer:
+            outer.watch(d)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                cols = _im2col(x, taps, out_len, length, channels, last)
+                y = tf.reduce_sum(cols * d)
+            dx = inner.gradient(y, x)  # col2im(d)
+            z = tf.reduce_sum(dx * x)
+        return cols, dx, _col2im(d, taps, out_len, length, channels, last), outer.gradient(z, d)
+
+    cols, dx, col2im, ddx = quantities(x, d)
+    np.testing.assert_array_equal(cols.numpy(), want_cols)
+    # <im2col(x), d> = <x, col2im(d)>: the adjoint, and the gradient of the first.
+    np.testing.assert_allclose(np.sum(want_cols * d.numpy()), np.sum(x.numpy() * col2im.numpy()),
+                               rtol=1e-5)
+    np.testing.assert_allclose(dx.numpy(), col2im.numpy(), rtol=1e-6, atol=1e-6)
+    # d/dd <x, col2im(d)> = im2col(x): the gradient of the gradient.
+    np.testing.assert_allclose(ddx.numpy(), want_cols, rtol=1e-6, atol=1e-6)
 
 
 # --- whole networks: conv_impl="fast" is the same function as conv_impl="keras" ---

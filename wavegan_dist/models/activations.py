@@ -6,9 +6,15 @@ TensorFlow's registered gradient of `LeakyReluGrad` still returns an explicit
 zeros tensor for the forward activations, and autodiff then pushes those zeros
 back through every convolution of the interpolates' forward pass (weight and input
 gradients: about 18% more work per critic update for the paper's model). Here the
-derivative is built from the activations with `stop_gradient`, so that path is not
-in the graph at all; values and first derivatives are exactly tf.nn.leaky_relu's,
-and second derivatives equal the zeros TensorFlow would have computed.
+derivative is built with `stop_gradient`, so that path is not in the graph at all;
+values and first derivatives are exactly tf.nn.leaky_relu's, and second
+derivatives equal the zeros TensorFlow would have computed.
+
+The derivative reads the activation's output, not its input: for a slope >= 0,
+output > 0 exactly where input > 0, so it is the same derivative, and the
+pre-activation tensor (the convolution's output before the bias and LeakyReLU)
+then has no other reader, so grappler's remapper can fuse convolution, bias and
+LeakyReLU into one oneDNN kernel and no extra tensor is kept for the backward pass.
 """
 
 import tensorflow as tf
@@ -19,21 +25,26 @@ def leaky_relu(x, negative_slope=0.2):
 
     Args:
       x: float tensor of any shape.
-      negative_slope: Python float, the slope for x <= 0.
+      negative_slope: Python float >= 0, the slope for x <= 0.
 
     Returns:
       Tensor like `x`: x for x > 0, negative_slope * x otherwise.
     """
+    if negative_slope < 0:
+        raise ValueError(f"negative_slope must be >= 0, got {negative_slope}")
     x = tf.convert_to_tensor(x)
 
     @tf.custom_gradient
     def _leaky_relu(features):
+        out = tf.nn.leaky_relu(features, alpha=negative_slope)
+
         def grad(dy):
-            # LeakyReluGrad(dy, x) = dy where x > 0 else slope * dy; with x held constant
-            # it is linear in dy, which is all the penalty's double backward needs.
-            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(features),
+            # LeakyReluGrad(dy, out) = dy where out > 0 (i.e. features > 0) else
+            # slope * dy; with `out` held constant it is linear in dy, which is all the
+            # penalty's double backward needs.
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(out),
                                             alpha=negative_slope)
 
-        return tf.nn.leaky_relu(features, alpha=negative_slope), grad
+        return out, grad
 
     return _leaky_relu(x)
