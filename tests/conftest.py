@@ -24,12 +24,13 @@ TINY_TEST_FLAGS = dict(slice_len=1024, dim=4, batch_size=8, n_critic=2, log_ever
                        sample_every=2, ckpt_every=2, num_wavs=2)
 
 
-def checkpoint_weights(model_dir, prefix="models/"):
+def checkpoint_weights(model_dir, prefix="models/", min_keys=10):
     """{variable key: array} of the latest checkpoint's float variables under `prefix`.
 
     "models/" holds the networks' weights; "optimizers/" holds Adam's moments, whose
     first moment scales with the gradient (Adam's update itself nearly cancels a
-    gradient scale error, so comparing weights alone would hide one).
+    gradient scale error, so comparing weights alone would hide one);
+    "generator_ema/" the generator's moving average (fewer variables: min_keys=6).
     """
     import tensorflow as tf
 
@@ -37,7 +38,7 @@ def checkpoint_weights(model_dir, prefix="models/"):
     reader = tf.train.load_checkpoint(path)
     keys = [k for k in reader.get_variable_to_shape_map()
             if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating]
-    assert len(keys) >= 10
+    assert len(keys) >= min_keys
     return {k: reader.get_tensor(k) for k in keys}
 
 

@@ -54,6 +54,7 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
     assert "metric" in proc.stdout and "real held-out" in proc.stdout
     result = json.loads(report.read_text())
     assert result["n_generated"] == 24 and result["n_heldout"] == 48 and result["k"] == 10
+    assert result["weights"] == "ema"  # the tiny preset keeps a generator EMA
     for row in ("generated", "real_heldout"):
         values = result[row]
         assert 1.0 <= values["inception_score"] <= 128

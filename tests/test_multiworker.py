@@ -145,9 +145,10 @@ def test_two_workers_match_one_process_with_two_replicas(two_worker_run, tmp_pat
     weights = max_diff(checkpoint_weights(d), checkpoint_weights(tmp_path))
     # Adam's moments carry the gradient scale: equal moments mean equal gradients.
     moments = max_diff(checkpoint_weights(d, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/"))
+    ema = max_diff(*(checkpoint_weights(x, "generator_ema/", min_keys=6) for x in (d, tmp_path)))
     print(f"2 workers vs 1 process x 2 replicas: max weight difference {weights:.3g}, "
-          f"max Adam moment difference {moments:.3g}")
-    assert weights < 1e-5 and moments < 1e-5
+          f"max Adam moment difference {moments:.3g}, max generator EMA difference {ema:.3g}")
+    assert weights < 1e-5 and moments < 1e-5 and ema < 1e-5
 
 
 def test_two_workers_resume_exactly(two_worker_run, tmp_path):
@@ -162,6 +163,8 @@ def test_two_workers_resume_exactly(two_worker_run, tmp_path):
                    ln.endswith("/checkpoints/ckpt-2)") for ln in second.lines)
     assert max_diff(checkpoint_weights(d), checkpoint_weights(tmp_path)) < 1e-6
     assert max_diff(checkpoint_weights(d, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")) < 1e-6
+    assert max_diff(checkpoint_weights(d, "generator_ema/", min_keys=6),
+                    checkpoint_weights(tmp_path, "generator_ema/", min_keys=6)) < 1e-6
 
 
 def test_rerunning_a_finished_run_trains_nothing(two_worker_run, tmp_path):

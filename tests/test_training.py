@@ -21,6 +21,10 @@ def _cfg(model_dir, **kw):
     return make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(model_dir), **kw})
 
 
+def _ema(model_dir):
+    return checkpoint_weights(model_dir, "generator_ema/", min_keys=6)
+
+
 def _max_rel_diff(a, b):
     assert a.keys() == b.keys()
     return max(float(np.max(np.abs(a[k] - b[k]) / (np.abs(a[k]) + 1e-8))) for k in a
@@ -56,6 +60,7 @@ def test_two_replicas_match_one_device(one_device_run, tmp_path):
     result = run_training(_cfg(tmp_path, train_steps=4), two, log=lambda _: None)
     assert result.num_replicas == 2 and result.replica_divergence == 0.0
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-5
+    assert max_diff(_ema(d1), _ema(tmp_path)) < 1e-5
     # Adam's moments carry the gradient scale: equal moments mean equal gradients.
     moments1, moments2 = checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")
     assert max_diff(moments1, moments2) < 1e-5
@@ -79,6 +84,7 @@ def test_resume_continues_exactly(one_device_run, tmp_path):
     assert any(line.startswith("resumed from step 2") for line in logs)
     # Data order, noise and optimizer state all resume: the same weights as an unbroken run.
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-6
+    assert max_diff(_ema(d1), _ema(tmp_path)) < 1e-6  # and the EMA, restored, not reset
     again = run_training(_cfg(tmp_path, train_steps=4), cpu, log=lambda _: None)
     assert again.start_step == 4 and again.step == 4
 
@@ -179,6 +185,11 @@ def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
     # Batch-norm statistics and the critic's label projection are compared too.
     assert sum("moving_mean" in k for k in w1) == 3 and any("projection" in k for k in w1)
     assert max_diff(w1, w2) < 1e-5
+    # The EMA's copied moving statistics too (sync-on-read variables on 2 replicas).
+    ema1, ema2 = _ema(tmp_path / "one"), _ema(tmp_path / "two")
+    assert sum("moving_mean" in k for k in ema1) == 3 and max_diff(ema1, ema2) < 1e-5
+    assert all(np.array_equal(ema1[k], w1["models/generator/" + k.split("/", 1)[1]])
+               for k in ema1 if "moving_" in k)  # copied, not averaged
     assert max_diff(checkpoint_weights(tmp_path / "one", "optimizers/"),
                      checkpoint_weights(tmp_path / "two", "optimizers/")) < 1e-5
     wavs = sorted((tmp_path / "two" / "samples" / "step_0000003").iterdir())
@@ -229,6 +240,7 @@ def test_steps_per_loop_trains_and_logs_exactly_like_single_steps(one_device_run
     assert [line.split()[1] for line in logs if line.startswith("step ") and "critic" in line] \
         == ["1/4", "2/4", "3/4", "4/4"]
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-6
+    assert max_diff(_ema(d1), _ema(tmp_path)) < 1e-6  # one EMA update per looped step
     for tag in ("loss/critic", "loss/generator", "loss/gradient_penalty"):
         single, looped = _scalars(d1, tag), _scalars(tmp_path, tag)
         assert sorted(looped) == [1, 2, 3, 4]

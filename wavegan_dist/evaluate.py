@@ -20,6 +20,8 @@ import os
 
 from absl import app, flags, logging
 
+from wavegan_dist.inference.restore import WEIGHTS, WEIGHTS_HELP
+
 flags.DEFINE_string("data", "builtin", "Dataset (as training's --data): its train split is "
                     "the reference set, --heldout_split the real held-out set.")
 flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset.")
@@ -32,6 +34,7 @@ flags.DEFINE_integer("slice_len", 16384, "train-classifier: samples per example 
 flags.DEFINE_integer("epochs", 40, "train-classifier: training epochs.")
 flags.DEFINE_string("model_dir", None, "The training run to evaluate.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate (default: the run's newest).")
+flags.DEFINE_enum("weights", None, list(WEIGHTS), WEIGHTS_HELP)
 flags.DEFINE_string("classifier", None, "Folder written by train-classifier.")
 flags.DEFINE_integer("n", 0, "Generated examples (0 = as many as held-out notes).")
 flags.DEFINE_integer("k", 50, "NDB bins.")
@@ -77,16 +80,17 @@ def _evaluate() -> None:
     from wavegan_dist.inference.restore import load_generator
 
     model, info = classifier.load(FLAGS.classifier)
-    generator, cfg, sample_rate, step = load_generator(FLAGS.model_dir, FLAGS.checkpoint, _say)
+    generator, cfg, sample_rate, step, weights = load_generator(
+        FLAGS.model_dir, FLAGS.checkpoint, _say, weights=FLAGS.weights)
     if sample_rate != info.sample_rate:
         raise UserError(f"the run makes {sample_rate} Hz audio but the classifier takes "
                         f"{info.sample_rate} Hz")
-    _say(f"evaluating {FLAGS.model_dir} at step {step} with a {info.target} classifier "
-         f"(held-out accuracy {info.heldout_accuracy:.3f})")
+    _say(f"evaluating {FLAGS.model_dir} at step {step} ({weights} weights) with a "
+         f"{info.target} classifier (held-out accuracy {info.heldout_accuracy:.3f})")
     result = evaluate_generator(generator, cfg.condition, model, info, FLAGS.data,
                                 FLAGS.heldout_split, FLAGS.n, FLAGS.k, FLAGS.data_cache,
                                 FLAGS.max_train, FLAGS.seed, log=_say)
-    result.update(step=step, model_dir=FLAGS.model_dir)
+    result.update(step=step, model_dir=FLAGS.model_dir, weights=weights)
     _say(report.format_table(result))
     if FLAGS.json:
         with open(FLAGS.json, "w", encoding="utf-8") as f:

@@ -93,6 +93,12 @@ flags.DEFINE_enum("conv_impl", _D.conv_impl, list(CONV_IMPLS), "How WaveGAN's st
 flags.DEFINE_integer("steps_per_loop", _D.steps_per_loop, "Generator steps per host call, run "
                      "in one compiled loop (cuts host overhead on TPU/GPU); logged scalars stay "
                      "exact per step.")
+flags.DEFINE_float("generator_ema", _D.generator_ema, "Decay of the exponential moving average "
+                   "of the generator's weights, which draws all audio (samples, --eval_every, "
+                   "generate, evaluate, export); 0 = off. It averages about 1 / (1 - decay) "
+                   "steps, after a warm-up: 0.999 (~1,000 steps) suits the paper's 200k-step "
+                   "runs; the tiny preset uses 0.995 (~200 steps), short enough to follow a "
+                   "few-thousand-step run at its higher learning rate.")
 # Faults.
 flags.DEFINE_enum("on_nan", _D.on_nan, ["stop", "rollback"], "When a loss is NaN/Inf: 'stop' "
                   "(error, last checkpoint intact) or 'rollback' (restore the last checkpoint "

@@ -21,9 +21,12 @@ import os
 
 from absl import app, flags, logging
 
+from wavegan_dist.inference.restore import WEIGHTS, WEIGHTS_HELP
+
 flags.DEFINE_string("model_dir", None, "Folder of the training run (its --model_dir).")
 flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix to restore, e.g. "
                     "DIR/checkpoints/ckpt-4 (default: the run's newest).")
+flags.DEFINE_enum("weights", None, list(WEIGHTS), WEIGHTS_HELP)
 flags.DEFINE_integer("n", 16, "Number of clips to generate.")
 flags.DEFINE_integer("pitch", None, "MIDI pitch 0-127 of every clip (runs trained with "
                      "--condition=pitch).")
@@ -141,8 +144,8 @@ def main(argv: list[str]) -> None:
         label = choose_label(cfg.condition, given, model_dir, writes_audio=bool(out))
 
         from wavegan_dist.inference import restore
-        generator, cfg, sample_rate, step = restore.load_generator(  # imports TensorFlow
-            model_dir, FLAGS.checkpoint, log=_print)
+        generator, cfg, sample_rate, step, weights = restore.load_generator(  # imports TF
+            model_dir, FLAGS.checkpoint, log=_print, weights=FLAGS.weights)
         _print(f"run {model_dir}: {cfg.model} generator, {cfg.slice_len} samples at "
                f"{sample_rate} Hz, z of {cfg.latent_dim}, condition {cfg.condition}, step {step}")
         done = []
@@ -157,7 +160,7 @@ def main(argv: list[str]) -> None:
             _print(f"wrote SavedModel {export} (serving_default: {inputs} -> audio float32 "
                    f"[None, {cfg.slice_len}])")
             done.append(f"1 SavedModel in {export}")
-        what = f"step {step}" + (f", seed {FLAGS.seed}" if out else "")
+        what = f"step {step}, {weights} weights" + (f", seed {FLAGS.seed}" if out else "")
         if label is not None:
             what += f", {cfg.condition} {label}"
         _print(f"done: {'; '.join(done)} ({what})")

@@ -15,7 +15,8 @@ from wavegan_dist.models import build_generator
 def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
                      classifier_dir: str = "", workdir: str = "", cpu_replicas: int = 2,
                      generated: int = 1000, seed: int = 0, log=print) -> dict:
-    """Trains the tiny preset for `steps` steps and scores the generator before and after.
+    """Trains the tiny preset for `steps` steps and scores the generator before and after
+    (after: the weights' moving average, as `generate` and `evaluate` use, --generator_ema).
 
     Args:
       steps: generator steps to train.

@@ -22,6 +22,11 @@ CHECKPOINT_FOLDER = "checkpoints"
 DEFAULT_SAMPLE_RATE = 16000
 # Generator batch for drawing audio: bounds memory for the full-size model.
 GENERATE_BATCH = 64
+# Which of a checkpoint's generator weights draw audio (load_generator's `weights`).
+WEIGHTS = ("ema", "raw")
+WEIGHTS_HELP = ("Generator weights to draw audio with: 'ema' (the moving average of the "
+                "weights kept with --generator_ema) or 'raw' (the trained weights themselves). "
+                "Default: ema if the checkpoint has it, else raw.")
 
 
 def read_run_config(model_dir: str):
@@ -102,34 +107,53 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
     return found
 
 
-def load_generator(model_dir: str, checkpoint: str | None = None, log=None):
+def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
+                   weights: str | None = None):
     """Rebuilds a run's generator and restores its weights.
 
     Args:
       model_dir: the run's folder (config.json, checkpoints/).
       checkpoint: a checkpoint path prefix to restore instead of the run's newest.
       log: receives one-line messages (notes, the checkpoint restored); None = silent.
+      weights: "ema" (the generator's moving average, --generator_ema), "raw" (the
+        trained weights), or None: ema if the checkpoint has it, else raw.
     Returns:
-      (generator, cfg, sample_rate, step): the Keras generator, called as
+      (generator, cfg, sample_rate, step, weights): the Keras generator, called as
       generator(z float32 [B, latent_dim], labels int32 [B] or None, training=False)
       -> float32 [B, slice_len, 1]; the run's Config; its sample rate in Hz; the
-      training step the checkpoint was saved at. Raises UserError for a folder that
-      is not a run, a missing checkpoint, or one that does not fit the run's config.
+      training step the checkpoint was saved at; "ema" or "raw", the weights
+      restored. Raises UserError for a folder that is not a run, a missing
+      checkpoint, one that does not fit the run's config, or weights="ema" for a
+      checkpoint without an EMA.
     """
     import tensorflow as tf
 
     from wavegan_dist.models.spec import build_generator
+    from wavegan_dist.training.checkpoints import GENERATOR_EMA, has_node
 
+    if weights not in (None, *WEIGHTS):
+        raise ValueError(f"weights={weights!r} is not one of None, {', '.join(WEIGHTS)}")
     log = log or (lambda _: None)
     cfg, sample_rate, notes = read_run_config(model_dir)
     for note in notes:
         log(note)
     path = find_checkpoint(model_dir, checkpoint)
+    try:
+        has_ema = has_node(path, GENERATOR_EMA)
+    except tf.errors.OpError as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300].rstrip(".")
+        raise UserError(f"cannot read checkpoint {path}: {reason}") from err
+    if weights == "ema" and not has_ema:
+        raise UserError(f"--weights=ema: {path} has no generator EMA (its run was trained with "
+                        "--generator_ema=0 or before the EMA existed); pass --weights=raw")
+    weights = weights or ("ema" if has_ema else "raw")
     generator = build_generator(cfg.model_spec())
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
     # Same object paths as training.checkpoints.Checkpointer, minus what inference
-    # does not need (critic, optimizers): hence expect_partial.
-    wanted = tf.train.Checkpoint(step=step, models=tf.train.Checkpoint(generator=generator))
+    # does not need (critic, optimizers, the other generator): hence expect_partial.
+    node = ({GENERATOR_EMA: generator} if weights == "ema"
+            else {"models": tf.train.Checkpoint(generator=generator)})
+    wanted = tf.train.Checkpoint(step=step, **node)
     failure = None
     # A restore that raises half-way never gets expect_partial(), and freeing it logs
     # a warning per checkpoint value it left unused; the user needs only the error.
@@ -148,8 +172,8 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None):
     if failure:
         raise UserError(f"cannot restore the generator from {path}: {failure}; is it a "
                         f"checkpoint of the run in {model_dir}?")
-    log(f"restored generator from {path} (step {int(step.numpy())})")
-    return generator, cfg, sample_rate, int(step.numpy())
+    log(f"restored generator ({weights} weights) from {path} (step {int(step.numpy())})")
+    return generator, cfg, sample_rate, int(step.numpy()), weights
 
 
 # What tf.train.Checkpoint logs when a restore with unused values is freed.

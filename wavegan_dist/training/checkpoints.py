@@ -18,13 +18,17 @@ from wavegan_dist.errors import UserError
 MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample",
                 "post_filter", "gen_batchnorm", "condition")
 CONFIG_FILE = "config.json"
+# Checkpoint node of the generator's moving-average copy (optional: runs with
+# --generator_ema=0, and older ones, have none); inference/restore.py reads it too.
+GENERATOR_EMA = "generator_ema"
 
 
 class Checkpointer:
     """Saves and restores the trainer's state in `<model_dir>/checkpoints`.
 
     Variables are keyed `models/generator/...`, `models/critic/...`,
-    `optimizers/generator/...`, `optimizers/critic/...` and `step`. (A checkpoint
+    `optimizers/generator/...`, `optimizers/critic/...` and `step`, and optional
+    state by its name (`noise_seed`, `generator_ema/...`). (A checkpoint
     names each variable by the first path it finds, breadth first with children in
     name order, so the models sit in their own node ahead of the optimizers that
     also reference their weights.)
@@ -52,6 +56,8 @@ class Checkpointer:
         # What every checkpoint must hold; restored and checked on its own.
         self._required = tf.train.Checkpoint(**parts)
         self._optional = tf.train.Checkpoint(**(optional or {}))
+        self._optional_names = tuple(optional or ())
+        self.missing: tuple[str, ...] = ()  # optional names the last restore did not find
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(save_dir, "checkpoints") if save_dir else self.directory,
             max_to_keep=keep, step_counter=step)
@@ -63,7 +69,11 @@ class Checkpointer:
         return tf.train.latest_checkpoint(self.directory)
 
     def restore_latest(self) -> int | None:
-        """Restores the run's newest checkpoint, if any; returns its step or None."""
+        """Restores the run's newest checkpoint, if any; returns its step or None.
+
+        Optional state the checkpoint lacks keeps its current value and is listed in
+        `self.missing`, for the caller to initialise.
+        """
         latest = self.latest
         if not latest:
             return None
@@ -71,6 +81,8 @@ class Checkpointer:
             # expect_partial: the file also holds the optional values, restored next.
             self._required.restore(latest).assert_existing_objects_matched().expect_partial()
             self._optional.restore(latest).expect_partial()
+            self.missing = tuple(name for name in self._optional_names
+                                 if not has_node(latest, name))
         except (tf.errors.OpError, AssertionError, ValueError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise UserError(f"cannot restore checkpoint {latest}: {reason}; use a new "
@@ -80,6 +92,12 @@ class Checkpointer:
     def save(self) -> str:
         """Writes a checkpoint numbered by the current step; returns its path."""
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+
+def has_node(path: str, name: str) -> bool:
+    """True if the checkpoint at `path` holds a value under the top-level node `name`
+    (a variable `name` or the variables of an object `name/...`)."""
+    return any(key.split("/", 1)[0] == name for key, _ in tf.train.list_variables(path))
 
 
 # Fields that change the data order or the random draws: a resume may change them,

@@ -1,8 +1,9 @@
 """Evaluation during training (--eval_every): score the generator, keep the best checkpoint.
 
 The real reference sets are read once at the start; each evaluation generates
---eval_examples clips with the trainer's generator (replica 0) and scores them with
-the classifier (evaluation/run.py). The checkpoint with the lowest Frechet
+--eval_examples clips with the trainer's generator (replica 0; its moving average
+when --generator_ema > 0, so the best checkpoint is the best EMA) and scores them
+with the classifier (evaluation/run.py). The checkpoint with the lowest Frechet
 distance so far is copied to <model_dir>/best with a best.json saying which.
 """
 

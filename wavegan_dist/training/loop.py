@@ -131,24 +131,16 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}")
 
-    trainer = build_trainer(
-        strategy, lambda: models.build_models(cfg.model_spec()),
-        StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
-                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step),
-        cfg.learning_rate, cfg.beta1, cfg.beta2,
-        None if labels is None else label_counts(labels, cfg.condition))
-    ckpt = checkpoints.Checkpointer(
-        cfg.model_dir, cfg.keep_checkpoints, trainer.step,
-        models={"generator": trainer.generator, "critic": trainer.critic},
-        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=scratch,
-        optional={"noise_seed": trainer.noise_seed})
+    trainer = make_trainer(cfg, strategy,
+                           None if labels is None else label_counts(labels, cfg.condition))
+    ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
     restored = ckpt.restore_latest()
     start = int(trainer.step.numpy())
     if restored is None:
         log("no checkpoint found: starting at step 0")
     else:
         log(f"resumed from step {restored} ({ckpt.latest})")
-        _after_restore(cfg, trainer)
+        _after_restore(cfg, trainer, ckpt, log)
         if any(note.startswith("--seed changed") for note in changes):
             trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
         for note in changes:
@@ -171,6 +163,40 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     return result
 
 
+def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
+                 counts: np.ndarray | None = None) -> WganGpTrainer:
+    """The run's WganGpTrainer (models, optimizers, EMA copy) under `strategy`.
+
+    Args:
+      counts: rows per class of the training set, for a conditional run.
+    """
+    spec = cfg.model_spec()
+    return build_trainer(
+        strategy, lambda: models.build_models(spec),
+        StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
+                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step,
+                   cfg.generator_ema),
+        cfg.learning_rate, cfg.beta1, cfg.beta2, counts,
+        generator_fn=lambda: models.build_generator(spec))
+
+
+def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
+                      save_dir: str | None = None) -> checkpoints.Checkpointer:
+    """The Checkpointer of the run in cfg.model_dir for `trainer`'s state.
+
+    The noise seed and the generator EMA are optional: checkpoints written before
+    they existed (or with --generator_ema=0) still restore (see _after_restore).
+    """
+    optional = {"noise_seed": trainer.noise_seed}
+    if trainer.generator_ema is not None:
+        optional[checkpoints.GENERATOR_EMA] = trainer.generator_ema
+    return checkpoints.Checkpointer(
+        cfg.model_dir, cfg.keep_checkpoints, trainer.step,
+        models={"generator": trainer.generator, "critic": trainer.critic},
+        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=save_dir,
+        optional=optional)
+
+
 def _remove_scratch(scratch: str) -> None:
     """Removes a non-chief worker's throwaway checkpoints, and `.workers` once it is empty."""
     if tf.io.gfile.exists(scratch):  # absent if this run saved nothing (already finished)
@@ -183,11 +209,16 @@ def _remove_scratch(scratch: str) -> None:
         pass  # another worker removed it first, or is still using it
 
 
-def _after_restore(cfg: Config, trainer: WganGpTrainer) -> None:
+def _after_restore(cfg: Config, trainer: WganGpTrainer, ckpt, log) -> None:
     # The optimizers keep their learning rate as a variable, so a restore would
     # silently bring back the old one; the flags of this run win.
     for opt in (trainer.g_opt, trainer.d_opt):
         opt.learning_rate.assign(cfg.learning_rate)
+    if trainer.generator_ema is not None and checkpoints.GENERATOR_EMA in ckpt.missing:
+        # Otherwise the EMA would keep the new run's random initial weights.
+        trainer.reset_ema()
+        log(f"note: {ckpt.latest} has no generator EMA (saved with --generator_ema=0 or "
+            "before it existed): the EMA starts from the restored generator weights")
 
 
 def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
@@ -242,7 +273,9 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
             source.sample_rate)
         log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
     divergence = replica_divergence(trainer.generator.trainable_variables
-                                    + trainer.critic.trainable_variables)
+                                    + trainer.critic.trainable_variables
+                                    + (trainer.generator_ema.variables
+                                       if trainer.generator_ema is not None else []))
     if stopped:
         log(f"stopped by {stop.signal_name or 'a stop request'} at step {step}: checkpoint "
             f"{ckpt.latest}; run the same command again to resume")
@@ -271,8 +304,8 @@ def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
             why = "; --on_nan=rollback would restore it and continue with a fresh noise seed"
         raise UserError(f"training diverged at step {bad.step} ({losses}); the last checkpoint "
                         f"is intact: {kept or 'none (no checkpoint was written)'}{why}")
-    step = ckpt.restore_latest()
-    _after_restore(cfg, trainer)
+    step = ckpt.restore_latest()  # the generator EMA too: it rolls back with the rest
+    _after_restore(cfg, trainer, ckpt, log)
     seed = faults.rollback_seed(cfg.seed, rollbacks)
     trainer.noise_seed.assign(seed)
     log(f"rollback {rollbacks}/{cfg.max_rollbacks}: non-finite loss at step {bad.step} "

@@ -12,6 +12,11 @@ Conditional models: in a critic update the fakes take the real batch's labels (s
 real and fake share one label distribution and the penalty's interpolates have
 one label each); in a generator update labels are drawn with the training set's
 class frequencies.
+
+Generator EMA (StepConfig.generator_ema > 0): a second generator of the same
+architecture holds an exponential moving average of the generator's weights, and
+draws every sample (`generate`). It is updated after each generator update, in
+cross-replica context (see `ema_decay` and `WganGpTrainer._update_ema`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,27 @@ class StepConfig:
     seed: int
     jit_compile: bool = False  # compile the per-replica steps with XLA
     debug_nan_at_step: int = 0  # test hook: NaN generator loss at this step (1-based)
+    generator_ema: float = 0.0  # EMA decay of the generator's weights; 0 = no EMA
+
+
+def ema_decay(decay: float, step) -> tf.Tensor:
+    """The decay the EMA update after generator step `step` (0-based) uses:
+
+        d(step) = min(decay, (1 + step) / (10 + step))
+
+    (tf.train.ExponentialMovingAverage's num_updates warm-up). The first updates
+    then follow the generator closely (d(0) = 0.1, d(9) = 0.53, d(90) = 0.91), so
+    early checkpoints are not dominated by the random initial weights; d reaches
+    `decay` at step (10 decay - 1) / (1 - decay) (8,990 for 0.999, 1,790 for 0.995).
+
+    Args:
+      decay: the configured decay, in [0, 1).
+      step: int scalar (Python or tensor): generator updates done before this one.
+    Returns:
+      float32 scalar tensor.
+    """
+    step = tf.cast(step, tf.float32)
+    return tf.minimum(tf.constant(decay, tf.float32), (1.0 + step) / (10.0 + step))
 
 
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
@@ -59,13 +85,17 @@ class WganGpTrainer:
       cfg: StepConfig.
       label_counts: int [num_classes] rows per class of the training set; required
         when the networks are conditional (generator.num_classes > 0).
+      generator_ema: a second generator of the same architecture, built under the
+        scope, for the weights' moving average; required when cfg.generator_ema > 0.
+        Its weights are set to the generator's here.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, generator: keras.Model,
                  critic: keras.Model, g_opt: keras.optimizers.Optimizer,
                  d_opt: keras.optimizers.Optimizer, step: tf.Variable,
                  noise_seed: tf.Variable, cfg: StepConfig,
-                 label_counts: np.ndarray | None = None):
+                 label_counts: np.ndarray | None = None,
+                 generator_ema: keras.Model | None = None):
         self.conditional = bool(getattr(generator, "num_classes", 0))
         if self.conditional:
             if label_counts is None or len(label_counts) != generator.num_classes:
@@ -81,13 +111,24 @@ class WganGpTrainer:
         self.noise_seed = noise_seed
         self.cfg = cfg
         self.per_replica = cfg.global_batch // strategy.num_replicas_in_sync
+        if (generator_ema is None) != (cfg.generator_ema == 0):
+            raise ValueError("pass generator_ema exactly when cfg.generator_ema > 0")
+        self.generator_ema = generator_ema
+        if generator_ema is not None:
+            shapes = lambda model: [tuple(v.shape) for v in model.variables]
+            if shapes(generator_ema) != shapes(generator):
+                raise ValueError("generator_ema must have the generator's architecture")
+            self.reset_ema()
         # One function per critic iteration: `i` names the random streams (see below).
         self._critic_fns = [self._compiled(functools.partial(self._critic_replica_step, i=i))
                             for i in range(cfg.n_critic)]
         self._generator_fn = self._compiled(self._generator_replica_step)
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
-        self._sample = tf.function(self._sample_replica)
+        self._samplers = {name: tf.function(functools.partial(self._sample_replica,
+                                                               generator=model))
+                          for name, model in (("raw", generator), ("ema", generator_ema))
+                          if model is not None}
 
     def _compiled(self, fn):
         # With --jit_compile the per-replica step is one XLA cluster (what a TPU runs);
@@ -182,6 +223,8 @@ class WganGpTrainer:
             for k in CRITIC_METRICS:
                 sums[k] += self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
         out = self.strategy.run(self._generator_fn, args=(step,))
+        if self.generator_ema is not None:
+            self._update_ema(ema_decay(self.cfg.generator_ema, step))
         metrics = {k: v / self.cfg.n_critic for k, v in sums.items()}
         metrics["generator"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
                                                     out["generator"], axis=None)
@@ -201,16 +244,49 @@ class WganGpTrainer:
             arrays = {k: arrays[k].write(j, out[k]) for k in METRICS}
         return {k: arrays[k].stack() for k in METRICS}
 
-    def _sample_replica(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        return self.generator(z, labels if self.conditional else None, training=False)
+    def _update_ema(self, decay: tf.Tensor | None) -> None:
+        """w_ema <- decay * w_ema + (1 - decay) * w for every trainable weight, and a
+        copy of every non-trainable one (batch-norm moving statistics); decay None
+        copies everything.
 
-    def generate(self, z: tf.Tensor, labels=None) -> tf.Tensor:
-        """Runs the generator on every replica with the same inputs; returns replica 0's
-        output (works for every strategy, TPU included).
+        Runs in cross-replica context through strategy.extended.update, which calls
+        `blend` once per local copy of each EMA variable with the same replica's copy
+        of the generator variable: no collective, no merge_call, and since the
+        generator's copies are identical on all replicas, so are the EMA's.
+        """
+        def blend(ema, weight, decay):
+            if decay is None:
+                return ema.assign(weight)
+            return ema.assign(decay * ema + (1.0 - decay) * weight)
+
+        pairs = [(e, w, decay) for e, w in zip(self.generator_ema.trainable_variables,
+                                                self.generator.trainable_variables)]
+        # Moving statistics are already an average over batches; they are copied (as
+        # StyleGAN2-ADA copies its buffers), not averaged a second time.
+        pairs += [(e, w, None) for e, w in zip(self.generator_ema.non_trainable_variables,
+                                               self.generator.non_trainable_variables)]
+        for ema, weight, d in pairs:
+            # Keras 3 variables wrap the (distributed) tf.Variable that update() needs.
+            self.strategy.extended.update(ema.value, functools.partial(blend, decay=d),
+                                          args=(weight.value,))
+
+    def reset_ema(self) -> None:
+        """Sets the EMA weights to the generator's (a new run, or a checkpoint without
+        an EMA). Call outside tf.function, in cross-replica context."""
+        self._update_ema(None)
+
+    def _sample_replica(self, z: tf.Tensor, labels: tf.Tensor, generator) -> tf.Tensor:
+        return generator(z, labels if self.conditional else None, training=False)
+
+    def generate(self, z: tf.Tensor, labels=None, raw: bool = False) -> tf.Tensor:
+        """Runs the generator's EMA copy (or the generator, if no EMA or `raw`) on every
+        replica with the same inputs; returns replica 0's output (works for every
+        strategy, TPU included).
 
         Args:
           z: float32 [B, latent_dim].
           labels: int [B] for a conditional generator (ignored otherwise).
+          raw: use the trained generator's own weights even if there is an EMA.
         Returns:
           float32 [B, T, 1].
         """
@@ -218,13 +294,15 @@ class WganGpTrainer:
             if self.conditional:
                 raise ValueError("this generator is conditional: pass labels")
             labels = tf.zeros([z.shape[0]], tf.int32)
-        out = self.strategy.run(self._sample, args=(z, tf.cast(labels, tf.int32)))
+        sample = self._samplers["raw" if raw or self.generator_ema is None else "ema"]
+        out = self.strategy.run(sample, args=(z, tf.cast(labels, tf.int32)))
         return self.strategy.experimental_local_results(out)[0]
 
 
 def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
                   learning_rate: float, beta1: float, beta2: float,
-                  label_counts: np.ndarray | None = None) -> WganGpTrainer:
+                  label_counts: np.ndarray | None = None,
+                  generator_fn=None) -> WganGpTrainer:
     """Creates models, optimizers and the step counter under `strategy.scope()`.
 
     Optimizers are built eagerly here: Keras 3 would otherwise create their slots
@@ -233,11 +311,16 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
     Args:
       model_fn: () -> (generator, critic), with variables already created.
       label_counts: rows per class, for conditional networks (see WganGpTrainer).
+      generator_fn: () -> a generator like model_fn's, for the EMA copy when
+        step_cfg.generator_ema > 0 (default: the generator of another model_fn()).
     Returns:
       A WganGpTrainer ready to run.
     """
     with strategy.scope():
         generator, critic = model_fn()
+        generator_ema = None
+        if step_cfg.generator_ema:
+            generator_ema = (generator_fn or (lambda: model_fn()[0]))()
         adam = lambda: FusedAdam(learning_rate, beta_1=beta1, beta_2=beta2)
         g_opt, d_opt = adam(), adam()
         g_opt.build(generator.trainable_variables)
@@ -248,4 +331,4 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
                                  name="noise_seed",
                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, noise_seed, step_cfg,
-                         label_counts)
+                         label_counts, generator_ema)

@@ -4,6 +4,7 @@ Tags written (all under the run's model_dir):
   loss/critic, loss/generator, loss/gradient_penalty, loss/wasserstein,
   perf/examples_per_sec, audio/generated, audio/real, spectrogram/generated, config,
   the hparams plugin's run summary, and with --eval_every eval/<metric>.
+The generated audio comes from the generator's EMA weights when the run keeps them.
 """
 
 from __future__ import annotations
