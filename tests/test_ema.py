@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_TEST_FLAGS, error_line
+from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.inference.restore import load_generator
@@ -69,7 +70,7 @@ def test_warmup_decay_formula():
 STRATEGIES = {
     "one_device": (lambda: tf.distribute.OneDeviceStrategy("/cpu:0"), {}),
     "one_device_xla": (lambda: tf.distribute.OneDeviceStrategy("/cpu:0"), {"jit_compile": True}),
-    "two_replicas": (lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), {}),
+    "two_replicas": (lambda: strategies.mirrored(["/cpu:0", "/cpu:1"]), {}),
 }
 
 

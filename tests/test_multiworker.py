@@ -138,7 +138,7 @@ def test_two_workers_train_and_the_chief_writes_the_run(two_worker_run):
 def test_two_workers_match_one_process_with_two_replicas(two_worker_run, tmp_path):
     d, code, _ = two_worker_run
     assert code == 0
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
     cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(tmp_path), "train_steps": 4})
     result = run_training(cfg, two, log=lambda _: None)
     assert result.step == 4

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from wavegan_dist import strategy as strategies
 from wavegan_dist import losses, noise
 
 
@@ -13,7 +14,7 @@ def _draws(strategy, fn):
 
 def test_global_draws_are_split_identically_over_replicas():
     one = tf.distribute.OneDeviceStrategy("/cpu:0")
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
     k = noise.key(7, tf.constant(3, tf.int64), noise.Streams.critic_latent(1))
     for fn_of in [
         lambda p: lambda: noise.latent(k, 8, p, 5),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from wavegan_dist import strategy as strategies
 from wavegan_dist.data import pipeline
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
@@ -111,7 +112,7 @@ def test_reads_of_runs_and_scattered_rows_return_the_rows_asked_for(source):
 
 
 def test_distributed_dataset_feeds_each_replica_its_part(source):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = strategies.mirrored(["/cpu:0", "/cpu:1"])
     dist = strategy.distribute_datasets_from_function(
         pipeline.make_dataset_fn(source, SLICE, 8, seed=3))
     first = next(iter(dist))

@@ -40,3 +40,20 @@ def test_strategies_that_cannot_be_had_raise_user_errors(monkeypatch):
     notes = []
     auto = strategies.make_strategy("auto", tpu="grpc://127.0.0.1:1", log=notes.append)
     assert auto.num_replicas_in_sync == 1 and "skipped the TPU" in notes[0]
+
+
+def test_mirrored_strategies_in_one_process_do_not_share_collective_keys(tmp_path):
+    """Two MirroredStrategy runs in one process whose steps issue different collectives
+    (n_critic 1, then 2): with TensorFlow's shared keys the second failed with "Shape
+    mismatch in the collective instance 101"."""
+    from conftest import TINY_TEST_FLAGS
+    from wavegan_dist.config import make_config
+    from wavegan_dist.training.loop import run_training
+
+    for n_critic in (1, 2):
+        cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "n_critic": n_critic, "train_steps": 2,
+                                     "num_wavs": 0, "model_dir": str(tmp_path / str(n_critic))})
+        # Default cross-device ops: the collective all-reduce (the path with the keys).
+        result = run_training(cfg, strategies.mirrored(["/cpu:0", "/cpu:1"]),
+                              log=lambda _: None)
+        assert result.step == 2 and result.replica_divergence == 0.0

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_TEST_FLAGS, checkpoint_weights, max_diff
+from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
@@ -56,7 +57,7 @@ def test_one_device_trains_and_writes_outputs(one_device_run):
 def test_two_replicas_match_one_device(one_device_run, tmp_path):
     """Item 10: same seed and global batch, 1 vs 2 replicas -> same weights after K steps."""
     d1, *_ = one_device_run
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
     result = run_training(_cfg(tmp_path, train_steps=4), two, log=lambda _: None)
     assert result.num_replicas == 2 and result.replica_divergence == 0.0
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-5
@@ -124,7 +125,7 @@ def test_resume_with_other_model_shape_is_refused(one_device_run):
 
 def test_bad_inputs_raise_user_errors(tmp_path, builtin_root):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
     with pytest.raises(UserError, match="--model_dir is required"):
         run_training(_cfg(""), cpu)
     with pytest.raises(UserError, match="does not divide over 2 replicas"):

@@ -55,11 +55,37 @@ def _cpu_devices(n: int) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices("CPU")[:n]]
 
 
+# Collective keys each MirroredStrategy of this process gets to itself (see `mirrored`).
+_KEY_RANGE = 100_000
+_key_lock = threading.Lock()
+
+
+def mirrored(devices=None, cross_device_ops=None) -> tf.distribute.MirroredStrategy:
+    """tf.distribute.MirroredStrategy(devices, cross_device_ops) with collective keys no
+    other MirroredStrategy of this process uses.
+
+    TensorFlow numbers every MirroredStrategy's collectives from the same group and
+    instance keys, and the process's collective executor remembers each key's shapes:
+    a second strategy whose step issues different collectives (another model, another
+    n_critic) then fails with "Shape mismatch in the collective instance 101". Each
+    strategy made here starts its keys _KEY_RANGE above the previous one.
+
+    Args:
+      devices: device names, or None for all GPUs (else the CPU).
+      cross_device_ops: as for MirroredStrategy (None: its default).
+    Returns:
+      The strategy.
+    """
+    with _key_lock:
+        # MirroredExtended reads the class attribute once, while it is being constructed.
+        tf.distribute.MirroredStrategy._collective_key_base += _KEY_RANGE
+        return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
+
+
 def _mirrored_on_cpus(n: int) -> tf.distribute.Strategy:
     # NCCL is GPU-only; on CPUs the reduction goes through one device.
-    return tf.distribute.MirroredStrategy(
-        devices=_cpu_devices(n),
-        cross_device_ops=tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
+    return mirrored(_cpu_devices(n),
+                    tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
 
 
 def _on_tpu_vm() -> bool:
@@ -261,7 +287,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
         if gpus:
             if cpu_replicas > 1:
                 log(f"note: {len(gpus)} GPU(s) present, --cpu_replicas={cpu_replicas} ignored")
-            return tf.distribute.MirroredStrategy()
+            return mirrored()
         return _mirrored_on_cpus(cpu_replicas)
     if name == "auto":
         if _tpu_address(tpu):
@@ -270,7 +296,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
             except UserError as err:
                 log(f"note: auto strategy skipped the TPU: {err}")
         if len(gpus) >= 2:
-            return tf.distribute.MirroredStrategy()
+            return mirrored()
         if cpu_replicas > 1 and not gpus:
             return _mirrored_on_cpus(cpu_replicas)
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
