@@ -11,8 +11,9 @@ What is timed (all in one process, side by side):
   global batch taken from a distributed `tf.data` iterator, plus the cross-replica
   SUM of its three metrics, exactly as `train_step` runs each of its n_critic
   iterations. One **generator update** is one `strategy.run` of the trainer's
-  per-replica generator function plus the reduction of its loss and the step
-  increment, exactly the generator part of `train_step`. Each is its own
+  per-replica generator function, the update of the generator's EMA (at the
+  default --generator_ema), the reduction of its loss and the step increment,
+  exactly the generator part of `train_step`. Each is its own
   `tf.function`, fetched to the host (a scalar) to stop the clock. Real batches are
   random audio held in memory, shaped like the input pipeline's elements
   (audio float32 [per_replica, slice_len, 1], label int32 [per_replica]) and
@@ -127,11 +128,14 @@ class TfUpdates:
         import tensorflow as tf
 
         from wavegan_dist import models
-        from wavegan_dist.training.steps import CRITIC_METRICS, StepConfig, build_trainer
+        from wavegan_dist.config import Config
+        from wavegan_dist.training.steps import (CRITIC_METRICS, StepConfig, build_trainer,
+                                                 ema_decay)
 
+        # The generator EMA at the training default, so its update is timed too.
         cfg = StepConfig(global_batch=global_batch, n_critic=1, gp_weight=10.0,
                          latent_dim=spec.latent_dim, phase_shuffle=spec.phase_shuffle,
-                         seed=seed)
+                         seed=seed, generator_ema=Config.generator_ema)
         self.strategy = strategy
         self.trainer = trainer = build_trainer(strategy, lambda: models.build_models(spec),
                                                cfg, 1e-4, 0.5, 0.9)
@@ -157,6 +161,7 @@ class TfUpdates:
         def generator_update():
             step = trainer.step.read_value()
             out = strategy.run(generator_step, args=(step,))
+            trainer._update_ema(ema_decay(cfg.generator_ema, step))
             loss = total(out["generator"])
             trainer.step.assign_add(1)
             return loss
