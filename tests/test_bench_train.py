@@ -154,6 +154,12 @@ def _keras_layer_and_input(layer, shape, seed):
     return layer(x).numpy(), x
 
 
+def _torch_output(torch, conv, x):
+    """A PyTorch layer on channels-last numpy `x` [B, L, C], output channels-last."""
+    with torch.no_grad():
+        return conv(torch.from_numpy(x.transpose(0, 2, 1))).numpy().transpose(0, 2, 1)
+
+
 def test_torch_conv_padding_matches_keras_same():
     torch = pytest.importorskip("torch")
     import keras
@@ -167,13 +173,11 @@ def test_torch_conv_padding_matches_keras_same():
         keras_conv = keras.layers.Conv1D(3, 25, strides=stride, padding="same")
         expected, x = _keras_layer_and_input(keras_conv, (2, length, 2), length)
         conv = tw.SameConv1d(2, 3, 25, stride, length)
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(keras_conv.kernel.numpy().transpose(2, 1, 0)))
-            conv.bias.copy_(torch.from_numpy(keras_conv.bias.numpy()))
-            got = conv(torch.from_numpy(x.transpose(0, 2, 1))).numpy().transpose(0, 2, 1)
-            # The other split (11 left, 10 right) is one sample off: it must not match.
-            conv.pad = conv.pad[::-1]
-            shifted = conv(torch.from_numpy(x.transpose(0, 2, 1))).numpy().transpose(0, 2, 1)
+        tw.copy_conv_weights(conv, keras_conv)
+        got = _torch_output(torch, conv, x)
+        # The other split (11 left, 10 right) is one sample off: it must not match.
+        conv.pad = conv.pad[::-1]
+        shifted = _torch_output(torch, conv, x)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4)
         assert np.abs(shifted - expected).max() > 1e-2
@@ -189,10 +193,8 @@ def test_torch_transposed_conv_matches_keras_same():
         keras_conv = keras.layers.Conv1DTranspose(3, 25, strides=stride, padding="same")
         expected, x = _keras_layer_and_input(keras_conv, (2, length, 5), length)
         conv = tw.SameConvTranspose1d(5, 3, 25, stride, length)
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(keras_conv.kernel.numpy().transpose(2, 1, 0)))
-            conv.bias.copy_(torch.from_numpy(keras_conv.bias.numpy()))
-            got = conv(torch.from_numpy(x.transpose(0, 2, 1))).numpy().transpose(0, 2, 1)
+        tw.copy_conv_weights(conv, keras_conv)
+        got = _torch_output(torch, conv, x)
         assert got.shape == expected.shape == (2, length * stride, 3)
         np.testing.assert_allclose(got, expected, atol=1e-4)
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wavegan_dist.models.fast_conv import same_padding_1d
 from wavegan_dist.models.spec import ModelSpec
 
 START_LEN = 16
@@ -41,10 +42,9 @@ GP_EPSILON = 1e-10  # as losses.GP_EPSILON
 
 
 def same_padding(length: int, stride: int, kernel: int) -> tuple[int, int]:
-    """TensorFlow's "SAME" padding (left, right) of a strided 1-D convolution."""
-    out = math.ceil(length / stride)
-    total = max((out - 1) * stride + kernel - length, 0)
-    return total // 2, total - total // 2
+    """TensorFlow's "SAME" padding (left, right) of a strided 1-D convolution (the
+    polyphase layers' own rule, models.fast_conv.same_padding_1d)."""
+    return same_padding_1d(length, kernel, stride)
 
 
 def _strides(spec: ModelSpec) -> list[int]:
@@ -139,36 +139,40 @@ class Generator(nn.Module):
         return x
 
 
+def _put(param, value) -> None:
+    value = torch.from_numpy(np.ascontiguousarray(np.asarray(value, np.float32)))
+    if tuple(param.shape) != tuple(value.shape):
+        raise ValueError(f"shape {tuple(value.shape)} does not fit {tuple(param.shape)}")
+    with torch.no_grad():
+        param.copy_(value)
+
+
+def _get(variable) -> np.ndarray:
+    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+
+
+def copy_conv_weights(conv, layer) -> None:
+    """Copies a Keras Conv1D / Conv1DTranspose layer's kernel and bias into a PyTorch
+    Conv1d / ConvTranspose1d. Keras kernels are [K, C_in, C_out] / [K, C_out, C_in],
+    PyTorch's [C_out, C_in, K] / [C_in, C_out, K]: both are the axes reversed."""
+    _put(conv.weight, _get(layer.kernel).transpose(2, 1, 0))
+    _put(conv.bias, _get(layer.bias))
+
+
 def load_keras_weights(generator: Generator | None, critic: Critic | None,
                        keras_generator=None, keras_critic=None) -> None:
-    """Copies the weights of models.build_models' WaveGAN networks into these modules.
-
-    Keras kernels: Conv1D [K, C_in, C_out], Conv1DTranspose [K, C_out, C_in],
-    Dense [in, out]; PyTorch: Conv1d [C_out, C_in, K], ConvTranspose1d
-    [C_in, C_out, K], Linear [out, in].
-    """
-    def put(param, value):
-        value = torch.from_numpy(np.ascontiguousarray(np.asarray(value, np.float32)))
-        if tuple(param.shape) != tuple(value.shape):
-            raise ValueError(f"shape {tuple(value.shape)} does not fit {tuple(param.shape)}")
-        with torch.no_grad():
-            param.copy_(value)
-
-    def get(variable):
-        return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
-
+    """Copies the weights of models.build_models' WaveGAN networks into these modules
+    (convolutions as `copy_conv_weights`; Keras Dense [in, out], PyTorch Linear [out, in])."""
     if critic is not None:
         for conv, layer in zip(critic.convs, keras_critic.convs, strict=True):
-            put(conv.weight, get(layer.kernel).transpose(2, 1, 0))
-            put(conv.bias, get(layer.bias))
-        put(critic.dense.weight, get(keras_critic.dense.kernel).T)
-        put(critic.dense.bias, get(keras_critic.dense.bias))
+            copy_conv_weights(conv, layer)
+        _put(critic.dense.weight, _get(keras_critic.dense.kernel).T)
+        _put(critic.dense.bias, _get(keras_critic.dense.bias))
     if generator is not None:
-        put(generator.dense.weight, get(keras_generator.dense.kernel).T)
-        put(generator.dense.bias, get(keras_generator.dense.bias))
+        _put(generator.dense.weight, _get(keras_generator.dense.kernel).T)
+        _put(generator.dense.bias, _get(keras_generator.dense.bias))
         for conv, layer in zip(generator.upconvs, keras_generator.upconvs, strict=True):
-            put(conv.weight, get(layer.kernel).transpose(2, 1, 0))
-            put(conv.bias, get(layer.bias))
+            copy_conv_weights(conv, layer)
 
 
 def critic_loss(critic: Critic, real, fake, alpha, shifts, gp_weight: float = 10.0):
