@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from conftest import error_line
+
 
 def test_data_bench_json_reports_both_rates_and_their_ratio():
     proc = subprocess.run(
@@ -26,3 +28,23 @@ def test_unknown_benchmark_is_a_one_line_error():
     proc = subprocess.run([sys.executable, "-m", "wavegan_dist.bench", "nope"],
                           capture_output=True, text=True, timeout=120, env=os.environ)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: usage")
+
+
+def _bench(*flags):
+    return subprocess.run([sys.executable, "-m", "wavegan_dist.bench", *flags],
+                          capture_output=True, text=True, timeout=120, env=os.environ)
+
+
+def test_bad_bench_flags_are_one_line_errors(tmp_path):
+    (tmp_path / "earlier_run").mkdir()
+    cases = {
+        ("data", "--batches=0"): "--batches=0 must be at least 1",
+        ("data", "--n_critic=0"): "--n_critic=0 must be at least 1",
+        ("data", "--train_steps=-1"): "--train_steps=-1 must be at least 0",
+        ("data", "--cpu_replicas=2", "--batch_size=3"): "--batch_size=3 does not divide",
+        ("learn", f"--workdir={tmp_path}"): "exists and is not an empty folder",
+    }
+    for flags, text in cases.items():
+        line = error_line(_bench(*flags))
+        assert text in line, (flags, line)
+    assert os.listdir(tmp_path) == ["earlier_run"]

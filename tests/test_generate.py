@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from conftest import TINY_TEST_FLAGS, error_line
 from wavegan_dist.config import make_config
+from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
 
 N = 5  # not a square: the grid then has an empty cell
@@ -255,3 +256,27 @@ def test_run_without_recorded_sample_rate_uses_16000_and_says_so(runs, tmp_path)
     cfg, rate, notes = read_run_config(str(tmp_path))
     assert (cfg.slice_len, cfg.condition, rate) == (1024, "none", 16000)
     assert len(notes) == 1 and "no sample_rate" in notes[0] and "16000 Hz" in notes[0]
+
+
+def test_damaged_checkpoints_are_one_line_errors_and_training_refuses_them(runs, tmp_path):
+    """A truncated .data file, and a lost `checkpoint` state file next to ckpt-N files:
+    generate says so in one line, and a resumed training run stops instead of
+    restarting from step 0 beside the user's checkpoints."""
+    truncated, stateless = tmp_path / "truncated", tmp_path / "stateless"
+    for d in (truncated, stateless):
+        shutil.copytree(runs["none"], d)
+    data = sorted((truncated / "checkpoints").glob("ckpt-2.data-*"))[0]
+    data.write_bytes(data.read_bytes()[:1000])
+    (stateless / "checkpoints" / "checkpoint").unlink()
+    line = error_line(_generate(f"--model_dir={truncated}", f"--out={tmp_path / 'o'}"))
+    assert "cannot restore the generator from" in line and "ckpt-2" in line, line
+    line = error_line(_generate(f"--model_dir={stateless}", f"--out={tmp_path / 'o'}"))
+    assert "checkpoint is missing or unreadable" in line and "newest ckpt-2" in line, line
+    assert "--checkpoint=" in line
+    assert not (tmp_path / "o").exists()
+    before = _snapshot(stateless / "checkpoints")
+    cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0,
+                                 "model_dir": str(stateless)})
+    with pytest.raises(UserError, match="missing or unreadable"):
+        run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert _snapshot(stateless / "checkpoints") == before

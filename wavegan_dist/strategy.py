@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import tensorflow as tf
 
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 TPU_CONNECT_TIMEOUT_S = 10.0
 
@@ -132,7 +132,7 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, OSError, tf.errors.OpError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        reason = first_line(err, 200)
         raise UserError(
             f"--strategy=tpu: could not initialise the TPU '{address}' through "
             f"TPUClusterResolver: {reason}") from err
@@ -225,7 +225,7 @@ def _multiworker_strategy() -> tf.distribute.Strategy:
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError, tf.errors.OpError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        reason = first_line(err, 200)
         raise UserError(
             f"--strategy=multiworker: worker {task_type}:{index} could not join the cluster "
             f"{json.dumps(cluster)[:160]}: {reason}") from err

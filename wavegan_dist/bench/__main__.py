@@ -64,6 +64,19 @@ TRAIN_BATCH = 16
 
 
 def _data_bench() -> dict:
+    from wavegan_dist.errors import UserError
+
+    batch_size = DATA_BATCH if FLAGS.batch_size is None else FLAGS.batch_size
+    # Checked before the dataset is read, so a bad value is one line and nothing else.
+    for name, value, least in (("batches", FLAGS.batches, 1), ("train_steps", FLAGS.train_steps, 0),
+                               ("n_critic", FLAGS.n_critic, 1), ("train_batch", FLAGS.train_batch, 1),
+                               ("batch_size", batch_size, 1), ("cpu_replicas", FLAGS.cpu_replicas, 1)):
+        if value < least:
+            raise UserError(f"--{name}={value} must be at least {least}")
+    for name, value in (("batch_size", batch_size), ("train_batch", FLAGS.train_batch)):
+        if value % FLAGS.cpu_replicas:
+            raise UserError(f"--{name}={value} does not divide over --cpu_replicas="
+                            f"{FLAGS.cpu_replicas}; use a multiple of {FLAGS.cpu_replicas}")
     from wavegan_dist import strategy as strategies
     from wavegan_dist.bench.data import measure_pipeline, measure_training
     from wavegan_dist.data.source import load_source
@@ -71,7 +84,6 @@ def _data_bench() -> dict:
     strategy = strategies.make_strategy("mirrored" if FLAGS.cpu_replicas > 1 else "cpu",
                                         cpu_replicas=FLAGS.cpu_replicas)
     source = load_source(FLAGS.data, FLAGS.split, log=lambda m: print(m, file=sys.stderr))
-    batch_size = DATA_BATCH if FLAGS.batch_size is None else FLAGS.batch_size
     report = {
         "dataset": source.path, "dataset_rows": int(len(source.rows)),
         "slice_len": FLAGS.slice_len, "replicas": strategy.num_replicas_in_sync,
@@ -143,7 +155,6 @@ def _train_bench() -> dict:
 
 
 def _learn_bench() -> dict:
-    from wavegan_dist.bench.learn import measure_learning
     from wavegan_dist.errors import UserError
 
     replicas = FLAGS.cpu_replicas if FLAGS["cpu_replicas"].present else 2
@@ -153,7 +164,11 @@ def _learn_bench() -> dict:
         raise UserError(f"--generated={FLAGS.generated} must be at least 2")
     if replicas < 1:
         raise UserError(f"--cpu_replicas={replicas} must be at least 1")
+    from wavegan_dist.bench.learn import check_workdir
+
+    check_workdir(FLAGS.workdir)
     from wavegan_dist import strategy as strategies
+    from wavegan_dist.bench.learn import measure_learning  # TensorFlow from here on
 
     strategies.configure_cpu_devices(replicas)
     report = measure_learning(FLAGS.learn_steps, condition=FLAGS.condition, data=FLAGS.data,
@@ -173,8 +188,9 @@ def _print_learn(r: dict) -> None:
     ok = lambda flag: "met" if flag else "NOT met"
     print(f"learning check: tiny preset, {r['condition']}, {r['steps']} generator steps on "
           f"--data={FLAGS.data} in {r['train_seconds']:.0f} s of training "
-          f"({r['generated_clips']} generated clips scored against {r['heldout_notes']} "
-          f"held-out notes; classifier held-out accuracy {r['classifier_heldout_accuracy']:.3f})")
+          f"({r['generated_clips']} generated clips; Frechet distance against "
+          f"{r['reference_train_notes']} training notes; classifier held-out accuracy "
+          f"{r['classifier_heldout_accuracy']:.3f})")
     print(f"  Frechet distance: untrained {r['frechet_distance_untrained']:.2f}, trained "
           f"{r['frechet_distance_trained']:.2f} (trained / untrained "
           f"{r['trained_over_untrained']:.3f}) [target <= {LEARN_TARGET}: "

@@ -8,8 +8,17 @@ import tempfile
 import time
 
 from wavegan_dist.config import make_config
-from wavegan_dist.evaluation import classifier, run as evaluation
-from wavegan_dist.models import build_generator
+from wavegan_dist.errors import UserError
+
+
+def check_workdir(workdir: str) -> None:
+    """Raises UserError unless `workdir` is "" (a temporary folder), new, or an empty
+    folder: a run already there would be resumed, not trained, and its classifier
+    replaced. Imports no TensorFlow, so the command line can refuse at once."""
+    if workdir and os.path.exists(workdir) and not (os.path.isdir(workdir)
+                                                    and not os.listdir(workdir)):
+        raise UserError(f"--workdir={workdir} exists and is not an empty folder; pass a new "
+                        "or empty folder (or none, for a temporary one)")
 
 
 def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
@@ -27,17 +36,20 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
       cpu_replicas: logical CPU replicas for training (MirroredStrategy).
       generated: clips generated for each score (the same latent vectors before and
         after). The Frechet distance of n samples is biased upwards by about
-        trace(covariance) / n, so more clips than the 48 held-out notes make the
-        before/after ratio less a measure of the sample size.
+        trace(covariance) / n, so many clips make the before/after ratio less a
+        measure of the sample size (the reference is the training notes' embeddings).
     Returns:
       {"frechet_distance_untrained", "frechet_distance_trained", "trained_over_untrained",
        "pitch_accuracy_untrained", "pitch_accuracy_trained" (None if unconditional),
        "steps", "train_seconds", "classifier_heldout_accuracy", ...}.
     """
     from wavegan_dist import strategy as strategies
+    from wavegan_dist.evaluation import classifier, run as evaluation
     from wavegan_dist.inference.restore import load_generator
+    from wavegan_dist.models import build_generator
     from wavegan_dist.training.loop import run_training
 
+    check_workdir(workdir)
     workdir = workdir or tempfile.mkdtemp(prefix="wavegan_dist_learn_")
     cfg = make_config("tiny", data=data, condition=condition, train_steps=steps, seed=seed,
                       cpu_replicas=cpu_replicas, strategy="mirrored", num_wavs=0,
@@ -48,6 +60,10 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
         evaluation.train_classifier(data, classifier_dir, "pitch", cfg.slice_len, seed=seed,
                                     log=log)
     model, info = classifier.load(classifier_dir)
+    if condition != "none" and info.target != condition:
+        raise UserError(f"--classifier={classifier_dir} predicts {info.target}, but a "
+                        f"--condition={condition} run is scored on {condition}; pass a "
+                        f"{condition} classifier (or none, to train one)")
     refs = evaluation.load_references(info, data, condition, seed=seed, log=log)
 
     def score(generator) -> dict:
@@ -75,6 +91,7 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
         "inception_score_untrained": before["inception_score"],
         "inception_score_trained": after["inception_score"],
         "classifier_heldout_accuracy": info.heldout_accuracy,
-        "heldout_notes": len(refs.heldout), "generated_clips": generated,
+        "heldout_notes": len(refs.heldout), "reference_train_notes": len(refs.train),
+        "generated_clips": generated,
         "learning_rate": cfg.learning_rate, "workdir": workdir,
     }

@@ -21,7 +21,7 @@ import numpy as np
 
 from wavegan_dist.data import schema
 from wavegan_dist.data.filters import RowFilter, select_rows
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 REMOTE_SCHEMES = ("s3://", "gcs://", "gs://", "azure://", "az://", "al://", "hub://")
 OPEN_TIMEOUT_S = 120.0
@@ -84,7 +84,7 @@ def _looks_like_v3(path: str) -> bool:
 
 
 def _open_failure(path: str, err: BaseException) -> UserError:
-    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    reason = first_line(err, 160)
     name = type(err).__name__
     convert = (f"if it is a deeplake v3 dataset (like the old hub://activeloop/nsynth-*), "
                f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "

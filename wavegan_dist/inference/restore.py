@@ -13,7 +13,7 @@ import logging
 import os
 
 from wavegan_dist import inference
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 CONFIG_FILE = "config.json"  # what training.checkpoints records in every run folder
 CHECKPOINT_FOLDER = "checkpoints"
@@ -55,7 +55,7 @@ def read_run_config(model_dir: str):
     try:
         values = json.loads(inference.read_text(path))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        reason = first_line(err)
         raise UserError(f"{path} is not readable JSON ({reason})") from err
     if not isinstance(values, dict):
         raise UserError(f"{path} does not hold a run configuration (a JSON object)")
@@ -64,7 +64,7 @@ def read_run_config(model_dir: str):
     except UserError as err:
         raise UserError(f"{path} holds an unusable configuration: {err}") from err
     except (TypeError, ValueError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        reason = first_line(err)
         raise UserError(f"{path} holds an unusable configuration: {reason}") from err
     notes = []
     sample_rate = values.get("sample_rate")
@@ -99,8 +99,11 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
                             f"prefix such as {os.path.join(model_dir, CHECKPOINT_FOLDER, 'ckpt-2')} "
                             "(with a .index file next to it)")
         return checkpoint
+    from wavegan_dist.training.checkpoints import latest_in
+
     folder = os.path.join(model_dir, CHECKPOINT_FOLDER)
-    found = tf.train.latest_checkpoint(folder) if inference.is_folder(folder) else None
+    found = (latest_in(folder, hint=", or pass --checkpoint=" + os.path.join(folder, "ckpt-N"))
+             if inference.is_folder(folder) else None)
     if not found:
         raise UserError(f"--model_dir={model_dir} has no checkpoint in {folder}: training saves "
                         "one every --ckpt_every steps and at the end")
@@ -141,7 +144,7 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
     try:
         has_ema = has_node(path, GENERATOR_EMA)
     except tf.errors.OpError as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300].rstrip(".")
+        reason = first_line(err, 300).rstrip(".")
         raise UserError(f"cannot read checkpoint {path}: {reason}") from err
     if weights == "ema" and not has_ema:
         raise UserError(f"--weights=ema: {path} has no generator EMA (its run was trained with "
@@ -164,8 +167,9 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
             # Fails when a generator variable has no value in the checkpoint, so a
             # checkpoint of another model is refused instead of leaving random weights.
             status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as err:
-            failure = (str(err).strip().splitlines() or [type(err).__name__])[0][:300].rstrip(".")
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
+            # IndexError: what restoring from a truncated .data file raises.
+            failure = first_line(err, 300).rstrip(".")
         if failure:
             del wanted, generator
             gc.collect()

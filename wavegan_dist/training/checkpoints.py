@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 # Fields that change variable shapes or meaning: a checkpoint cannot be resumed across them.
 MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample",
@@ -42,9 +42,9 @@ class Checkpointer:
       save_dir: where this process saves, if not the run's own folder (non-chief
         multi-worker processes must take part in saving but write somewhere
         throwaway; they still restore from the run's folder).
-      optional: {name: variable} saved with the rest but restored only if the
+      optional: {name: variable or model} saved with the rest but restored only if the
         checkpoint has it (state added after checkpoints of older versions exist,
-        such as the noise seed).
+        such as the noise seed and the generator EMA).
     """
 
     def __init__(self, model_dir: str, keep: int, step: tf.Variable, models: dict,
@@ -65,8 +65,8 @@ class Checkpointer:
 
     @property
     def latest(self) -> str | None:
-        """Path prefix of the run's newest checkpoint, or None."""
-        return tf.train.latest_checkpoint(self.directory)
+        """Path prefix of the run's newest checkpoint, or None (see `latest_in`)."""
+        return latest_in(self.directory)
 
     def restore_latest(self) -> int | None:
         """Restores the run's newest checkpoint, if any; returns its step or None.
@@ -83,8 +83,9 @@ class Checkpointer:
             self._optional.restore(latest).expect_partial()
             self.missing = tuple(name for name in self._optional_names
                                  if not has_node(latest, name))
-        except (tf.errors.OpError, AssertionError, ValueError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
+            # IndexError: what restoring from a truncated .data file raises.
+            reason = first_line(err, 200)
             raise UserError(f"cannot restore checkpoint {latest}: {reason}; use a new "
                             "--model_dir or the flags the run was started with") from err
         return int(self.step.numpy())
@@ -92,6 +93,30 @@ class Checkpointer:
     def save(self) -> str:
         """Writes a checkpoint numbered by the current step; returns its path."""
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+
+def latest_in(directory: str, hint: str = "") -> str | None:
+    """The newest checkpoint in `directory` by its `checkpoint` state file, or None if
+    the folder has no checkpoint.
+
+    Raises UserError when ckpt-N files are there but the state file is missing or
+    unreadable: a run would otherwise start again from step 0 next to them.
+    `hint` ends the message (e.g. how to name a checkpoint explicitly).
+    """
+    found = tf.train.latest_checkpoint(directory)
+    if found:
+        return found
+    numbers = []
+    for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+        number = os.path.basename(index)[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            numbers.append(int(number))
+    if not numbers:
+        return None
+    newest = f"ckpt-{max(numbers)}"
+    raise UserError(f"{os.path.join(directory, 'checkpoint')} is missing or unreadable, but "
+                    f"{len(numbers)} checkpoint(s) are there (newest {newest}); write it back "
+                    f"as the line model_checkpoint_path: \"{newest}\"{hint}")
 
 
 def has_node(path: str, name: str) -> bool:
@@ -128,7 +153,7 @@ def check_config(model_dir: str, config: dict) -> list[str]:
             return []
     except tf.errors.OpError as err:
         # e.g. a gs:// model_dir without network or credentials
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        reason = first_line(err, 200)
         raise UserError(f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
                         "the network and the credentials") from err
     try:

@@ -21,8 +21,8 @@ import wave
 
 import numpy as np
 
-from wavegan_dist.data.ingest.records import first_line, float_to_int16
-from wavegan_dist.errors import UserError
+from wavegan_dist.data.ingest.records import float_to_int16
+from wavegan_dist.errors import UserError, first_line
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
 # Extra input samples read past the needed span, so the resampler's filter sees

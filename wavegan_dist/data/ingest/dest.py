@@ -6,9 +6,8 @@ import fcntl
 import os
 
 from wavegan_dist.data import schema
-from wavegan_dist.data.ingest.records import first_line
 from wavegan_dist.data.ingest.state import IngestState
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 
 def local_path(dest: str) -> str | None:

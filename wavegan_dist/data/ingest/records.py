@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from wavegan_dist.data import schema
+from wavegan_dist.errors import first_line  # noqa: F401  (the ingest readers import it from here)
 
 NUM_QUALITIES = len(schema.QUALITIES)
 METADATA_COLUMNS = tuple(c for c in schema.COLUMNS if c != "audio")
@@ -45,9 +46,6 @@ class Skip:
     reason: str
 
 
-def first_line(err: BaseException, limit: int = 240) -> str:
-    """An exception -> one line for a message: its first line, else its type name."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:

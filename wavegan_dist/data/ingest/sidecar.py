@@ -24,8 +24,8 @@ import posixpath
 import re
 
 from wavegan_dist.data import schema
-from wavegan_dist.data.ingest.records import METADATA_COLUMNS, first_line, nsynth_metadata
-from wavegan_dist.errors import UserError
+from wavegan_dist.data.ingest.records import METADATA_COLUMNS, nsynth_metadata
+from wavegan_dist.errors import UserError, first_line
 
 _KEY_COLUMNS = ("file", "path", "filename")
 # Which schema column each recognised sidecar field fills.
