@@ -79,10 +79,8 @@ import dataclasses
 import math
 
 from wavegan_dist.models.spec import ModelSpec
-
-# The generator starts (and the critic ends) at this length; see models/wavegan.py.
-START_LEN = 16
-POST_FILTER_TAPS = 512
+# The generator starts (and the critic ends) at START_LEN.
+from wavegan_dist.models.wavegan import POST_FILTER_TAPS, START_LEN
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wavegan_dist.losses import GP_EPSILON
 from wavegan_dist.models.fast_conv import same_padding_1d
 from wavegan_dist.models.spec import ModelSpec
-
-START_LEN = 16
-GP_EPSILON = 1e-10  # as losses.GP_EPSILON
+from wavegan_dist.models.wavegan import START_LEN
 
 
 def same_padding(length: int, stride: int, kernel: int) -> tuple[int, int]:

@@ -138,7 +138,8 @@ class TfUpdates:
                          seed=seed, generator_ema=Config.generator_ema)
         self.strategy = strategy
         self.trainer = trainer = build_trainer(strategy, lambda: models.build_models(spec),
-                                               cfg, 1e-4, 0.5, 0.9)
+                                               cfg, 1e-4, 0.5, 0.9,
+                                               generator_fn=lambda: models.build_generator(spec))
         if weights_from is not None:  # same variables whatever conv_impl built them
             for mine, theirs in ((trainer.generator, weights_from.trainer.generator),
                                  (trainer.critic, weights_from.trainer.critic)):

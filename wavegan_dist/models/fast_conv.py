@@ -13,8 +13,8 @@ The layers here subclass the Keras layers, so variables (names, shapes,
 initialisers), bias, activation and config are Keras's own and checkpoints are
 interchangeable with plain `keras.layers.Conv1D` / `Conv1DTranspose`; only the
 convolution itself is computed differently. Cases outside the fast path
-(channels_first, dilation, causal padding, output_padding, unknown length,
-stride 1) fall back to Keras's implementation.
+(channels_first, dilation, causal padding, output_padding, unknown length, and
+for Conv1D stride 1) fall back to Keras's implementation.
 """
 
 import keras

@@ -41,16 +41,10 @@ class FusedAdam(keras.optimizers.Adam):
         local_step = tf.cast(self.iterations + 1, dtype)
         # Under tf.distribute `.handle` of a mirrored moment is this device's component.
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(m), v=_handle(v),
+            var=variable.handle, m=m.handle, v=v.handle,
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), local_step),
             beta2_power=tf.pow(tf.cast(self.beta_2, dtype), local_step),
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype))
 
-
-def _handle(variable):
-    """The resource handle of a Keras or TensorFlow variable."""
-    if isinstance(variable, keras.Variable):
-        variable = variable.value
-    return variable.handle
