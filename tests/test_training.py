@@ -136,6 +136,12 @@ def test_bad_inputs_raise_user_errors(tmp_path, builtin_root):
         run_training(_cfg(tmp_path, data=builtin_root, num_samples=4), cpu)
     with pytest.raises(UserError, match="--slice_len=1000 is not supported"):
         run_training(_cfg(tmp_path, slice_len=1000), cpu)
+    # TF cannot compile a per-replica step that all-reduces inside MirroredStrategy's run
+    # (it crashed with a traceback); refused before anything is written.
+    run_dir = tmp_path / "xla_two"
+    with pytest.raises(UserError, match="--jit_compile needs one replica .* MirroredStrategy has 2"):
+        run_training(_cfg(run_dir, jit_compile=True), two)
+    assert not run_dir.exists()
 
 
 # Every model and option through the same trainer (issue 4).

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_dist import losses, noise
+from wavegan_dist.errors import UserError
 from wavegan_dist.training.optimizers import FusedAdam
 
 
@@ -68,6 +69,23 @@ def ema_decay(decay: float, step) -> tf.Tensor:
 
 
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
+
+
+def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool) -> None:
+    """Raises UserError for --jit_compile on a multi-replica strategy other than a TPU's.
+
+    The per-replica steps all-reduce inside themselves (the optimizers' gradient
+    all-reduce, synchronised batch norm). TensorFlow cannot run a collective inside a
+    tf.function nested in MirroredStrategy's strategy.run ("`merge_call` called while
+    defining a new graph"), and before that, with Keras 3 variables, it places the
+    compiled call of replica 1 on replica 0's device. A TPU compiles the whole step.
+    """
+    if (jit_compile and strategy.num_replicas_in_sync > 1
+            and not isinstance(strategy, tf.distribute.TPUStrategy)):
+        raise UserError(f"--jit_compile needs one replica (or a TPU), but "
+                        f"{type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
+                        "TensorFlow cannot compile a per-replica step that all-reduces "
+                        "inside strategy.run; drop --jit_compile or train on one device")
 METRICS = CRITIC_METRICS + ("generator",)
 
 
@@ -102,6 +120,7 @@ class WganGpTrainer:
                 raise ValueError(f"a conditional generator needs label_counts of length "
                                  f"{generator.num_classes}")
             self._cumulative_counts = np.cumsum(label_counts).astype(np.int32)
+        check_jit_compile(strategy, cfg.jit_compile)
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
