@@ -96,6 +96,8 @@ def test_train_bench_json_reports_every_documented_figure():
                - r["critic_update_examples_per_sec_2_replicas"] / one) < 1e-9
     # Skipped PyTorch: its figures are null, and the report says why.
     assert r["torch_critic_update_examples_per_sec"] is None
+    assert (r["precision"], r["jit_compile"], r["device"]) == ("fp32", False, "cpu")
+    assert r["peak_dtype"] == "float32" and r["two_replicas_status"] == "measured"
     # The plain formulation is measured beside the default one.
     assert r["conv_impl"] == "fast"
     for update in ("critic", "generator"):
@@ -111,6 +113,31 @@ def test_train_bench_json_reports_every_documented_figure():
     assert r["torch_status"] == (TORCH_SKIPPED if installed else TORCH_MISSING)
     assert isinstance(r["meets_fraction_of_peak_target"], bool)
     assert isinstance(r["meets_two_over_one_replica_target"], bool)
+
+
+def test_train_bench_runs_bf16_and_xla_as_training_would():
+    proc = _run_bench("--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json",
+                      "--precision=bf16", "--jit_compile", "--no_plain")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert (r["precision"], r["jit_compile"], r["device"]) == ("bf16", True, "cpu")
+    assert r["peak_dtype"] == "bfloat16" and r["peak_gflops"] > 0
+    assert r["critic_update_examples_per_sec_1_replica"] > 0
+    assert r["generator_update_examples_per_sec_1_replica"] > 0
+    # Training refuses --jit_compile on 2 replicas, so the benchmark does not time it...
+    from wavegan_dist.bench.train import TORCH_NOT_LIKE_FOR_LIKE, TWO_REPLICAS_NOT_WITH_XLA
+    assert r["two_replicas_status"] == TWO_REPLICAS_NOT_WITH_XLA
+    assert r["critic_update_seconds_2_replicas"] is None
+    assert r["two_over_one_replica_critic"] is None
+    assert r["meets_two_over_one_replica_target"] is None
+    # ...and the fp32 PyTorch twin is no like-for-like comparison for bf16.
+    assert r["torch_status"] == TORCH_NOT_LIKE_FOR_LIKE.format(what="bf16 on cpu")
+    assert r["critic_update_tf_over_torch"] is None
+
+
+def test_gpu_bench_without_two_gpus_is_a_one_line_error():
+    line = error_line(_run_bench("--device=gpu", timeout=120))
+    assert "--device=gpu" in line and "sees 0" in line and "--device=cpu" in line
 
 
 def test_batch_that_does_not_split_over_two_replicas_is_a_one_line_error():

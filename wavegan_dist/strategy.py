@@ -82,8 +82,10 @@ def mirrored(devices=None, cross_device_ops=None) -> tf.distribute.MirroredStrat
         return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
 
 
-def _mirrored_on_cpus(n: int) -> tf.distribute.Strategy:
-    # NCCL is GPU-only; on CPUs the reduction goes through one device.
+def mirrored_on_cpus(n: int) -> tf.distribute.Strategy:
+    """MirroredStrategy over the first `n` logical CPU devices (configure_cpu_devices(n)
+    first), whatever GPUs there are. NCCL is GPU-only, so the reduction goes through
+    /cpu:0."""
     return mirrored(_cpu_devices(n),
                     tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
 
@@ -288,7 +290,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
             if cpu_replicas > 1:
                 log(f"note: {len(gpus)} GPU(s) present, --cpu_replicas={cpu_replicas} ignored")
             return mirrored()
-        return _mirrored_on_cpus(cpu_replicas)
+        return mirrored_on_cpus(cpu_replicas)
     if name == "auto":
         if _tpu_address(tpu):
             try:
@@ -298,7 +300,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
         if len(gpus) >= 2:
             return mirrored()
         if cpu_replicas > 1 and not gpus:
-            return _mirrored_on_cpus(cpu_replicas)
+            return mirrored_on_cpus(cpu_replicas)
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     raise UserError(f"--strategy={name} is not one of auto, mirrored, multiworker, tpu, cpu")
 

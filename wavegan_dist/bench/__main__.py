@@ -6,8 +6,10 @@ dataset, and >= 10x what the default training step consumes.
 
 `train` (bench/train.py): examples/s, analytic FLOPs and fraction of the measured peak
 of one critic update and one generator update, on 1 and 2 logical CPU replicas, and
-against the same updates in PyTorch when it is installed. Targets (issue 6): critic
-update >= 1.15x PyTorch's examples/s, >= 80% of peak, 2 replicas within 10% of 1.
+against the same updates in PyTorch when it is installed; --precision, --jit_compile
+and --device=gpu run the TensorFlow rows (and the peak) as training would. Targets
+(issue 6): critic update >= 1.15x PyTorch's examples/s, >= 80% of peak, 2 replicas
+within 10% of 1.
 
 `learn` (bench/learn.py): the tiny preset trained on the built-in data for
 --learn_steps steps; the Frechet distance (and, with --condition=pitch, the pitch
@@ -42,6 +44,13 @@ flags.DEFINE_integer("train_steps", 1, "Timed training steps (after one untimed 
 flags.DEFINE_integer("repeats", 5, "train: timed rounds (each measurement once per round, "
                      "after one untimed warm-up call); medians are reported.")
 flags.DEFINE_bool("no_torch", False, "train: skip the PyTorch comparison.")
+flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "train: run the TensorFlow updates on the "
+                  "CPU (1 replica, and 2 logical CPU replicas) or on GPUs (1 and 2 GPUs).")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "train: as training's --precision "
+                  "('bf16': bfloat16 compute, float32 weights); the peak is measured in the "
+                  "same dtype.")
+flags.DEFINE_bool("jit_compile", False, "train: XLA-compile the per-replica update "
+                  "functions, as training's --jit_compile.")
 flags.DEFINE_bool("no_plain", False, "train: skip the plain Keras formulation "
                   "(conv_impl=keras) measured next to the default.")
 flags.DEFINE_integer("learn_steps", 12000, "learn: generator steps to train.")
@@ -144,14 +153,15 @@ def _train_bench() -> dict:
     logging.set_verbosity(logging.WARNING)  # no strategy INFO lines between the progress lines
     batch_size = TRAIN_BATCH if FLAGS.batch_size is None else FLAGS.batch_size
     # Checked before TensorFlow starts, so a bad size is one line and nothing else.
-    train.check_sizes(FLAGS.slice_len, FLAGS.dim, batch_size, FLAGS.repeats)
-    from wavegan_dist import strategy as strategies
-
-    # The 2-replica measurement needs two logical CPUs, set up before the first TF op.
-    strategies.configure_cpu_devices(train.TWO_REPLICAS)
+    train.check_sizes(FLAGS.slice_len, FLAGS.dim, batch_size, FLAGS.repeats, FLAGS.device,
+                      FLAGS.precision)
+    # The 2-replica measurement's devices, set up before the first TF op.
+    train.configure_devices(FLAGS.device)
     return train.measure(FLAGS.slice_len, FLAGS.dim, batch_size, FLAGS.repeats,
                          use_torch=not FLAGS.no_torch, compare_plain=not FLAGS.no_plain,
-                         log=lambda m: print(m, file=sys.stderr, flush=True))
+                         log=lambda m: print(m, file=sys.stderr, flush=True),
+                         device=FLAGS.device, precision=FLAGS.precision,
+                         jit_compile=FLAGS.jit_compile)
 
 
 def _learn_bench() -> dict:

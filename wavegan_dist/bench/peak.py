@@ -8,8 +8,9 @@ figure from another time says little): the faster of
 - conv: a stride-1 Conv1D "same", batch 16, length 4096, 64 -> 128 channels,
   kernel 25 (the critic's kernel), 2 * 16 * 4096 * 25 * 64 * 128 FLOPs.
 
-Each is a compiled tf.function on the first CPU device, fetched to the host to stop
-the clock. `PeakMeter.sample()` times each once; the benchmark calls it between its
+Each is a compiled tf.function on the benchmark's first replica device, in the dtype
+the timed updates compute in (float32, or bfloat16 for --precision=bf16), fetched to
+the host to stop the clock. `PeakMeter.sample()` times each once; the benchmark calls it between its
 other measurements and takes the median of each kind.
 """
 
@@ -40,32 +41,34 @@ class PeakMeter:
     Args:
       device: where to run them (the benchmark's first replica device).
       matmul_n, conv_shape: sizes (tests use smaller ones).
+      dtype: "float32" or "bfloat16", what the kernels compute in.
     """
 
     def __init__(self, device: str = "/cpu:0", matmul_n: int = MATMUL_N,
-                 conv_shape: dict | None = None):
+                 conv_shape: dict | None = None, dtype: str = "float32"):
         self.conv_shape = dict(conv_shape or CONV_SHAPE)
+        self.dtype = dtype
         self.flops = {"matmul": matmul_flops(matmul_n), "conv": conv_flops(**self.conv_shape)}
         self.seconds: dict[str, list[float]] = {"matmul": [], "conv": []}
         s = self.conv_shape
         with tf.device(device):
             gen = tf.random.Generator.from_seed(0)
-            a = gen.normal([matmul_n, matmul_n])
-            b = gen.normal([matmul_n, matmul_n])
-            x = gen.normal([s["batch"], s["length"], s["c_in"]])
-            w = gen.normal([s["kernel"], s["c_in"], s["c_out"]]) * 0.05
+            a, b = (tf.cast(gen.normal([matmul_n, matmul_n]), dtype) for _ in range(2))
+            x = tf.cast(gen.normal([s["batch"], s["length"], s["c_in"]]), dtype)
+            w = tf.cast(gen.normal([s["kernel"], s["c_in"], s["c_out"]]) * 0.05, dtype)
 
         # A scalar comes back, so the host wait is the kernel, not a large copy; the sum
         # reads the whole result so no part of the kernel can be optimised away.
         @tf.function
         def matmul():
             with tf.device(device):
-                return tf.reduce_sum(tf.linalg.matmul(a, b))
+                return tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32))
 
         @tf.function
         def conv():
             with tf.device(device):
-                return tf.reduce_sum(tf.nn.conv1d(x, w, stride=1, padding="SAME"))
+                return tf.reduce_sum(tf.cast(tf.nn.conv1d(x, w, stride=1, padding="SAME"),
+                                             tf.float32))
 
         self._fns = {"matmul": matmul, "conv": conv}
         for fn in self._fns.values():  # trace and warm up
