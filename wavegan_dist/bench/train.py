@@ -5,15 +5,15 @@ What is timed (all in one process, side by side):
 
 - TensorFlow, the real training step's code: a `WganGpTrainer` from
   `training.steps.build_trainer` on the networks `models.build_models` builds, with
-  n_critic = 1. One **critic update** is one `strategy.run` of the trainer's own
-  per-replica critic function (generator forward for the fakes, critic on [real; fake]
-  and on the interpolates, gradient penalty with its double backward, Adam) on one
-  global batch taken from a distributed `tf.data` iterator, plus the cross-replica
-  SUM of its three metrics, exactly as `train_step` runs each of its n_critic
-  iterations. One **generator update** is one `strategy.run` of the trainer's
-  per-replica generator function, the update of the generator's EMA (at the
-  default --generator_ema), the reduction of its loss and the step increment,
-  exactly the generator part of `train_step`. Each is its own
+  n_critic = 1. One **critic update** is the trainer's `critic_update` (one
+  `strategy.run` of the per-replica critic function: generator forward for the fakes,
+  critic on [real; fake] and on the interpolates, gradient penalty with its double
+  backward, Adam; then the cross-replica SUM of its three metrics) on one global batch
+  taken from a distributed `tf.data` iterator, the call `train_step` makes n_critic
+  times. One **generator update** is the trainer's `generator_update` (the per-replica
+  generator function, the update of the generator's EMA at the default
+  --generator_ema, the reduction of its loss) and the step increment: the generator
+  part of `train_step`. Each is its own
   `tf.function`, fetched to the host (a scalar) to stop the clock. Real batches are
   random audio held in memory, shaped like the input pipeline's elements
   (audio float32 [per_replica, slice_len, 1], label int32 [per_replica]) and
@@ -182,8 +182,7 @@ class TfUpdates:
 
         from wavegan_dist import models
         from wavegan_dist.config import Config
-        from wavegan_dist.training.steps import (CRITIC_METRICS, StepConfig, build_trainer,
-                                                 ema_decay)
+        from wavegan_dist.training.steps import StepConfig, build_trainer
 
         # The generator EMA at the training default, so its update is timed too.
         cfg = StepConfig(global_batch=global_batch, n_critic=1, gp_weight=10.0,
@@ -201,23 +200,14 @@ class TfUpdates:
         self._dataset = strategy.distribute_datasets_from_function(
             _dataset_fn(real, global_batch))
         self._iterator = iter(self._dataset)
-        # The trainer's own per-replica functions, as train_step runs them.
-        critic_step, generator_step = trainer._critic_fns[0], trainer._generator_fn
-        total = lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-
+        # The trainer's own updates, as train_step runs them.
         @tf.function
         def critic_update(iterator):
-            step = trainer.step.read_value()
-            out = strategy.run(critic_step, args=(next(iterator), step))
-            metrics = {k: total(out[k]) for k in CRITIC_METRICS}
-            return metrics["critic"]
+            return trainer.critic_update(next(iterator), trainer.step.read_value())["critic"]
 
         @tf.function
         def generator_update():
-            step = trainer.step.read_value()
-            out = strategy.run(generator_step, args=(step,))
-            trainer._update_ema(ema_decay(cfg.generator_ema, step))
-            loss = total(out["generator"])
+            loss = trainer.generator_update(trainer.step.read_value())
             trainer.step.assign_add(1)
             return loss
 

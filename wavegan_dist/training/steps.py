@@ -229,6 +229,38 @@ class WganGpTrainer:
                              tf.equal(self.noise_seed, self.cfg.seed))
         return tf.where(hit, tf.constant(float("nan")), 0.0)
 
+    def critic_update(self, batch, step: tf.Tensor, i: int = 0) -> dict:
+        """The i-th critic update of generator step `step`, on one real batch.
+
+        Cross-replica: call inside a tf.function, outside strategy.run.
+
+        Args:
+          batch: a distributed (audio [per_replica, slice_len, 1], label [per_replica])
+            element of the strategy's distributed dataset.
+          step: int64 scalar, the generator step (names the random streams).
+          i: Python int < n_critic, which of the step's critic updates this is.
+        Returns:
+          {metric: float32 scalar} for CRITIC_METRICS, summed over replicas (global means).
+        """
+        # `i` goes in through a closure: as a strategy.run argument it would become a
+        # tensor on TPU, and it names Python-level random streams.
+        out = self.strategy.run(self._critic_fns[i], args=(batch, step))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
+                for k in CRITIC_METRICS}
+
+    def generator_update(self, step: tf.Tensor) -> tf.Tensor:
+        """The generator update of generator step `step`, then the EMA update after it.
+
+        Cross-replica, like critic_update; does not advance `self.step`.
+
+        Returns:
+          float32 scalar, the generator loss summed over replicas (its global mean).
+        """
+        out = self.strategy.run(self._generator_fn, args=(step,))
+        if self.generator_ema is not None:
+            self._update_ema(ema_decay(self.cfg.generator_ema, step))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["generator"], axis=None)
+
     def _train_step(self, iterator) -> dict:
         """One generator step: n_critic critic updates, each on a fresh real batch, then
         one generator update. Returns global-mean scalars; critic ones averaged over the
@@ -236,17 +268,10 @@ class WganGpTrainer:
         step = self.step.read_value()
         sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
         for i in range(self.cfg.n_critic):
-            # `i` goes in through a closure: as a strategy.run argument it would become a
-            # tensor on TPU, and it names Python-level random streams.
-            out = self.strategy.run(self._critic_fns[i], args=(next(iterator), step))
-            for k in CRITIC_METRICS:
-                sums[k] += self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
-        out = self.strategy.run(self._generator_fn, args=(step,))
-        if self.generator_ema is not None:
-            self._update_ema(ema_decay(self.cfg.generator_ema, step))
+            out = self.critic_update(next(iterator), step, i)
+            sums = {k: sums[k] + out[k] for k in CRITIC_METRICS}
         metrics = {k: v / self.cfg.n_critic for k, v in sums.items()}
-        metrics["generator"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                                    out["generator"], axis=None)
+        metrics["generator"] = self.generator_update(step)
         self.step.assign_add(1)
         return metrics
 
