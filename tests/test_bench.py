@@ -43,6 +43,11 @@ def test_bad_bench_flags_are_one_line_errors(tmp_path):
         ("data", "--train_steps=-1"): "--train_steps=-1 must be at least 0",
         ("data", "--cpu_replicas=2", "--batch_size=3"): "--batch_size=3 does not divide",
         ("learn", f"--workdir={tmp_path}"): "exists and is not an empty folder",
+        # A flag of another benchmark would be ignored: refused instead.
+        ("train", "--learn_steps=5"): "--learn_steps is a flag of bench learn, not of bench train",
+        ("learn", "--repeats=3"): "--repeats is a flag of bench train, not of bench learn",
+        ("train", "--data=builtin"): "--data is a flag of bench data and bench learn, not of "
+                                     "bench train",
     }
     for flags, text in cases.items():
         line = error_line(_bench(*flags))

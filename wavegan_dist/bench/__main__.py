@@ -65,6 +65,17 @@ flags.DEFINE_integer("seed", 0, "learn: seed of the run, the classifier and the 
 flags.DEFINE_bool("json", False, "Print JSON instead of text.")
 FLAGS = flags.FLAGS
 
+# The flags each benchmark reads (and --json, which all do). A flag of another benchmark
+# is refused rather than silently ignored: `bench train --learn_steps=5` changes nothing.
+COMMAND_FLAGS = {
+    "data": {"data", "split", "slice_len", "batch_size", "batches", "cpu_replicas",
+             "train_batch", "dim", "n_critic", "train_steps"},
+    "train": {"slice_len", "dim", "batch_size", "repeats", "no_torch", "no_plain", "device",
+              "precision", "jit_compile"},
+    "learn": {"data", "cpu_replicas", "learn_steps", "generated", "condition", "classifier",
+              "workdir", "seed"},
+}
+
 PIPELINE_TARGET = 5000.0
 LEARN_TARGET = 0.5  # trained / untrained Frechet distance
 RATIO_TARGET = 10.0
@@ -214,6 +225,18 @@ def _print_learn(r: dict) -> None:
     print(f"  run and classifier kept in {r['workdir']}")
 
 
+def check_flags(command: str) -> None:
+    """Raises UserError if a flag of another benchmark than `command` was given."""
+    from wavegan_dist.errors import UserError
+
+    for name in sorted(set().union(*COMMAND_FLAGS.values()) - COMMAND_FLAGS[command]):
+        if FLAGS[name].present:
+            owners = " and ".join(f"bench {c}" for c, names in COMMAND_FLAGS.items()
+                                  if name in names)
+            raise UserError(f"--{name} is a flag of {owners}, not of bench {command}; "
+                            "drop it")
+
+
 def main(argv):
     """Dispatches the benchmark named by the first argument."""
     from wavegan_dist.errors import UserError
@@ -222,6 +245,7 @@ def main(argv):
         if len(argv) != 2 or argv[1] not in ("data", "train", "learn"):
             raise UserError("usage: python -m wavegan_dist.bench {data,train,learn} [--flags]; "
                             "benchmarks available: data, train, learn")
+        check_flags(argv[1])
         if argv[1] == "learn":
             report = _learn_bench()
             print(json.dumps(report, indent=2, sort_keys=True)) if FLAGS.json else _print_learn(report)
