@@ -253,6 +253,44 @@ def test_im2col_and_col2im_are_adjoint_and_each_others_gradient(taps, last, jit)
     np.testing.assert_allclose(ddx.numpy(), want_cols, rtol=1e-6, atol=1e-6)
 
 
+# --- the matmul pair (the matmul method's products) ---
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("rows", [4, 64])  # 4 * 16 <= 96: the transposed-copy route
+def test_matmul_pair_equals_tf_matmul_to_second_order(rows, jit):
+    from wavegan_dist.models.fast_conv import FEW_ROWS_RATIO, _matmul, _matmul_by_transpose
+
+    depth, width = 96, 40
+    assert (rows * FEW_ROWS_RATIO <= depth) == (rows == 4)
+    rng = np.random.default_rng(rows)
+    a = tf.constant(rng.standard_normal((rows, depth)), tf.float32)
+    w = tf.constant(rng.standard_normal((depth, width)), tf.float32)
+    d = tf.constant(rng.standard_normal((rows, depth)), tf.float32)
+    wt = tf.constant(rng.standard_normal((width, depth)), tf.float32)
+
+    def quantities(forward, transposed, a, w, d, wt):
+        # Value, both first-order gradients, and the penalty's pattern: the weight
+        # gradient of the squared norm of an input gradient, for each of the pair.
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch([a, w, d, wt])
+            with tf.GradientTape(persistent=True) as inner:
+                inner.watch([a, d])
+                y = forward(a, w)
+                z = transposed(d, wt)
+                score = tf.reduce_sum(tf.tanh(y)) + tf.reduce_sum(tf.tanh(z))
+            da, dd = inner.gradient(score, [a, d])
+            penalty = tf.reduce_sum(tf.square(da)) + tf.reduce_sum(tf.square(dd))
+        first = outer.gradient(score, [w, wt])
+        second = outer.gradient(penalty, [w, wt, a, d])
+        return [y, z, da, dd] + first + second
+
+    plain = quantities(tf.matmul, lambda d, w: tf.matmul(d, w, transpose_b=True), a, w, d, wt)
+    run = tf.function(quantities, jit_compile=True) if jit else quantities
+    fast = run(_matmul, _matmul_by_transpose, a, w, d, wt)
+    names = ["y", "z", "da", "dd", "dw", "dwt", "d2w", "d2wt", "d2a", "d2d"]
+    _assert_close(dict(zip(names, plain)), dict(zip(names, fast)), 1e-5)
+
+
 # --- whole networks: conv_impl="fast" is the same function as conv_impl="keras" ---
 
 def _critic_and_generator_quantities(generator, critic, batch, spec, seed=0):
