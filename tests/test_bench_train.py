@@ -97,7 +97,7 @@ def test_train_bench_json_reports_every_documented_figure():
     # Skipped PyTorch: its figures are null, and the report says why.
     assert r["torch_critic_update_examples_per_sec"] is None
     assert (r["precision"], r["jit_compile"], r["device"]) == ("fp32", False, "cpu")
-    assert r["peak_dtype"] == "float32" and r["two_replicas_status"] == "measured"
+    assert r["peak_dtype"] == "float32"
     # The plain formulation is measured beside the default one.
     assert r["conv_impl"] == "fast"
     for update in ("critic", "generator"):
@@ -124,13 +124,11 @@ def test_train_bench_runs_bf16_and_xla_as_training_would():
     assert r["peak_dtype"] == "bfloat16" and r["peak_gflops"] > 0
     assert r["critic_update_examples_per_sec_1_replica"] > 0
     assert r["generator_update_examples_per_sec_1_replica"] > 0
-    # Training refuses --jit_compile on 2 replicas, so the benchmark does not time it...
-    from wavegan_dist.bench.train import TORCH_NOT_LIKE_FOR_LIKE, TWO_REPLICAS_NOT_WITH_XLA
-    assert r["two_replicas_status"] == TWO_REPLICAS_NOT_WITH_XLA
-    assert r["critic_update_seconds_2_replicas"] is None
-    assert r["two_over_one_replica_critic"] is None
-    assert r["meets_two_over_one_replica_target"] is None
-    # ...and the fp32 PyTorch twin is no like-for-like comparison for bf16.
+    # XLA on 2 mirrored replicas too (each replica's forward and backward compiled).
+    assert r["critic_update_examples_per_sec_2_replicas"] > 0
+    assert isinstance(r["meets_two_over_one_replica_target"], bool)
+    # The fp32 PyTorch twin is no like-for-like comparison for bf16.
+    from wavegan_dist.bench.train import TORCH_NOT_LIKE_FOR_LIKE
     assert r["torch_status"] == TORCH_NOT_LIKE_FOR_LIKE.format(what="bf16 on cpu")
     assert r["critic_update_tf_over_torch"] is None
 

@@ -70,9 +70,6 @@ TORCH_MISSING = "PyTorch not installed: pip install -c constraints.txt '.[bench]
 TORCH_SKIPPED = "PyTorch comparison skipped (--no_torch)"
 TORCH_NOT_LIKE_FOR_LIKE = ("PyTorch comparison not run: the PyTorch twin computes fp32 on "
                            "the CPU, and this run is {what}")
-TWO_REPLICAS_NOT_WITH_XLA = ("2 replicas not measured: --jit_compile runs on one replica "
-                             "only (TensorFlow cannot compile a per-replica step that "
-                             "all-reduces inside strategy.run)")
 DEVICES = ("cpu", "gpu")
 PRECISIONS = ("fp32", "bf16")
 PEAK_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
@@ -323,12 +320,8 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     one, two = bench_strategies(device)
     log(f"building: {strategies.describe(one)}")
     runs = {"1_replica": TfUpdates(one, spec, global_batch, real, jit_compile=jit_compile)}
-    if jit_compile:  # training refuses it too (training.steps.check_jit_compile)
-        report["two_replicas_status"] = TWO_REPLICAS_NOT_WITH_XLA
-    else:
-        log(f"building: {strategies.describe(two)}")
-        runs["2_replicas"] = TfUpdates(two, spec, global_batch, real)
-        report["two_replicas_status"] = "measured"
+    log(f"building: {strategies.describe(two)}")
+    runs["2_replicas"] = TfUpdates(two, spec, global_batch, real, jit_compile=jit_compile)
     problems = flops.check_weights(spec, runs["1_replica"].trainer.generator,
                                    runs["1_replica"].trainer.critic)
     for problem in problems:
@@ -392,11 +385,9 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     names = ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
              "first_call_seconds", "samples_seconds", "best_seconds")
     for update in ("critic", "generator"):
-        for name in names:
-            report.setdefault(f"{update}_update_{name}_2_replicas", None)
         one_rate = report[f"{update}_update_examples_per_sec_1_replica"]
-        two_rate = report[f"{update}_update_examples_per_sec_2_replicas"]
-        report[f"two_over_one_replica_{update}"] = two_rate / one_rate if two_rate else None
+        report[f"two_over_one_replica_{update}"] = (
+            report[f"{update}_update_examples_per_sec_2_replicas"] / one_rate)
         torch_rate = report.get(f"torch_{update}_update_examples_per_sec")
         report[f"{update}_update_tf_over_torch"] = one_rate / torch_rate if torch_rate else None
         plain_rate = report.get(f"plain_{update}_update_examples_per_sec")
@@ -410,8 +401,8 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     report["meets_tf_over_torch_target"] = None if ratio is None else ratio >= TARGET_TF_OVER_TORCH
     report["meets_fraction_of_peak_target"] = (
         report["critic_update_fraction_of_peak_1_replica"] >= TARGET_FRACTION_OF_PEAK)
-    two = report["two_over_one_replica_critic"]
-    report["meets_two_over_one_replica_target"] = None if two is None else two >= TARGET_TWO_OVER_ONE
+    report["meets_two_over_one_replica_target"] = (
+        report["two_over_one_replica_critic"] >= TARGET_TWO_OVER_ONE)
     for run in runs.values():
         if isinstance(run, TfUpdates):
             run.close()
@@ -453,22 +444,17 @@ def format_text(r: dict) -> str:
         if torch_label:
             rows.append(("PyTorch", f"torch_{update}_update", ""))
         for label, key, suffix in rows:
-            if r.get(f"{key}_seconds{suffix}") is None:  # not measured (--jit_compile)
-                continue
             lines.append(
                 f"{update:<10} {label:<24} {r[f'{key}_seconds{suffix}']:>9.3f} "
                 f"{r[f'{key}_examples_per_sec{suffix}']:>11.2f} "
                 f"{r[f'{key}_gflops{suffix}']:>9.1f} "
                 f"{100 * r[f'{key}_fraction_of_peak{suffix}']:>7.1f}% "
                 f"{r[f'{key}_first_call_seconds{suffix}']:>11.2f}")
-    measured_two = r.get("two_over_one_replica_critic") is not None
-    lines.append("")
-    if measured_two:
-        lines.append(f"2 replicas / 1 replica (examples/s): critic "
-                     f"{r['two_over_one_replica_critic']:.2f}x, "
-                     f"generator {r['two_over_one_replica_generator']:.2f}x")
-    else:
-        lines.append(r.get("two_replicas_status", "2 replicas not measured"))
+    lines += [
+        "",
+        f"2 replicas / 1 replica (examples/s): critic {r['two_over_one_replica_critic']:.2f}x, "
+        f"generator {r['two_over_one_replica_generator']:.2f}x",
+    ]
     if r.get("critic_update_fast_over_plain") is not None:
         lines.append(f"TF {r['conv_impl']} / TF keras, 1 replica (examples/s): critic "
                      f"{r['critic_update_fast_over_plain']:.2f}x, generator "
@@ -482,17 +468,14 @@ def format_text(r: dict) -> str:
     # examples/s ratio 2 / 1 = seconds 1 / 2
     two_over_one = lambda u: (r[f"{u}_update_best_seconds_1_replica"]
                               / r[f"{u}_update_best_seconds_2_replicas"])
-    parts = []
-    if measured_two:
-        parts.append(f"2/1 replicas critic {two_over_one('critic'):.2f}x, "
-                     f"generator {two_over_one('generator'):.2f}x")
+    parts = [f"2/1 replicas critic {two_over_one('critic'):.2f}x, "
+             f"generator {two_over_one('generator'):.2f}x"]
     if torch_label:
         parts.append("TF/PyTorch critic {:.2f}x, generator {:.2f}x".format(
             *(r[f"torch_{u}_update_best_seconds"] / r[f"{u}_update_best_seconds_1_replica"]
               for u in ("critic", "generator"))))
-    if parts:
-        lines.append("same ratios from each one's fastest sample (less sensitive to other "
-                     "processes): " + "; ".join(parts))
+    lines.append("same ratios from each one's fastest sample (less sensitive to other "
+                 "processes): " + "; ".join(parts))
     lines += ["", "targets (issue 6):"]
     if torch_label:
         lines.append(f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: "
@@ -504,9 +487,7 @@ def format_text(r: dict) -> str:
     lines.append(f"  critic update >= {TARGET_FRACTION_OF_PEAK:.0%} of peak (1 replica): "
                  f"{r['critic_update_fraction_of_peak_1_replica']:.1%} "
                  f"[{ok(r['meets_fraction_of_peak_target'])}]")
-    two_target = (f"  2 replicas within {1 - TARGET_TWO_OVER_ONE:.0%} of 1 (critic update "
-                  "examples/s): ")
-    lines.append(two_target + (f"{r['two_over_one_replica_critic']:.2f}x "
-                               f"[{ok(r['meets_two_over_one_replica_target'])}]"
-                               if measured_two else "not measured"))
+    lines.append(f"  2 replicas within {1 - TARGET_TWO_OVER_ONE:.0%} of 1 (critic update "
+                 f"examples/s): {r['two_over_one_replica_critic']:.2f}x "
+                 f"[{ok(r['meets_two_over_one_replica_target'])}]")
     return "\n".join(lines)

@@ -71,21 +71,27 @@ def ema_decay(decay: float, step) -> tf.Tensor:
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
 
 
-def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool) -> None:
-    """Raises UserError for --jit_compile on a multi-replica strategy other than a TPU's.
+def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
+                      generator: keras.Model) -> None:
+    """Raises UserError for --jit_compile that TensorFlow cannot run on `strategy`.
 
-    The per-replica steps all-reduce inside themselves (the optimizers' gradient
-    all-reduce, synchronised batch norm). TensorFlow cannot run a collective inside a
-    tf.function nested in MirroredStrategy's strategy.run ("`merge_call` called while
-    defining a new graph"), and before that, with Keras 3 variables, it places the
-    compiled call of replica 1 on replica 0's device. A TPU compiles the whole step.
+    The compiled part of each per-replica step is its forward and backward pass; the
+    optimizer update, whose gradient all-reduce is a collective, runs outside it
+    (TensorFlow cannot run a collective inside a tf.function nested in MirroredStrategy's
+    strategy.run: "`merge_call` called while defining a new graph"). The generator's
+    batch norm all-reduces its statistics inside the forward pass, so with it only one
+    replica (or a TPU, which compiles the whole step) can compile.
     """
-    if (jit_compile and strategy.num_replicas_in_sync > 1
+    synced = bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False))
+    if (jit_compile and synced and strategy.num_replicas_in_sync > 1
             and not isinstance(strategy, tf.distribute.TPUStrategy)):
-        raise UserError(f"--jit_compile needs one replica (or a TPU), but "
-                        f"{type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
-                        "TensorFlow cannot compile a per-replica step that all-reduces "
-                        "inside strategy.run; drop --jit_compile or train on one device")
+        raise UserError(f"--jit_compile with --gen_batchnorm needs one replica (or a TPU), "
+                        f"but {type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
+                        "the batch norm all-reduces inside the compiled step, which "
+                        "TensorFlow cannot do under strategy.run; drop one of the two flags "
+                        "or train on one device")
+
+
 METRICS = CRITIC_METRICS + ("generator",)
 
 
@@ -120,7 +126,7 @@ class WganGpTrainer:
                 raise ValueError(f"a conditional generator needs label_counts of length "
                                  f"{generator.num_classes}")
             self._cumulative_counts = np.cumsum(label_counts).astype(np.int32)
-        check_jit_compile(strategy, cfg.jit_compile)
+        check_jit_compile(strategy, cfg.jit_compile, generator)
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
@@ -139,9 +145,13 @@ class WganGpTrainer:
                 raise ValueError("generator_ema must have the generator's architecture")
             self.reset_ema()
         # One function per critic iteration: `i` names the random streams (see below).
-        self._critic_fns = [self._compiled(functools.partial(self._critic_replica_step, i=i))
+        self._critic_grad_fns = [
+            self._compiled(functools.partial(self._critic_gradients, i=i))
+            for i in range(cfg.n_critic)]
+        self._critic_fns = [functools.partial(self._critic_replica_step, i=i)
                             for i in range(cfg.n_critic)]
-        self._generator_fn = self._compiled(self._generator_replica_step)
+        self._generator_grad_fn = self._compiled(self._generator_gradients)
+        self._generator_fn = self._generator_replica_step
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
         self._samplers = {name: tf.function(functools.partial(self._sample_replica,
@@ -150,9 +160,27 @@ class WganGpTrainer:
                           if model is not None}
 
     def _compiled(self, fn):
-        # With --jit_compile the per-replica step is one XLA cluster (what a TPU runs);
-        # otherwise it is traced inline into train_step.
-        return tf.function(fn, jit_compile=True) if self.cfg.jit_compile else fn
+        # With --jit_compile a replica's forward and backward pass is one XLA cluster (what
+        # a TPU runs); otherwise it is traced inline into train_step.
+        if not self.cfg.jit_compile:
+            return fn
+        compiled = tf.function(fn, jit_compile=True)
+        devices = self.strategy.extended.worker_devices
+
+        def on_replica_device(*args, **kwargs):
+            # MirroredStrategy placed the call of an XLA function that reads Keras 3
+            # variables on its first device ("Trying to access resource .../replica_1
+            # located in device CPU:1 from device CPU:0"): pin it to the replica's own.
+            # The replica id is global under multi-worker, where each worker has
+            # len(devices) replicas; on a TPU it is not static, and not needed.
+            replica = tf.get_static_value(
+                tf.distribute.get_replica_context().replica_id_in_sync_group)
+            if replica is None:
+                return compiled(*args, **kwargs)
+            with tf.device(devices[int(replica) % len(devices)]):
+                return compiled(*args, **kwargs)
+
+        return on_replica_device
 
     def _shifts(self, rng_key: tf.Tensor, copies: int) -> tf.Tensor | None:
         layers = self.critic.num_shuffle_layers
@@ -170,6 +198,13 @@ class WganGpTrainer:
             return tf.identity(step)
 
     def _critic_replica_step(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
+        grads, metrics = self._critic_grad_fns[i](batch, step)
+        self.d_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
+        return metrics
+
+    def _critic_gradients(self, batch: tuple, step: tf.Tensor, i: int):
+        """(gradients of the critic's trainable variables, metrics) of one replica's critic
+        update: all of it but the optimizer step (what --jit_compile compiles)."""
         cfg, p, seed = self.cfg, self.per_replica, self.noise_seed
         step = self._after_critic_updates(step)
         real, labels = batch
@@ -196,12 +231,18 @@ class WganGpTrainer:
             per_example = losses.critic_loss(d_real, d_fake, penalty, cfg.gp_weight)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.global_batch)
         grads = tape.gradient(loss, self.critic.trainable_variables)
-        self.d_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
         average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
-        return {"critic": loss, "gradient_penalty": average(penalty),
-                "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
+        return grads, {"critic": loss, "gradient_penalty": average(penalty),
+                       "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
 
     def _generator_replica_step(self, step: tf.Tensor) -> dict:
+        grads, metrics = self._generator_grad_fn(step)
+        self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
+        return metrics
+
+    def _generator_gradients(self, step: tf.Tensor):
+        """(gradients of the generator's trainable variables, metrics) of one replica's
+        generator update, without the optimizer step."""
         cfg, p, seed = self.cfg, self.per_replica, self.noise_seed
         step = self._after_critic_updates(step)
         z = noise.latent(noise.key(seed, step, noise.Streams.GENERATOR_LATENT),
@@ -218,9 +259,7 @@ class WganGpTrainer:
                                               global_batch_size=cfg.global_batch)
             if cfg.debug_nan_at_step:
                 loss += self._debug_nan(step)
-        grads = tape.gradient(loss, self.generator.trainable_variables)
-        self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
-        return {"generator": loss}
+        return tape.gradient(loss, self.generator.trainable_variables), {"generator": loss}
 
     def _debug_nan(self, step: tf.Tensor) -> tf.Tensor:
         # NaN at the chosen (1-based) step, only under the run's own noise seed, so a
