@@ -60,7 +60,7 @@ class Config:
     beta2: float = 0.9
     train_steps: int = 200_000  # generator steps
     seed: int = 0
-    jit_compile: bool = False  # XLA-compile the per-replica steps (TPU always compiles)
+    jit_compile: bool = False  # XLA-compile each replica's forward/backward (TPU: whole step)
     precision: str = "fp32"  # fp32 | bf16 (mixed: bfloat16 compute, float32 weights)
     conv_impl: str = "fast"  # fast (polyphase convolutions) | keras (Keras's own layers)
     steps_per_loop: int = 1  # generator steps per host call (one tf.function loop)

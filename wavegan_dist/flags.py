@@ -81,8 +81,9 @@ flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
 flags.DEFINE_integer("train_steps", _D.train_steps, "Total generator steps (a resumed run "
                      "continues up to this).")
 flags.DEFINE_integer("seed", _D.seed, "Seed for weights, data order and noise.")
-flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile the per-replica training steps with "
-                  "XLA (TPU compiles them anyway; on CPU XLA was about 5x slower here).")
+flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile each replica's forward and backward "
+                  "pass with XLA; Adam and its all-reduce run outside (a TPU compiles the "
+                  "whole step anyway). With --gen_batchnorm: one replica or a TPU only.")
 flags.DEFINE_enum("precision", _D.precision, list(PRECISIONS), "'bf16': mixed precision "
                   "(bfloat16 compute, float32 weights and losses; TPU and recent GPUs); 'fp32' "
                   "everywhere otherwise.")

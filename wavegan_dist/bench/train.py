@@ -25,8 +25,9 @@ What is timed (all in one process, side by side):
   initial weights: the 2-vs-1 ratio is the cost of distributing over replicas.
   With device="gpu": /gpu:0, and MirroredStrategy (TensorFlow's default all-reduce)
   over the first two GPUs.
-- precision ("fp32" or "bf16", as training's --precision) and jit_compile (XLA on the
-  per-replica functions, as training's --jit_compile) apply to every TensorFlow row,
+- precision ("fp32" or "bf16", as training's --precision) and jit_compile (each
+  replica's forward and backward pass compiled with XLA, as training's --jit_compile)
+  apply to every TensorFlow row,
   and the peak kernels run in the same dtype.
 - The plain formulation: the same trainer, 1 replica, on networks built with
   conv_impl="keras" (Keras's own Conv1D / Conv1DTranspose and LeakyReLU) and the
@@ -108,7 +109,7 @@ def configure_devices(device: str) -> None:
     if device == "cpu":
         strategies.configure_cpu_devices(TWO_REPLICAS)
         return
-    found = len(tf.config.list_physical_devices("GPU"))
+    found = len(tf.config.list_logical_devices("GPU"))  # the ones TF could start
     if found < TWO_REPLICAS:
         raise UserError(f"--device=gpu compares 1 and {TWO_REPLICAS} GPUs, but TensorFlow "
                         f"sees {found}; run on a machine with {TWO_REPLICAS} or more GPUs, or "
@@ -267,7 +268,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     Args:
       device: "cpu" or "gpu", where the TensorFlow updates and the peak run.
       precision: "fp32" or "bf16" (mixed: bfloat16 compute, float32 weights).
-      jit_compile: XLA-compile the per-replica update functions.
+      jit_compile: XLA-compile each replica's forward and backward pass.
       use_torch: measure PyTorch too if it is importable.
       compare_plain: measure the plain conv_impl="keras" networks too (1 replica).
       log: called with progress lines.
@@ -419,7 +420,9 @@ def format_text(r: dict) -> str:
         f"{r['batch_size']}, {r.get('precision', 'fp32')} on {r.get('device', 'cpu')}"
         + (" with XLA (--jit_compile)" if r.get("jit_compile") else "")
         + f"; median of {r['repeats']} timed round(s) after {r['warmup']} "
-        f"warm-up, on {r['cpu_cores']} CPU cores; TensorFlow {r['tensorflow_version']}"
+        f"warm-up"
+        + (f", on {r['cpu_cores']} CPU cores" if r.get("device", "cpu") == "cpu" else "")
+        + f"; TensorFlow {r['tensorflow_version']}"
         + (f", {torch_label}" if torch_label else ""),
         f"FLOPs per update (analytic, bench/flops.py): critic "
         f"{r['critic_update_flops'] / 1e9:,.2f} GFLOP, generator "

@@ -23,7 +23,7 @@ from wavegan_dist.data.labels import attach_labels, label_counts
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training import checkpoints, faults, summaries
-from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer
+from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
 
@@ -117,6 +117,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                         "(a remote TPU reached by name or grpc://) cannot do; run on a Cloud TPU "
                         "VM (--strategy=tpu there, no --tpu needed)")
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
+    check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
     source, labels = attach_labels(source, cfg.condition, log)
     classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"

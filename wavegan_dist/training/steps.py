@@ -2,7 +2,10 @@
 
 `WganGpTrainer` owns the models, optimizers and step counter (all created under
 the strategy's scope) and exposes two `tf.function`s: `train_steps(iterator, n)`, n steps
-in one compiled loop (what the training loop calls), and `train_step(iterator)`, one.
+in one compiled loop (what the training loop calls), and `train_step(iterator)`, one;
+both are made of `critic_update` and `generator_update` (cross-replica, also what
+`bench train` times). With --jit_compile each replica's forward and backward pass is an
+XLA function; the optimizer step and its all-reduce run after it, uncompiled.
 The per-replica functions stay small: draw this replica's randomness, run the
 networks, compute per-example losses, average them over the GLOBAL batch and
 apply gradients (Keras sums gradients across replicas, so the update equals the
@@ -43,7 +46,7 @@ class StepConfig:
     latent_dim: int
     phase_shuffle: int
     seed: int
-    jit_compile: bool = False  # compile the per-replica steps with XLA
+    jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
     debug_nan_at_step: int = 0  # test hook: NaN generator loss at this step (1-based)
     generator_ema: float = 0.0  # EMA decay of the generator's weights; 0 = no EMA
 
@@ -71,8 +74,11 @@ def ema_decay(decay: float, step) -> tf.Tensor:
 CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
 
 
+METRICS = CRITIC_METRICS + ("generator",)
+
+
 def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
-                      generator: keras.Model) -> None:
+                      gen_batchnorm: bool) -> None:
     """Raises UserError for --jit_compile that TensorFlow cannot run on `strategy`.
 
     The compiled part of each per-replica step is its forward and backward pass; the
@@ -82,17 +88,13 @@ def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
     batch norm all-reduces its statistics inside the forward pass, so with it only one
     replica (or a TPU, which compiles the whole step) can compile.
     """
-    synced = bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False))
-    if (jit_compile and synced and strategy.num_replicas_in_sync > 1
+    if (jit_compile and gen_batchnorm and strategy.num_replicas_in_sync > 1
             and not isinstance(strategy, tf.distribute.TPUStrategy)):
         raise UserError(f"--jit_compile with --gen_batchnorm needs one replica (or a TPU), "
                         f"but {type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
                         "the batch norm all-reduces inside the compiled step, which "
                         "TensorFlow cannot do under strategy.run; drop one of the two flags "
                         "or train on one device")
-
-
-METRICS = CRITIC_METRICS + ("generator",)
 
 
 class WganGpTrainer:
@@ -126,7 +128,8 @@ class WganGpTrainer:
                 raise ValueError(f"a conditional generator needs label_counts of length "
                                  f"{generator.num_classes}")
             self._cumulative_counts = np.cumsum(label_counts).astype(np.int32)
-        check_jit_compile(strategy, cfg.jit_compile, generator)
+        check_jit_compile(strategy, cfg.jit_compile,
+                          bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False)))
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
@@ -151,7 +154,6 @@ class WganGpTrainer:
         self._critic_fns = [functools.partial(self._critic_replica_step, i=i)
                             for i in range(cfg.n_critic)]
         self._generator_grad_fn = self._compiled(self._generator_gradients)
-        self._generator_fn = self._generator_replica_step
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
         self._samplers = {name: tf.function(functools.partial(self._sample_replica,
@@ -165,7 +167,10 @@ class WganGpTrainer:
         if not self.cfg.jit_compile:
             return fn
         compiled = tf.function(fn, jit_compile=True)
-        devices = self.strategy.extended.worker_devices
+        try:
+            devices = self.strategy.extended.worker_devices
+        except RuntimeError:  # the default strategy has none, and one device
+            return compiled
 
         def on_replica_device(*args, **kwargs):
             # MirroredStrategy placed the call of an XLA function that reads Keras 3
@@ -295,7 +300,7 @@ class WganGpTrainer:
         Returns:
           float32 scalar, the generator loss summed over replicas (its global mean).
         """
-        out = self.strategy.run(self._generator_fn, args=(step,))
+        out = self.strategy.run(self._generator_replica_step, args=(step,))
         if self.generator_ema is not None:
             self._update_ema(ema_decay(self.cfg.generator_ema, step))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["generator"], axis=None)
