@@ -112,6 +112,17 @@ def test_xla_compiled_steps_on_two_replicas_train_like_one_device(one_device_run
     assert max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")) < 1e-4
 
 
+def test_xla_on_two_replicas_runs_loops_and_conditional_models(tmp_path):
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
+    runs = {}
+    for jit in (False, True):
+        runs[jit] = tmp_path / f"jit_{jit}"
+        result = run_training(_cfg(runs[jit], train_steps=2, steps_per_loop=2,
+                                   condition="pitch", jit_compile=jit), two, log=lambda _: None)
+        assert result.step == 2 and all(np.isfinite(v) for v in result.metrics.values())
+    assert max_diff(checkpoint_weights(runs[False]), checkpoint_weights(runs[True])) < 1e-4
+
+
 def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     run_training(_cfg(tmp_path, train_steps=1), cpu, log=lambda _: None)
