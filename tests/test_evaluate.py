@@ -99,3 +99,14 @@ def test_eval_every_writes_eval_scalars_hparams_and_keeps_the_best_checkpoint(tr
     assert found.endswith(f"ckpt-{best['step']}")
     assert int(tf.train.load_checkpoint(found).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) \
         == best["step"]
+
+
+def test_scoring_data_at_another_rate_than_the_classifier_is_refused(builtin_root):
+    """load_references (evaluate, --eval_every and bench learn all score through it)."""
+    from wavegan_dist.data.schema import LABEL_CLASSES
+    from wavegan_dist.errors import UserError
+    from wavegan_dist.evaluation import classifier, run as evaluation
+
+    info = classifier.ClassifierInfo("pitch", LABEL_CLASSES["pitch"], 1024, 8000, 0.5, "x")
+    with pytest.raises(UserError, match="is 16000 Hz audio but the classifier takes 8000 Hz"):
+        evaluation.load_references(info, builtin_root, "none", log=lambda _: None)

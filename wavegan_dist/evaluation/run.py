@@ -88,9 +88,16 @@ class References:
 def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
                     heldout_split: str = "valid", cache_dir: str = "", max_train: int = 2000,
                     seed: int = 0, log=print) -> References:
-    """Reads the held-out and training notes for scoring (see References)."""
-    held, held_labels, _ = labelled_audio(data, heldout_split, info.target, info.slice_len,
-                                          cache_dir, log=log)
+    """Reads the held-out and training notes for scoring (see References).
+
+    Raises UserError if `data` is not at the classifier's sample rate (its scores would
+    describe resampled-by-accident audio)."""
+    held, held_labels, rate = labelled_audio(data, heldout_split, info.target, info.slice_len,
+                                             cache_dir, log=log)
+    if rate != info.sample_rate:
+        raise UserError(f"{data} is {rate} Hz audio but the classifier takes "
+                        f"{info.sample_rate} Hz; score with a classifier trained on {rate} Hz "
+                        "data (python -m wavegan_dist.evaluate train-classifier)")
     train, _, _ = labelled_audio(data, "train", info.target, info.slice_len, cache_dir,
                                  max_rows=max_train, seed=seed, log=log)
     cond = None
