@@ -280,3 +280,18 @@ def test_damaged_checkpoints_are_one_line_errors_and_training_refuses_them(runs,
     with pytest.raises(UserError, match="missing or unreadable"):
         run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     assert _snapshot(stateless / "checkpoints") == before
+    # An empty state file (what a full disk leaves) made TF raise a bare ValueError.
+    empty = tmp_path / "empty"
+    shutil.copytree(runs["none"], empty)
+    (empty / "checkpoints" / "checkpoint").write_bytes(b"")
+    line = error_line(_generate(f"--model_dir={empty}", f"--out={tmp_path / 'o'}"))
+    assert "checkpoint is missing or unreadable" in line and "newest ckpt-2" in line, line
+    line = error_line(_generate(f"--model_dir={empty}", f"--checkpoint={empty / 'checkpoints'}",
+                                f"--out={tmp_path / 'o'}"))
+    assert "checkpoint is missing or unreadable" in line, line
+    before = _snapshot(empty / "checkpoints")
+    cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0,
+                                 "model_dir": str(empty)})
+    with pytest.raises(UserError, match="missing or unreadable"):
+        run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert _snapshot(empty / "checkpoints") == before

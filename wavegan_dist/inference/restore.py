@@ -86,11 +86,11 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
     Returns:
       The checkpoint path prefix. Raises UserError if there is none.
     """
-    import tensorflow as tf
+    from wavegan_dist.training.checkpoints import latest_in
 
     if checkpoint:
         if inference.is_folder(checkpoint):
-            found = tf.train.latest_checkpoint(checkpoint)
+            found = latest_in(checkpoint, hint=", or pass --checkpoint=<that folder>/ckpt-N")
             if not found:
                 raise UserError(f"--checkpoint={checkpoint} is a folder without checkpoints")
             return found
@@ -99,8 +99,6 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
                             f"prefix such as {os.path.join(model_dir, CHECKPOINT_FOLDER, 'ckpt-2')} "
                             "(with a .index file next to it)")
         return checkpoint
-    from wavegan_dist.training.checkpoints import latest_in
-
     folder = os.path.join(model_dir, CHECKPOINT_FOLDER)
     found = (latest_in(folder, hint=", or pass --checkpoint=" + os.path.join(folder, "ckpt-N"))
              if inference.is_folder(folder) else None)

@@ -58,9 +58,14 @@ class Checkpointer:
         self._optional = tf.train.Checkpoint(**(optional or {}))
         self._optional_names = tuple(optional or ())
         self.missing: tuple[str, ...] = ()  # optional names the last restore did not find
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(save_dir, "checkpoints") if save_dir else self.directory,
-            max_to_keep=keep, step_counter=step)
+        target = os.path.join(save_dir, "checkpoints") if save_dir else self.directory
+        try:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, target,
+                                                      max_to_keep=keep, step_counter=step)
+        except ValueError as err:  # a state file that parses but names nothing (empty)
+            latest_in(target)  # checkpoints beside it: that message, with the way out
+            raise UserError(f"{os.path.join(target, 'checkpoint')} is unreadable and no "
+                            "checkpoint is next to it; delete it to start the run") from err
         self.step = step
 
     @property
@@ -103,7 +108,10 @@ def latest_in(directory: str, hint: str = "") -> str | None:
     unreadable: a run would otherwise start again from step 0 next to them.
     `hint` ends the message (e.g. how to name a checkpoint explicitly).
     """
-    found = tf.train.latest_checkpoint(directory)
+    try:
+        found = tf.train.latest_checkpoint(directory)
+    except ValueError:  # an empty state file: "Invalid checkpoint state loaded from ..."
+        found = None
     if found:
         return found
     numbers = []
