@@ -45,6 +45,8 @@ def test_bad_bench_flags_are_one_line_errors(tmp_path):
         ("learn", f"--workdir={tmp_path}"): "exists and is not an empty folder",
         # A flag of another benchmark would be ignored: refused instead.
         ("train", "--learn_steps=5"): "--learn_steps is a flag of bench learn, not of bench train",
+        ("data", "--slice_len=1000"): "--slice_len=1000 is not supported",
+        ("data", "--slice_len=0"): "--slice_len=0 must be at least 1",
         ("learn", "--repeats=3"): "--repeats is a flag of bench train, not of bench learn",
         ("train", "--data=builtin"): "--data is a flag of bench data and bench learn, not of "
                                      "bench train",

@@ -149,6 +149,7 @@ def test_text_report_marks_the_targets():
     r = {"slice_len": 1024, "dim": 4, "batch_size": 8, "repeats": 1, "warmup": 1,
          "cpu_cores": 2, "tensorflow_version": "2.17.1", "torch_version": None,
          "conv_impl": "fast", "critic_update_fast_over_plain": 1.7,
+         "device": "cpu", "precision": "fp32", "jit_compile": False, "peak_dtype": "float32",
          "generator_update_fast_over_plain": 1.2,
          "torch_status": TORCH_MISSING, "torch_threads": None,
          "critic_update_flops": 1e9, "generator_update_flops": 5e8,

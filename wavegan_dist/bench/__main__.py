@@ -27,6 +27,9 @@ import sys
 
 from absl import app, flags
 
+from wavegan_dist.bench.train import DEVICES  # numpy only: no TensorFlow at import
+from wavegan_dist.config import PRECISIONS
+
 flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin' or a deeplake path).")
 flags.DEFINE_enum("split", "train", ["train", "valid", "test"], "Split.")
 flags.DEFINE_integer("slice_len", 16384, "Samples per example.")
@@ -44,9 +47,9 @@ flags.DEFINE_integer("train_steps", 1, "Timed training steps (after one untimed 
 flags.DEFINE_integer("repeats", 5, "train: timed rounds (each measurement once per round, "
                      "after one untimed warm-up call); medians are reported.")
 flags.DEFINE_bool("no_torch", False, "train: skip the PyTorch comparison.")
-flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "train: run the TensorFlow updates on the "
+flags.DEFINE_enum("device", "cpu", list(DEVICES), "train: run the TensorFlow updates on the "
                   "CPU (1 replica, and 2 logical CPU replicas) or on GPUs (1 and 2 GPUs).")
-flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "train: as training's --precision "
+flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "train: as training's --precision "
                   "('bf16': bfloat16 compute, float32 weights); the peak is measured in the "
                   "same dtype.")
 flags.DEFINE_bool("jit_compile", False, "train: XLA-compile each replica's forward and "
@@ -90,9 +93,13 @@ def _data_bench() -> dict:
     # Checked before the dataset is read, so a bad value is one line and nothing else.
     for name, value, least in (("batches", FLAGS.batches, 1), ("train_steps", FLAGS.train_steps, 0),
                                ("n_critic", FLAGS.n_critic, 1), ("train_batch", FLAGS.train_batch, 1),
-                               ("batch_size", batch_size, 1), ("cpu_replicas", FLAGS.cpu_replicas, 1)):
+                               ("batch_size", batch_size, 1), ("cpu_replicas", FLAGS.cpu_replicas, 1),
+                               ("slice_len", FLAGS.slice_len, 1), ("dim", FLAGS.dim, 1)):
         if value < least:
             raise UserError(f"--{name}={value} must be at least {least}")
+    if FLAGS.train_steps:  # the timed step's networks must exist for this slice length
+        from wavegan_dist.models.spec import ModelSpec, check_slice_len
+        check_slice_len(ModelSpec(slice_len=FLAGS.slice_len, dim=FLAGS.dim))
     for name, value in (("batch_size", batch_size), ("train_batch", FLAGS.train_batch)):
         if value % FLAGS.cpu_replicas:
             raise UserError(f"--{name}={value} does not divide over --cpu_replicas="
@@ -229,7 +236,12 @@ def check_flags(command: str) -> None:
     """Raises UserError if a flag of another benchmark than `command` was given."""
     from wavegan_dist.errors import UserError
 
-    for name in sorted(set().union(*COMMAND_FLAGS.values()) - COMMAND_FLAGS[command]):
+    listed = set().union(*COMMAND_FLAGS.values())
+    defined = {f.name for f in FLAGS.get_flags_for_module(__name__)} - {"json"}
+    if listed != defined:  # a flag added here without saying which benchmark reads it
+        raise RuntimeError(f"COMMAND_FLAGS and this module's flags differ: "
+                           f"{sorted(listed ^ defined)}")
+    for name in sorted(listed - COMMAND_FLAGS[command]):
         if FLAGS[name].present:
             owners = " and ".join(f"bench {c}" for c, names in COMMAND_FLAGS.items()
                                   if name in names)
@@ -242,9 +254,9 @@ def main(argv):
     from wavegan_dist.errors import UserError
 
     def run():
-        if len(argv) != 2 or argv[1] not in ("data", "train", "learn"):
-            raise UserError("usage: python -m wavegan_dist.bench {data,train,learn} [--flags]; "
-                            "benchmarks available: data, train, learn")
+        if len(argv) != 2 or argv[1] not in COMMAND_FLAGS:
+            raise UserError(f"usage: python -m wavegan_dist.bench {{{','.join(COMMAND_FLAGS)}}} "
+                            f"[--flags]; benchmarks available: {', '.join(COMMAND_FLAGS)}")
         check_flags(argv[1])
         if argv[1] == "learn":
             report = _learn_bench()

@@ -7,10 +7,10 @@ import time
 
 import tensorflow as tf
 
-from wavegan_dist import models
+from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
 from wavegan_dist.data.source import DataSource
-from wavegan_dist.training.steps import StepConfig, build_trainer
+from wavegan_dist.training.loop import make_trainer
 
 
 def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int,
@@ -57,11 +57,9 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
       {"consumed_examples_per_sec" (real examples the step takes per second),
        "step_seconds", "first_step_seconds" (tracing included), "steps"}.
     """
-    cfg = StepConfig(global_batch=global_batch, n_critic=n_critic, gp_weight=10.0,
-                     latent_dim=100, phase_shuffle=2, seed=0)
-    trainer = build_trainer(
-        strategy, lambda: models.build_models(models.ModelSpec(slice_len=slice_len, dim=dim)), cfg,
-        1e-4, 0.5, 0.9)
+    # Training's own trainer and defaults (penalty weight, learning rate, generator EMA).
+    trainer = make_trainer(Config(slice_len=slice_len, dim=dim, batch_size=global_batch,
+                                  n_critic=n_critic), strategy)
     dataset = _distributed(strategy, source, slice_len, global_batch)
     iterator = iter(dataset)
     try:

@@ -58,17 +58,18 @@ class PeakMeter:
             w = tf.cast(gen.normal([s["kernel"], s["c_in"], s["c_out"]]) * 0.05, dtype)
 
         # A scalar comes back, so the host wait is the kernel, not a large copy; the sum
-        # reads the whole result so no part of the kernel can be optimised away.
+        # reads the whole result so no part of the kernel can be optimised away. Only the
+        # scalar is cast (to float32, for bfloat16 kernels), not the whole result.
         @tf.function
         def matmul():
             with tf.device(device):
-                return tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32))
+                return tf.cast(tf.reduce_sum(tf.linalg.matmul(a, b)), tf.float32)
 
         @tf.function
         def conv():
             with tf.device(device):
-                return tf.reduce_sum(tf.cast(tf.nn.conv1d(x, w, stride=1, padding="SAME"),
-                                             tf.float32))
+                return tf.cast(tf.reduce_sum(tf.nn.conv1d(x, w, stride=1, padding="SAME")),
+                               tf.float32)
 
         self._fns = {"matmul": matmul, "conv": conv}
         for fn in self._fns.values():  # trace and warm up

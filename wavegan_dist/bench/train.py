@@ -62,6 +62,9 @@ from wavegan_dist.errors import UserError
 WARMUP = 1
 REAL_BATCHES = 4  # distinct in-memory real batches, cycled
 TWO_REPLICAS = 2
+# What the report holds for each timed update and each place it ran on.
+FIGURES = ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
+           "first_call_seconds", "samples_seconds", "best_seconds")
 
 TARGET_TF_OVER_TORCH = 1.15  # critic update examples/s, TF / PyTorch
 TARGET_FRACTION_OF_PEAK = 0.80  # critic update, 1 replica
@@ -72,8 +75,7 @@ TORCH_SKIPPED = "PyTorch comparison skipped (--no_torch)"
 TORCH_NOT_LIKE_FOR_LIKE = ("PyTorch comparison not run: the PyTorch twin computes fp32 on "
                            "the CPU, and this run is {what}")
 DEVICES = ("cpu", "gpu")
-PRECISIONS = ("fp32", "bf16")
-PEAK_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+PEAK_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # the peak in each --precision
 
 
 def check_sizes(slice_len: int, dim: int, global_batch: int, repeats: int,
@@ -82,8 +84,8 @@ def check_sizes(slice_len: int, dim: int, global_batch: int, repeats: int,
     is built)."""
     if device not in DEVICES:
         raise UserError(f"--device={device} is not one of {', '.join(DEVICES)}")
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision={precision} is not one of {', '.join(PRECISIONS)}")
+    if precision not in PEAK_DTYPES:
+        raise UserError(f"--precision={precision} is not one of {', '.join(PEAK_DTYPES)}")
     if global_batch < 1 or global_batch % TWO_REPLICAS:
         raise UserError(f"--batch_size={global_batch} does not divide over the "
                         f"{TWO_REPLICAS} replicas of the 2-replica measurement; use a "
@@ -178,19 +180,18 @@ class TfUpdates:
                  weights_from: "TfUpdates | None" = None, jit_compile: bool = False):
         import tensorflow as tf
 
-        from wavegan_dist import models
         from wavegan_dist.config import Config
-        from wavegan_dist.training.steps import StepConfig, build_trainer
+        from wavegan_dist.training.loop import make_trainer
 
-        # The generator EMA at the training default, so its update is timed too.
-        cfg = StepConfig(global_batch=global_batch, n_critic=1, gp_weight=10.0,
-                         latent_dim=spec.latent_dim, phase_shuffle=spec.phase_shuffle,
-                         seed=seed, generator_ema=Config.generator_ema,
-                         jit_compile=jit_compile)
+        # Training's defaults (learning rate, penalty weight, generator EMA, ...) for the
+        # networks `spec` describes; n_critic 1, so one critic update is one call.
+        cfg = Config(slice_len=spec.slice_len, dim=spec.dim, precision=spec.precision,
+                     conv_impl=spec.conv_impl, batch_size=global_batch, n_critic=1,
+                     seed=seed, jit_compile=jit_compile)
+        if cfg.model_spec() != spec:
+            raise ValueError(f"TfUpdates times Config's networks; {spec} differs from them")
         self.strategy = strategy
-        self.trainer = trainer = build_trainer(strategy, lambda: models.build_models(spec),
-                                               cfg, 1e-4, 0.5, 0.9,
-                                               generator_fn=lambda: models.build_generator(spec))
+        self.trainer = trainer = make_trainer(cfg, strategy)
         if weights_from is not None:  # same variables whatever conv_impl built them
             for mine, theirs in ((trainer.generator, weights_from.trainer.generator),
                                  (trainer.critic, weights_from.trainer.critic)):
@@ -376,15 +377,12 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         key = f"{run_name}_{update}_update" if prefixed else f"{update}_update"
         suffix = "" if prefixed else f"_{run_name}"
         gflops = report[f"{update}_update_flops"] / median / 1e9
-        report[f"{key}_seconds{suffix}"] = median
-        report[f"{key}_samples_seconds{suffix}"] = samples
-        report[f"{key}_best_seconds{suffix}"] = min(samples)
-        report[f"{key}_first_call_seconds{suffix}"] = first[(update, run_name)]
-        report[f"{key}_examples_per_sec{suffix}"] = global_batch / median
-        report[f"{key}_gflops{suffix}"] = gflops
-        report[f"{key}_fraction_of_peak{suffix}"] = gflops / report["peak_gflops"]
-    names = ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
-             "first_call_seconds", "samples_seconds", "best_seconds")
+        values = {"seconds": median, "samples_seconds": samples, "best_seconds": min(samples),
+                  "first_call_seconds": first[(update, run_name)],
+                  "examples_per_sec": global_batch / median, "gflops": gflops,
+                  "fraction_of_peak": gflops / report["peak_gflops"]}
+        for name in FIGURES:
+            report[f"{key}_{name}{suffix}"] = values[name]
     for update in ("critic", "generator"):
         one_rate = report[f"{update}_update_examples_per_sec_1_replica"]
         report[f"two_over_one_replica_{update}"] = (
@@ -393,7 +391,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         report[f"{update}_update_tf_over_torch"] = one_rate / torch_rate if torch_rate else None
         plain_rate = report.get(f"plain_{update}_update_examples_per_sec")
         report[f"{update}_update_fast_over_plain"] = one_rate / plain_rate if plain_rate else None
-        for name in names:
+        for name in FIGURES:
             for other in ("torch", "plain"):
                 report.setdefault(f"{other}_{update}_update_{name}", None)
     report.setdefault("torch_threads", None)
@@ -417,11 +415,11 @@ def format_text(r: dict) -> str:
                    if r["torch_version"] and r["torch_status"] == "measured" else None)
     lines = [
         f"WaveGAN updates: slice {r['slice_len']}, d={r['dim']}, global batch "
-        f"{r['batch_size']}, {r.get('precision', 'fp32')} on {r.get('device', 'cpu')}"
-        + (" with XLA (--jit_compile)" if r.get("jit_compile") else "")
+        f"{r['batch_size']}, {r['precision']} on {r['device']}"
+        + (" with XLA (--jit_compile)" if r["jit_compile"] else "")
         + f"; median of {r['repeats']} timed round(s) after {r['warmup']} "
         f"warm-up"
-        + (f", on {r['cpu_cores']} CPU cores" if r.get("device", "cpu") == "cpu" else "")
+        + (f", on {r['cpu_cores']} CPU cores" if r["device"] == "cpu" else "")
         + f"; TensorFlow {r['tensorflow_version']}"
         + (f", {torch_label}" if torch_label else ""),
         f"FLOPs per update (analytic, bench/flops.py): critic "
@@ -434,7 +432,7 @@ def format_text(r: dict) -> str:
         "interpolates' forward pass)",
         f"machine peak, measured in this run: {r['peak_gflops']:,.1f} GFLOP/s "
         f"({r['peak_source']}; matmul 2048^3 {r['peak_matmul_gflops']:,.1f}, "
-        f"conv {r['peak_conv_gflops']:,.1f}; {r.get('peak_dtype', 'float32')})",
+        f"conv {r['peak_conv_gflops']:,.1f}; {r['peak_dtype']})",
         "",
         f"{'update':<10} {'runs on':<24} {'s/update':>9} {'examples/s':>11} "
         f"{'GFLOP/s':>9} {'of peak':>8} {'1st call s':>11}",

@@ -94,12 +94,13 @@ def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
     describe resampled-by-accident audio)."""
     held, held_labels, rate = labelled_audio(data, heldout_split, info.target, info.slice_len,
                                              cache_dir, log=log)
-    if rate != info.sample_rate:
-        raise UserError(f"{data} is {rate} Hz audio but the classifier takes "
-                        f"{info.sample_rate} Hz; score with a classifier trained on {rate} Hz "
-                        "data (python -m wavegan_dist.evaluate train-classifier)")
-    train, _, _ = labelled_audio(data, "train", info.target, info.slice_len, cache_dir,
-                                 max_rows=max_train, seed=seed, log=log)
+    train, _, train_rate = labelled_audio(data, "train", info.target, info.slice_len, cache_dir,
+                                          max_rows=max_train, seed=seed, log=log)
+    for split, got in ((heldout_split, rate), ("train", train_rate)):
+        if got != info.sample_rate:
+            raise UserError(f"{data} ({split}) is {got} Hz audio but the classifier takes "
+                            f"{info.sample_rate} Hz; score with a classifier trained on {got} Hz "
+                            "data (python -m wavegan_dist.evaluate train-classifier)")
     cond = None
     if condition == info.target:
         cond = held_labels

@@ -15,7 +15,6 @@ import os
 import tensorflow as tf
 
 from wavegan_dist.config import Config
-from wavegan_dist.errors import UserError
 from wavegan_dist.evaluation import classifier, run as evaluation
 
 BEST_FOLDER = "best"
@@ -27,16 +26,14 @@ class TrainingEvaluator:
 
     Args:
       cfg: the run's Config (eval_classifier, eval_split, eval_examples, data, condition).
-      sample_rate: the dataset's rate, which the classifier must share.
       log: one-line messages.
+
+    Raises UserError if the data is not at the classifier's sample rate (load_references).
     """
 
-    def __init__(self, cfg: Config, sample_rate: int, log=print):
+    def __init__(self, cfg: Config, log=print):
         self.cfg = cfg
         self.model, self.info = classifier.load(cfg.eval_classifier)
-        if self.info.sample_rate != sample_rate:
-            raise UserError(f"--eval_classifier={cfg.eval_classifier} takes {self.info.sample_rate}"
-                            f" Hz audio but the data is {sample_rate} Hz")
         self.refs = evaluation.load_references(self.info, cfg.data, cfg.condition, cfg.eval_split,
                                                cfg.data_cache, seed=cfg.seed, log=log)
         self.best = _read_best(cfg.model_dir)

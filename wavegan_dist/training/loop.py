@@ -156,7 +156,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     evaluator = None
     if cfg.eval_every:
         from wavegan_dist.training.evaluator import TrainingEvaluator
-        evaluator = TrainingEvaluator(cfg, source.sample_rate, log)
+        evaluator = TrainingEvaluator(cfg, log)
     result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
                          evaluator)
     if scratch:

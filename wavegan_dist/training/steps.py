@@ -151,8 +151,6 @@ class WganGpTrainer:
         self._critic_grad_fns = [
             self._compiled(functools.partial(self._critic_gradients, i=i))
             for i in range(cfg.n_critic)]
-        self._critic_fns = [functools.partial(self._critic_replica_step, i=i)
-                            for i in range(cfg.n_critic)]
         self._generator_grad_fn = self._compiled(self._generator_gradients)
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
@@ -288,7 +286,8 @@ class WganGpTrainer:
         """
         # `i` goes in through a closure: as a strategy.run argument it would become a
         # tensor on TPU, and it names Python-level random streams.
-        out = self.strategy.run(self._critic_fns[i], args=(batch, step))
+        out = self.strategy.run(functools.partial(self._critic_replica_step, i=i),
+                                args=(batch, step))
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
                 for k in CRITIC_METRICS}
 
@@ -400,7 +399,7 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
       model_fn: () -> (generator, critic), with variables already created.
       label_counts: rows per class, for conditional networks (see WganGpTrainer).
       generator_fn: () -> a generator like model_fn's, for the EMA copy when
-        step_cfg.generator_ema > 0 (default: the generator of another model_fn()).
+        step_cfg.generator_ema > 0 (then required: ValueError without it).
     Returns:
       A WganGpTrainer ready to run.
     """
@@ -408,7 +407,9 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
         generator, critic = model_fn()
         generator_ema = None
         if step_cfg.generator_ema:
-            generator_ema = (generator_fn or (lambda: model_fn()[0]))()
+            if generator_fn is None:  # model_fn()[0] would build a whole critic to drop
+                raise ValueError("generator_ema needs generator_fn")
+            generator_ema = generator_fn()
         adam = lambda: FusedAdam(learning_rate, beta_1=beta1, beta_2=beta2)
         g_opt, d_opt = adam(), adam()
         g_opt.build(generator.trainable_variables)

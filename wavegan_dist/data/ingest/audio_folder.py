@@ -16,9 +16,9 @@ from typing import Iterator
 from wavegan_dist.data.ingest.audio_decode import AUDIO_EXTENSIONS, DecodeError, decode_file
 from wavegan_dist.data.ingest.filenames import metadata_from_name
 from wavegan_dist.data.ingest.records import (
-    Record, Skip, first_line, fit_length, ordered_map, unknown_metadata)
+    Record, Skip, fit_length, ordered_map, unknown_metadata)
 from wavegan_dist.data.ingest.sidecar import load_sidecar, lookup
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 
 def list_audio_files(folder: str) -> list[str]:

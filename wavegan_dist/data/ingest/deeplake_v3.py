@@ -31,8 +31,8 @@ import numpy as np
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest.audio_decode import DecodeError, decode_bytes, to_mono_pcm16
 from wavegan_dist.data.ingest.records import (
-    Record, Skip, first_line, fit_length, nsynth_metadata)
-from wavegan_dist.errors import UserError
+    Record, Skip, fit_length, nsynth_metadata)
+from wavegan_dist.errors import UserError, first_line
 
 HOSTED_SCHEMES = ("hub://", "al://")
 ACTIVELOOP_HOST = ("app.activeloop.ai", 443)

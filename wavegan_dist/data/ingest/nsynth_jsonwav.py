@@ -12,8 +12,8 @@ from typing import Iterator
 
 from wavegan_dist.data.ingest.audio_decode import DecodeError, decode_file
 from wavegan_dist.data.ingest.records import (
-    Record, Skip, first_line, fit_length, nsynth_metadata, ordered_map)
-from wavegan_dist.errors import UserError
+    Record, Skip, fit_length, nsynth_metadata, ordered_map)
+from wavegan_dist.errors import UserError, first_line
 
 
 class NSynthJsonWavReader:

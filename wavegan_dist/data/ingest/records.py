@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from wavegan_dist.data import schema
-from wavegan_dist.errors import first_line  # noqa: F401  (the ingest readers import it from here)
 
 NUM_QUALITIES = len(schema.QUALITIES)
 METADATA_COLUMNS = tuple(c for c in schema.COLUMNS if c != "audio")
@@ -44,8 +43,6 @@ class Skip:
 
     name: str
     reason: str
-
-
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:
