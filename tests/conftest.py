@@ -7,6 +7,8 @@ from the same process.
 """
 
 import os
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,6 +50,13 @@ def max_diff(a, b):
 
     assert a.keys() == b.keys()
     return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+def run_module(module, *flags, timeout=300):
+    """Runs `python -m wavegan_dist.<module> <flags>` as a user would; returns the
+    CompletedProcess (text stdout and stderr captured)."""
+    return subprocess.run([sys.executable, "-m", f"wavegan_dist.{module}", *flags],
+                          capture_output=True, text=True, timeout=timeout, env=os.environ)
 
 
 def error_line(proc):

@@ -1,19 +1,16 @@
 """`python -m wavegan_dist.bench data` runs end to end and reports what it measured."""
 
+import functools
 import json
 import os
-import subprocess
-import sys
 
-from conftest import error_line
+from conftest import error_line, run_module
 
 
 def test_data_bench_json_reports_both_rates_and_their_ratio():
-    proc = subprocess.run(
-        [sys.executable, "-m", "wavegan_dist.bench", "data", "--json", "--slice_len=1024",
-         "--batch_size=16", "--batches=20", "--dim=4", "--train_batch=8", "--n_critic=1",
-         "--cpu_replicas=2"],
-        capture_output=True, text=True, timeout=300, env=os.environ)
+    proc = run_module("bench", "data", "--json", "--slice_len=1024", "--batch_size=16",
+                      "--batches=20", "--dim=4", "--train_batch=8", "--n_critic=1",
+                      "--cpu_replicas=2")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["replicas"] == 2 and report["slice_len"] == 1024
@@ -25,14 +22,11 @@ def test_data_bench_json_reports_both_rates_and_their_ratio():
 
 
 def test_unknown_benchmark_is_a_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "wavegan_dist.bench", "nope"],
-                          capture_output=True, text=True, timeout=120, env=os.environ)
+    proc = run_module("bench", "nope", timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: usage")
 
 
-def _bench(*flags):
-    return subprocess.run([sys.executable, "-m", "wavegan_dist.bench", *flags],
-                          capture_output=True, text=True, timeout=120, env=os.environ)
+_bench = functools.partial(run_module, "bench", timeout=120)
 
 
 def test_bad_bench_flags_are_one_line_errors(tmp_path):

@@ -1,14 +1,12 @@
 """`python -m wavegan_dist.bench train`: the FLOP count, the command, and the PyTorch twin."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import error_line
+from conftest import error_line, run_module
 from wavegan_dist.bench import flops
 from wavegan_dist.models.spec import ModelSpec
 
@@ -58,9 +56,7 @@ def test_flop_layers_describe_the_networks_build_models_builds():
     assert sum(layer.kernel_size for layer in g) == 19_065_345 - biases
 
 
-def _run_bench(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "wavegan_dist.bench", "train", *args],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ)
+_run_bench = functools.partial(run_module, "bench", "train", timeout=240)
 
 
 def test_train_bench_json_reports_every_documented_figure():

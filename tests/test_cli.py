@@ -1,22 +1,19 @@
 """`python -m wavegan_dist.train` as a user runs it: subprocesses, real files read back."""
 
+import functools
 import os
-import subprocess
-import sys
 
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import TINY_TEST_FLAGS, error_line
+from conftest import TINY_TEST_FLAGS, error_line, run_module
 
 EXPECTED_TAGS = {"loss/critic", "loss/generator", "loss/gradient_penalty", "loss/wasserstein",
                  "perf/examples_per_sec", "audio/generated", "audio/real",
                  "spectrogram/generated", "config"}
 
 
-def _train(*flags, timeout=300):
-    cmd = [sys.executable, "-m", "wavegan_dist.train", *flags]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ)
+_train = functools.partial(run_module, "train")
 
 
 def _tiny_flags():

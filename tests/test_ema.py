@@ -4,14 +4,12 @@ EMA), which weights load_generator returns, and the flags' one-line errors."""
 
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TEST_FLAGS, error_line
+from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
@@ -174,18 +172,13 @@ def test_old_checkpoint_resumes_with_ema_equal_to_the_generator(run_without_ema,
     assert max(float(np.abs(ema[k] - after[k]).max()) for k in ema) > 1e-5
 
 
-def _cli(module, *flags):
-    return subprocess.run([sys.executable, "-m", f"wavegan_dist.{module}", *flags],
-                          capture_output=True, text=True, timeout=300, env=os.environ)
-
-
 def test_bad_generator_ema_and_missing_ema_are_one_line_errors(run_without_ema, tmp_path):
     for bad in ("1", "-0.5", "nan"):
-        line = error_line(_cli("train", "--preset=tiny", f"--generator_ema={bad}",
+        line = error_line(run_module("train", "--preset=tiny", f"--generator_ema={bad}",
                                f"--model_dir={tmp_path / 'x'}"))
         assert line.startswith("error: --generator_ema must be in [0, 1) (0 = off), got"), line
     assert not (tmp_path / "x").exists()
-    line = error_line(_cli("generate", f"--model_dir={run_without_ema}",
+    line = error_line(run_module("generate", f"--model_dir={run_without_ema}",
                            f"--out={tmp_path / 'o'}", "--weights=ema"))
     assert "has no generator EMA" in line and "--weights=raw" in line
     assert not (tmp_path / "o").exists()

@@ -1,21 +1,17 @@
 """`python -m wavegan_dist.evaluate` on the built-in dataset and a real (tiny) run."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TEST_FLAGS, error_line
+from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.training.loop import run_training
 
 
-def _evaluate(*flags, timeout=300):
-    return subprocess.run([sys.executable, "-m", "wavegan_dist.evaluate", *flags],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ)
+_evaluate = functools.partial(run_module, "evaluate")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ loaded in a Python process that never imports wavegan_dist.
 """
 
 import concurrent.futures
+import functools
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TEST_FLAGS, error_line
+from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
@@ -27,9 +28,7 @@ SEED = 7
 GAP = 2
 
 
-def _generate(*flags, timeout=300):
-    cmd = [sys.executable, "-m", "wavegan_dist.generate", *flags]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ)
+_generate = functools.partial(run_module, "generate")
 
 
 def _ok(proc):

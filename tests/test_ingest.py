@@ -5,6 +5,7 @@ deeplake datasets into tmp_path; nothing is mocked. The kill test kills the CLI
 with a real SIGKILL once a chunk is committed and checks the re-run.
 """
 
+import functools
 import io
 import json
 import os
@@ -20,6 +21,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
+from conftest import run_module
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest import ingest, make_reader
 from wavegan_dist.data.ingest.deeplake_v3 import ACTIVELOOP_HOST, reachable
@@ -124,9 +126,7 @@ def assert_row_matches_note(row, note, audio):
     np.testing.assert_array_equal(row["audio"], audio)
 
 
-def run_cli(*flags, timeout=120):
-    cmd = [sys.executable, "-m", "wavegan_dist.ingest", *flags]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ)
+run_cli = functools.partial(run_module, "ingest", timeout=120)
 
 
 # ---------------------------------------------------------------- json/wav ---
