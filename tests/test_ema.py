@@ -175,10 +175,10 @@ def test_old_checkpoint_resumes_with_ema_equal_to_the_generator(run_without_ema,
 def test_bad_generator_ema_and_missing_ema_are_one_line_errors(run_without_ema, tmp_path):
     for bad in ("1", "-0.5", "nan"):
         line = error_line(run_module("train", "--preset=tiny", f"--generator_ema={bad}",
-                               f"--model_dir={tmp_path / 'x'}"))
+                                     f"--model_dir={tmp_path / 'x'}"))
         assert line.startswith("error: --generator_ema must be in [0, 1) (0 = off), got"), line
     assert not (tmp_path / "x").exists()
     line = error_line(run_module("generate", f"--model_dir={run_without_ema}",
-                           f"--out={tmp_path / 'o'}", "--weights=ema"))
+                                 f"--out={tmp_path / 'o'}", "--weights=ema"))
     assert "has no generator EMA" in line and "--weights=raw" in line
     assert not (tmp_path / "o").exists()

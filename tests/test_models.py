@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from conftest import run_module  # noqa: E402
 from wavegan_dist.errors import UserError  # noqa: E402
 from wavegan_dist.models import (  # noqa: E402
     ModelSpec,
@@ -282,13 +283,8 @@ def test_gradient_penalty_compiles_under_xla(tiny):
 
 
 def test_layer_table_cli_prints_the_papers_totals():
-    import os
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "wavegan_dist.models", "--model=wavegan",
-                           "--slice_len=16384", "--dim=64"], capture_output=True, text=True,
-                          timeout=120, env=os.environ)
+    proc = run_module("models", "--model=wavegan", "--slice_len=16384", "--dim=64",
+                      timeout=120)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     out = proc.stdout
     assert "upconv_4  Conv1DTranspose  (16384, 1)         1,601  tanh" in out
