@@ -413,6 +413,9 @@ def test_file_name_rules():
     assert metadata_from_name("A4_70") == {}  # they disagree: unknown, not a guess
     assert metadata_from_name("take_01") == {}  # leading zero: a take number
     assert metadata_from_name("piano200") == {} and metadata_from_name("loop_300") == {}
+    assert metadata_from_name("short_0.1s") == {} and metadata_from_name("kick_1") == {}
+    assert metadata_from_name("pad_12") == {"pitch": 12} and metadata_from_name("x_121") == {}
+    assert metadata_from_name("gong.40") == {"pitch": 40}  # a dot between words splits
 
 
 def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
@@ -424,6 +427,21 @@ def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
         ingest(str(src), "audio-folder", str(tmp_path / "ds"), metadata=str(tmp_path / "m.csv"),
                **QUIET)
     assert not os.path.exists(tmp_path / "ds")
+
+
+def test_file_name_pitch_is_unknown_unless_it_names_a_note(tmp_path):
+    src = tmp_path / "samples"
+    src.mkdir()
+    names = {"short_0.1s": schema.UNKNOWN, "pad_0": schema.UNKNOWN, "take_5": schema.UNKNOWN,
+             "hit 44k": schema.UNKNOWN, "loop_300": schema.UNKNOWN, "v2": schema.UNKNOWN,
+             "flute_127": schema.UNKNOWN, "lead 60.5": schema.UNKNOWN,
+             "piano.72": 72, "bass_24": 24, "vox F#3": 54}
+    for name in names:
+        write_wav(src / f"{name}.wav", np.full(800, 1000, np.int16))
+    report = ingest(str(src), "audio-folder", str(tmp_path / "ds"), num_samples=800, **QUIET)
+    assert report.rows_written == len(names)
+    _, rows = read_rows(tmp_path / "ds")
+    assert {r["note_str"]: r["pitch"] for r in rows} == names
 
 
 # ------------------------------------------------------------ deeplake v3 ---
