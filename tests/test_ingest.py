@@ -429,6 +429,33 @@ def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
     assert not os.path.exists(tmp_path / "ds")
 
 
+def test_a_non_utf8_file_name_is_ingested_with_escapes(tmp_path):
+    src = tmp_path / "samples"
+    src.mkdir()
+    folder = os.fsencode(src)
+    noise = np.random.default_rng(11).integers(-9000, 9000, 4000).astype(np.int16)
+    write_wav(src / "good.wav", noise)
+    write_wav(os.fsdecode(folder + b"/\xffbad.wav"), noise[::-1])  # 0xff: never UTF-8
+    write_wav(os.fsdecode(folder + b"/caf\xe9 C4.wav"), noise[:2000])  # Latin-1 e-acute
+    flac = tfio.audio.encode_flac(tf.constant(noise[:, None]), rate=16000)
+    with open(folder + b"/\xfetone.flac", "wb") as f:  # decoded by tensorflow-io
+        f.write(flac.numpy())
+    dest = tmp_path / "ds"
+    out = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
+                  "--num_samples=4000")
+    assert out.returncode == 0, out.stderr
+    assert "done: wrote 4 rows" in out.stdout and "skipped 0 item(s)" in out.stdout
+    _, rows = read_rows(dest)
+    by_name = {r["note_str"]: r for r in rows}
+    assert set(by_name) == {"good", "\\xffbad", "caf\\xe9 C4", "\\xfetone"}
+    np.testing.assert_array_equal(by_name["\\xffbad"]["audio"], noise[::-1])
+    np.testing.assert_array_equal(by_name["\\xfetone"]["audio"], noise)
+    assert by_name["caf\\xe9 C4"]["pitch"] == 60
+    again = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
+                    "--num_samples=4000")
+    assert again.returncode == 0 and "already complete: 4 rows" in again.stdout, again.stderr
+
+
 def test_file_name_pitch_is_unknown_unless_it_names_a_note(tmp_path):
     src = tmp_path / "samples"
     src.mkdir()
@@ -527,6 +554,61 @@ def test_other_source_on_an_existing_dest_is_refused_and_dest_unchanged(tmp_path
     deeplake.create(str(tmp_path / "shell"))
     report = ingest(str(a), "nsynth-jsonwav", str(tmp_path / "shell"), num_samples=300, **QUIET)
     assert report.rows_written == 4
+
+
+def last_error_line(proc):
+    """The `error: ...` line that ends stderr (after the progress display), exit 2."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), proc.stderr
+    return line
+
+
+def test_an_ingest_that_writes_no_row_fails_and_frees_the_dest(tmp_path):
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "broken.wav").write_bytes(b"this is not audio")
+    (src / "empty.wav").write_bytes(b"")
+    dest = tmp_path / "ds"
+    line = last_error_line(run_cli("--format=audio-folder", f"--source={src}",
+                                   f"--dest={dest}"))
+    assert line.startswith("error: no rows written: all 2 source item(s) were skipped "
+                           "(broken.wav: not a readable WAV file"), line
+    assert "empty.wav: not a readable WAV file (EOFError)" in line
+    assert "--format=audio-folder reads a folder of wav" in line
+    assert not os.path.exists(dest)
+
+    # A WAV given as a TFRecord: the error says what the format reads; the corrected
+    # command then writes to the same --dest.
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
+    line = last_error_line(run_cli("--format=nsynth-tfrecord", f"--source={wavs / 'C4.wav'}",
+                                   f"--dest={dest}"))
+    assert "all 1 source item(s) were skipped (C4.wav#0: corrupt record header at byte 0" in line
+    assert "--format=nsynth-tfrecord reads TFRecord files of NSynth tf.train.Example" in line
+    assert not os.path.exists(dest)
+    out = run_cli("--format=audio-folder", f"--source={wavs}", f"--dest={dest}")
+    assert out.returncode == 0 and "done: wrote 1 rows" in out.stdout, out.stderr
+
+
+def test_an_ingest_left_without_rows_is_replaced_by_another_source(tmp_path):
+    """What a run that failed (or was killed) before its first row leaves behind."""
+    a = write_jsonwav(tmp_path / "a", make_notes(2, 100))
+    dest = tmp_path / "ds"
+    identity = {"source": os.path.realpath(a), "format": "nsynth-jsonwav", "metadata": "",
+                "sample_rate": 16000, "num_samples": 100}
+    ds, _, lock = open_dest(str(dest), identity)
+    lock.release()
+    del ds
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
+    out = run_cli("--format=audio-folder", f"--source={wavs}", f"--dest={dest}",
+                  "--num_samples=100")
+    assert out.returncode == 0, out.stderr
+    assert f"note: --dest={dest} holds an ingest of nsynth-jsonwav" in out.stdout
+    assert "with no rows; replacing it" in out.stdout and "done: wrote 1 rows" in out.stdout
 
 
 def test_a_second_ingest_into_the_same_dest_is_refused_while_one_runs(tmp_path):

@@ -45,6 +45,17 @@ class Skip:
     reason: str
 
 
+def safe_text(text: str) -> str:
+    r"""A name as storable, printable UTF-8: the bytes of a file name that are not UTF-8
+    (Python keeps them as surrogate escapes) become backslash escapes, so the file
+    b"\xffa.wav" is named by the 9 characters `\xffa.wav`; valid text is unchanged."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decoding makes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def float_to_int16(x: np.ndarray) -> np.ndarray:
     """float audio in [-1, 1] (any shape) -> int16 of the same shape, by the rule above."""
     return np.clip(np.rint(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
@@ -167,7 +178,7 @@ class ColumnBuffer:
         for col, dtype in schema.COLUMNS.items():
             values = [r[col] for r in rows]
             if dtype == "text":
-                batch[col] = values
+                batch[col] = [safe_text(v) for v in values]
             elif col in ("audio", "qualities"):
                 batch[col] = np.stack(values).astype(dtype, copy=False)
             else:
