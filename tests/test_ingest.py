@@ -23,7 +23,7 @@ import tensorflow_io as tfio
 
 from conftest import run_module
 from wavegan_dist.data import schema
-from wavegan_dist.data.ingest import ingest, make_reader
+from wavegan_dist.data.ingest import ingest, ingest_splits, make_reader
 from wavegan_dist.data.ingest.deeplake_v3 import ACTIVELOOP_HOST, reachable
 from wavegan_dist.data.ingest.dest import open_dest
 from wavegan_dist.data.ingest.filenames import metadata_from_name
@@ -471,6 +471,75 @@ def test_file_name_pitch_is_unknown_unless_it_names_a_note(tmp_path):
     assert {r["note_str"]: r["pitch"] for r in rows} == names
 
 
+def _note_folder(root, n=12, instruments=None):
+    """n real WAVs named by MIDI pitch (note_<pitch>_<i>.wav), 4,000 samples of noise each;
+    with `instruments`, a sidecar CSV naming instrument i % instruments for file i."""
+    root.mkdir()
+    rng = np.random.default_rng(12)
+    rows = ["file,instrument_str"]
+    for i in range(n):
+        write_wav(root / f"note_{36 + 3 * i}_{i}.wav",
+                  rng.integers(-9000, 9000, 4000).astype(np.int16))
+        rows.append(f"note_{36 + 3 * i}_{i}.wav,inst{i % (instruments or 1)}")
+    if instruments:
+        (root / "notes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tmp_path):
+    src = _note_folder(tmp_path / "notes")
+    dest = tmp_path / "ds"
+    flags = ("--format=audio-folder", f"--source={src}", f"--dest={dest}", "--num_samples=4096",
+             "--valid_fraction=0.25")
+    out = run_cli(*flags)
+    assert out.returncode == 0, out.stderr
+    assert ("held out by file: train 9 rows from 9 files, valid 3 rows from 3 files; "
+            f"train with --data={dest}") in out.stdout
+    _, train = read_rows(dest / "train")
+    _, valid = read_rows(dest / "valid")
+    names = [r["note_str"] for r in train], [r["note_str"] for r in valid]
+    assert not set(names[0]) & set(names[1])
+    assert sorted(names[0] + names[1]) == sorted(p.stem for p in src.glob("*.wav"))
+    again = run_cli(*flags)
+    assert again.returncode == 0, again.stderr
+    assert f"train: {dest / 'train'} is already complete: 9 rows" in again.stdout
+    assert f"valid: {dest / 'valid'} is already complete: 3 rows" in again.stdout
+
+    proc = run_module("evaluate", "train-classifier", f"--data={dest}", "--slice_len=1024",
+                      "--epochs=1", f"--out={tmp_path / 'cls'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "training a pitch classifier on 9 notes, holding out 3" in proc.stdout
+    from conftest import TINY_TEST_FLAGS
+    from wavegan_dist.config import make_config
+    from wavegan_dist.training.loop import run_training
+    run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 1, "num_wavs": 0,
+                                        "data": str(dest), "model_dir": str(tmp_path / "run")}),
+                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+
+
+def test_splits_hold_out_whole_instruments_when_the_metadata_names_them(tmp_path):
+    src = _note_folder(tmp_path / "notes", instruments=4)
+    report = ingest_splits(str(src), "audio-folder", str(tmp_path / "ds"), valid_fraction=0.25,
+                           test_fraction=0.25, num_samples=4000,
+                           metadata=str(src / "notes.csv"), **QUIET)
+    assert report.by == "instrument" and report.groups == {"train": 2, "valid": 1, "test": 1}
+    assert [r.rows_total for r in report.reports.values()] == [6, 3, 3]
+    seen = {}
+    for split in ("train", "valid", "test"):
+        _, rows = read_rows(tmp_path / "ds" / split)
+        seen[split] = {r["instrument_str"] for r in rows}
+    assert set.union(*seen.values()) == {"inst0", "inst1", "inst2", "inst3"}
+    assert sum(len(v) for v in seen.values()) == 4  # no instrument on two sides
+    # Too few instruments to hold out from is a one-line error, before anything is written.
+    with pytest.raises(UserError, match="need at least 5 instruments or files to hold out "
+                       "from; the source has 4"):
+        ingest_splits(str(src), "audio-folder", str(tmp_path / "two"), valid_fraction=0.5,
+                      test_fraction=0.4, num_samples=4000, metadata=str(src / "notes.csv"),
+                      **QUIET)
+    assert not os.path.exists(tmp_path / "two")
+
+
 # ------------------------------------------------------------ deeplake v3 ---
 
 def test_local_dataset_with_v3_columns_is_mapped(tmp_path):
@@ -632,6 +701,10 @@ def test_a_second_ingest_into_the_same_dest_is_refused_while_one_runs(tmp_path):
     (["--format=nsynth-jsonwav", "--source=OK", "--dest=FILE/ds"], "cannot create --dest="),
     (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--chunk_rows=0"],
      "--chunk_rows must be a positive integer"),
+    (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--valid_fraction=0.2"],
+     "apply to --format=audio-folder only"),
+    (["--format=audio-folder", "--source=S", "--dest=D", "--valid_fraction=1.5"],
+     "--valid_fraction must be at least 0 and below 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, flags, message):
     (tmp_path / "S").mkdir()

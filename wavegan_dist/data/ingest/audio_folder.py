@@ -5,13 +5,12 @@ mixed to mono and resampled to the dataset's rate (audio_decode.py). Metadata,
 per column: the sidecar's value if it gives one (sidecar.py), else what the file
 name gives (filenames.py), else unknown (schema.UNKNOWN / ""). note_str
 defaults to the NSynth-style stem, else to the relative path without extension,
-so it names the file. A file name that is not valid UTF-8 is read all the same
-and named with backslash escapes for its other bytes (`\xff` for byte 0xff), in
-the report and in note_str.
+so it names the file (a name that is not UTF-8 with escapes, see records.py).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Iterator
 
@@ -55,6 +54,7 @@ class AudioFolderReader:
         self.folder = os.path.realpath(source)
         self.source_id = self.folder
         self.files = list_audio_files(self.folder)
+        self.listing = self.files  # all files, also when `files` is narrowed to one split
         if not self.files:
             raise UserError(f"--source={source}: no audio files "
                             f"({', '.join(AUDIO_EXTENSIONS)}) found in that folder or below")
@@ -62,6 +62,13 @@ class AudioFolderReader:
         self.sample_rate = sample_rate
         self.num_samples = num_samples
         self.workers = workers
+
+    def only(self, files: list[str]) -> "AudioFolderReader":
+        """A reader of the same folder and settings whose items are `files`, a subset of
+        this reader's `files` (relative paths), in the order given."""
+        part = copy.copy(self)
+        part.files = list(files)
+        return part
 
     def count(self) -> int:
         """Number of items (audio files)."""
@@ -75,7 +82,7 @@ class AudioFolderReader:
     def unmatched_sidecar_keys(self) -> list[str]:
         """Sidecar keys that name no audio file (likely typos), sorted."""
         used = set()
-        for rel in self.item_names():
+        for rel in map(safe_text, self.listing):
             name = os.path.basename(rel)
             used.update((rel, os.path.splitext(rel)[0], name, os.path.splitext(name)[0]))
         return sorted(k for k in self.sidecar if k not in used)

@@ -61,6 +61,9 @@ def _describe(identity: dict) -> str:
     text = f"{identity['format']} {identity['source']}"
     if identity.get("metadata"):
         text += f" (metadata {identity['metadata']})"
+    if identity.get("split"):
+        text += (f" (its {identity['split']} split, held out with --valid_fraction="
+                 f"{identity['fractions'][0]:g} --test_fraction={identity['fractions'][1]:g})")
     return text + f" at {identity['sample_rate']} Hz, {identity['num_samples']} samples"
 
 

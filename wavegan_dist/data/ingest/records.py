@@ -5,6 +5,8 @@ source file / note / record. Each item is either a `Record` (one dataset row)
 or a `Skip` (the item could not be read, and why). The item sequence, not the
 row count, is what resumable ingest counts, so a reader must yield exactly one
 item per source entry, in the same order on every run.
+A name that is not valid UTF-8 (a file name with a byte like 0xff) is stored
+and reported with backslash escapes for its other bytes (`\\xff`).
 
 Audio conversions (documented because tests and users compare against them):
   * float audio -> int16: `clip(rint(x * 32768), -32768, 32767)`. NSynth's

@@ -73,7 +73,8 @@ class IngestReport:
         return out
 
 
-def _check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata) -> None:
+def check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata) -> None:
+    """UserError unless the arguments of ingest() are usable (before touching anything)."""
     if not source:
         raise UserError("--source is required: the folder, file or dataset to ingest")
     if fmt not in FORMATS:
@@ -141,7 +142,7 @@ def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
       An IngestReport. Raises UserError for bad arguments, a bad source, a dest
       that is unwritable or holds something else, or a source that gave no row.
     """
-    _check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata)
+    check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata)
     reader = make_reader(fmt, source, sample_rate, num_samples, metadata, dest, workers)
     return ingest_reader(reader, dest, identity_of(reader, metadata, sample_rate, num_samples),
                          chunk_rows, log, progress_stream)
