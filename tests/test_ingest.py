@@ -21,7 +21,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from conftest import run_module
+from conftest import TINY_TEST_FLAGS, run_module
+from wavegan_dist.config import make_config
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest import ingest, ingest_splits, make_reader
 from wavegan_dist.data.ingest.deeplake_v3 import ACTIVELOOP_HOST, reachable
@@ -30,6 +31,7 @@ from wavegan_dist.data.ingest.filenames import metadata_from_name
 from wavegan_dist.data.ingest.progress import ProgressDisplay
 from wavegan_dist.data.ingest.runner import source_digest
 from wavegan_dist.errors import UserError
+from wavegan_dist.training.loop import run_training
 
 QUIET = dict(log=lambda _: None, progress_stream=io.StringIO())
 META_COLUMNS = [c for c in schema.COLUMNS if c != "audio"]
@@ -509,9 +511,6 @@ def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tm
                       "--epochs=1", f"--out={tmp_path / 'cls'}")
     assert proc.returncode == 0, proc.stderr
     assert "training a pitch classifier on 9 notes, holding out 3" in proc.stdout
-    from conftest import TINY_TEST_FLAGS
-    from wavegan_dist.config import make_config
-    from wavegan_dist.training.loop import run_training
     run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 1, "num_wavs": 0,
                                         "data": str(dest), "model_dir": str(tmp_path / "run")}),
                  tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
