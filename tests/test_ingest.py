@@ -21,15 +21,17 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from conftest import run_module
+from conftest import TINY_TEST_FLAGS, run_module
+from wavegan_dist.config import make_config
 from wavegan_dist.data import schema
-from wavegan_dist.data.ingest import ingest, make_reader
+from wavegan_dist.data.ingest import ingest, ingest_splits, make_reader
 from wavegan_dist.data.ingest.deeplake_v3 import ACTIVELOOP_HOST, reachable
 from wavegan_dist.data.ingest.dest import open_dest
 from wavegan_dist.data.ingest.filenames import metadata_from_name
 from wavegan_dist.data.ingest.progress import ProgressDisplay
 from wavegan_dist.data.ingest.runner import source_digest
 from wavegan_dist.errors import UserError
+from wavegan_dist.training.loop import run_training
 
 QUIET = dict(log=lambda _: None, progress_stream=io.StringIO())
 META_COLUMNS = [c for c in schema.COLUMNS if c != "audio"]
@@ -413,6 +415,9 @@ def test_file_name_rules():
     assert metadata_from_name("A4_70") == {}  # they disagree: unknown, not a guess
     assert metadata_from_name("take_01") == {}  # leading zero: a take number
     assert metadata_from_name("piano200") == {} and metadata_from_name("loop_300") == {}
+    assert metadata_from_name("short_0.1s") == {} and metadata_from_name("kick_1") == {}
+    assert metadata_from_name("pad_12") == {"pitch": 12} and metadata_from_name("x_121") == {}
+    assert metadata_from_name("gong.40") == {"pitch": 40}  # a dot between words splits
 
 
 def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
@@ -424,6 +429,114 @@ def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
         ingest(str(src), "audio-folder", str(tmp_path / "ds"), metadata=str(tmp_path / "m.csv"),
                **QUIET)
     assert not os.path.exists(tmp_path / "ds")
+
+
+def test_a_non_utf8_file_name_is_ingested_with_escapes(tmp_path):
+    src = tmp_path / "samples"
+    src.mkdir()
+    folder = os.fsencode(src)
+    noise = np.random.default_rng(11).integers(-9000, 9000, 4000).astype(np.int16)
+    write_wav(src / "good.wav", noise)
+    write_wav(os.fsdecode(folder + b"/\xffbad.wav"), noise[::-1])  # 0xff: never UTF-8
+    write_wav(os.fsdecode(folder + b"/caf\xe9 C4.wav"), noise[:2000])  # Latin-1 e-acute
+    flac = tfio.audio.encode_flac(tf.constant(noise[:, None]), rate=16000)
+    with open(folder + b"/\xfetone.flac", "wb") as f:  # decoded by tensorflow-io
+        f.write(flac.numpy())
+    dest = tmp_path / "ds"
+    out = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
+                  "--num_samples=4000")
+    assert out.returncode == 0, out.stderr
+    assert "done: wrote 4 rows" in out.stdout and "skipped 0 item(s)" in out.stdout
+    _, rows = read_rows(dest)
+    by_name = {r["note_str"]: r for r in rows}
+    assert set(by_name) == {"good", "\\xffbad", "caf\\xe9 C4", "\\xfetone"}
+    np.testing.assert_array_equal(by_name["\\xffbad"]["audio"], noise[::-1])
+    np.testing.assert_array_equal(by_name["\\xfetone"]["audio"], noise)
+    assert by_name["caf\\xe9 C4"]["pitch"] == 60
+    again = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
+                    "--num_samples=4000")
+    assert again.returncode == 0 and "already complete: 4 rows" in again.stdout, again.stderr
+
+
+def test_file_name_pitch_is_unknown_unless_it_names_a_note(tmp_path):
+    src = tmp_path / "samples"
+    src.mkdir()
+    names = {"short_0.1s": schema.UNKNOWN, "pad_0": schema.UNKNOWN, "take_5": schema.UNKNOWN,
+             "hit 44k": schema.UNKNOWN, "loop_300": schema.UNKNOWN, "v2": schema.UNKNOWN,
+             "flute_127": schema.UNKNOWN, "lead 60.5": schema.UNKNOWN,
+             "piano.72": 72, "bass_24": 24, "vox F#3": 54}
+    for name in names:
+        write_wav(src / f"{name}.wav", np.full(800, 1000, np.int16))
+    report = ingest(str(src), "audio-folder", str(tmp_path / "ds"), num_samples=800, **QUIET)
+    assert report.rows_written == len(names)
+    _, rows = read_rows(tmp_path / "ds")
+    assert {r["note_str"]: r["pitch"] for r in rows} == names
+
+
+def _note_folder(root, n=12, instruments=None):
+    """n real WAVs named by MIDI pitch (note_<pitch>_<i>.wav), 4,000 samples of noise each;
+    with `instruments`, a sidecar CSV naming instrument i % instruments for file i."""
+    root.mkdir()
+    rng = np.random.default_rng(12)
+    rows = ["file,instrument_str"]
+    for i in range(n):
+        write_wav(root / f"note_{36 + 3 * i}_{i}.wav",
+                  rng.integers(-9000, 9000, 4000).astype(np.int16))
+        rows.append(f"note_{36 + 3 * i}_{i}.wav,inst{i % (instruments or 1)}")
+    if instruments:
+        (root / "notes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tmp_path):
+    src = _note_folder(tmp_path / "notes")
+    dest = tmp_path / "ds"
+    flags = ("--format=audio-folder", f"--source={src}", f"--dest={dest}", "--num_samples=4096",
+             "--valid_fraction=0.25")
+    out = run_cli(*flags)
+    assert out.returncode == 0, out.stderr
+    assert ("held out by file: train 9 rows from 9 files, valid 3 rows from 3 files; "
+            f"train with --data={dest}") in out.stdout
+    _, train = read_rows(dest / "train")
+    _, valid = read_rows(dest / "valid")
+    names = [r["note_str"] for r in train], [r["note_str"] for r in valid]
+    assert not set(names[0]) & set(names[1])
+    assert sorted(names[0] + names[1]) == sorted(p.stem for p in src.glob("*.wav"))
+    again = run_cli(*flags)
+    assert again.returncode == 0, again.stderr
+    assert f"train: {dest / 'train'} is already complete: 9 rows" in again.stdout
+    assert f"valid: {dest / 'valid'} is already complete: 3 rows" in again.stdout
+
+    proc = run_module("evaluate", "train-classifier", f"--data={dest}", "--slice_len=1024",
+                      "--epochs=1", f"--out={tmp_path / 'cls'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "training a pitch classifier on 9 notes, holding out 3" in proc.stdout
+    run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 1, "num_wavs": 0,
+                                        "data": str(dest), "model_dir": str(tmp_path / "run")}),
+                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+
+
+def test_splits_hold_out_whole_instruments_when_the_metadata_names_them(tmp_path):
+    src = _note_folder(tmp_path / "notes", instruments=4)
+    report = ingest_splits(str(src), "audio-folder", str(tmp_path / "ds"), valid_fraction=0.25,
+                           test_fraction=0.25, num_samples=4000,
+                           metadata=str(src / "notes.csv"), **QUIET)
+    assert report.by == "instrument" and report.groups == {"train": 2, "valid": 1, "test": 1}
+    assert [r.rows_total for r in report.reports.values()] == [6, 3, 3]
+    seen = {}
+    for split in ("train", "valid", "test"):
+        _, rows = read_rows(tmp_path / "ds" / split)
+        seen[split] = {r["instrument_str"] for r in rows}
+    assert set.union(*seen.values()) == {"inst0", "inst1", "inst2", "inst3"}
+    assert sum(len(v) for v in seen.values()) == 4  # no instrument on two sides
+    # Too few instruments to hold out from is a one-line error, before anything is written.
+    with pytest.raises(UserError, match="need at least 5 instruments or files to hold out "
+                       "from; the source has 4"):
+        ingest_splits(str(src), "audio-folder", str(tmp_path / "two"), valid_fraction=0.5,
+                      test_fraction=0.4, num_samples=4000, metadata=str(src / "notes.csv"),
+                      **QUIET)
+    assert not os.path.exists(tmp_path / "two")
 
 
 # ------------------------------------------------------------ deeplake v3 ---
@@ -511,6 +624,61 @@ def test_other_source_on_an_existing_dest_is_refused_and_dest_unchanged(tmp_path
     assert report.rows_written == 4
 
 
+def last_error_line(proc):
+    """The `error: ...` line that ends stderr (after the progress display), exit 2."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), proc.stderr
+    return line
+
+
+def test_an_ingest_that_writes_no_row_fails_and_frees_the_dest(tmp_path):
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "broken.wav").write_bytes(b"this is not audio")
+    (src / "empty.wav").write_bytes(b"")
+    dest = tmp_path / "ds"
+    line = last_error_line(run_cli("--format=audio-folder", f"--source={src}",
+                                   f"--dest={dest}"))
+    assert line.startswith("error: no rows written: all 2 source item(s) were skipped "
+                           "(broken.wav: not a readable WAV file"), line
+    assert "empty.wav: not a readable WAV file (EOFError)" in line
+    assert "--format=audio-folder reads a folder of wav" in line
+    assert not os.path.exists(dest)
+
+    # A WAV given as a TFRecord: the error says what the format reads; the corrected
+    # command then writes to the same --dest.
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
+    line = last_error_line(run_cli("--format=nsynth-tfrecord", f"--source={wavs / 'C4.wav'}",
+                                   f"--dest={dest}"))
+    assert "all 1 source item(s) were skipped (C4.wav#0: corrupt record header at byte 0" in line
+    assert "--format=nsynth-tfrecord reads TFRecord files of NSynth tf.train.Example" in line
+    assert not os.path.exists(dest)
+    out = run_cli("--format=audio-folder", f"--source={wavs}", f"--dest={dest}")
+    assert out.returncode == 0 and "done: wrote 1 rows" in out.stdout, out.stderr
+
+
+def test_an_ingest_left_without_rows_is_replaced_by_another_source(tmp_path):
+    """What a run that failed (or was killed) before its first row leaves behind."""
+    a = write_jsonwav(tmp_path / "a", make_notes(2, 100))
+    dest = tmp_path / "ds"
+    identity = {"source": os.path.realpath(a), "format": "nsynth-jsonwav", "metadata": "",
+                "sample_rate": 16000, "num_samples": 100}
+    ds, _, lock = open_dest(str(dest), identity)
+    lock.release()
+    del ds
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
+    out = run_cli("--format=audio-folder", f"--source={wavs}", f"--dest={dest}",
+                  "--num_samples=100")
+    assert out.returncode == 0, out.stderr
+    assert f"note: --dest={dest} holds an ingest of nsynth-jsonwav" in out.stdout
+    assert "with no rows; replacing it" in out.stdout and "done: wrote 1 rows" in out.stdout
+
+
 def test_a_second_ingest_into_the_same_dest_is_refused_while_one_runs(tmp_path):
     src = write_jsonwav(tmp_path / "a", make_notes(2, 100))
     identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
@@ -532,6 +700,10 @@ def test_a_second_ingest_into_the_same_dest_is_refused_while_one_runs(tmp_path):
     (["--format=nsynth-jsonwav", "--source=OK", "--dest=FILE/ds"], "cannot create --dest="),
     (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--chunk_rows=0"],
      "--chunk_rows must be a positive integer"),
+    (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--valid_fraction=0.2"],
+     "apply to --format=audio-folder only"),
+    (["--format=audio-folder", "--source=S", "--dest=D", "--valid_fraction=1.5"],
+     "--valid_fraction must be at least 0 and below 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, flags, message):
     (tmp_path / "S").mkdir()

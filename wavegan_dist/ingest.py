@@ -12,7 +12,8 @@ Examples:
 
 Re-running the same command after an interruption continues after the last
 committed chunk; on a finished dataset it says so and exits 0. An unreadable
-file or record is skipped and named in the end report. The rules for audio
+file or record is skipped and named in the end report; an ingest that writes
+no row at all exits 2 with the reasons and keeps no dataset. The rules for audio
 conversion and for metadata from file names and sidecars follow (--help).
 """
 
@@ -37,6 +38,11 @@ flags.DEFINE_integer("num_samples", 64000, "Samples per row: longer audio is cut
 flags.DEFINE_integer("chunk_rows", 256, "Rows per committed chunk.", flag_values=FLAGS)
 flags.DEFINE_string("metadata", None, "audio-folder only: CSV or JSON sidecar with per-file "
                     "metadata (keyed by file name or relative path).", flag_values=FLAGS)
+flags.DEFINE_float("valid_fraction", 0.0, "audio-folder only: share of instruments (else "
+                   "files) held out into <dest>/valid; the rest goes to <dest>/train.",
+                   flag_values=FLAGS)
+flags.DEFINE_float("test_fraction", 0.0, "audio-folder only: share held out into <dest>/test.",
+                   flag_values=FLAGS)
 
 
 def _log(message: str) -> None:
@@ -64,10 +70,16 @@ def main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like "
                             "--name=value")
-        from wavegan_dist.data.ingest import ingest  # imports deeplake (and TF when needed)
-        report = ingest(FLAGS.source, FLAGS.format, FLAGS.dest, sample_rate=FLAGS.sample_rate,
-                        num_samples=FLAGS.num_samples, chunk_rows=FLAGS.chunk_rows,
-                        metadata=FLAGS.metadata, log=_log)
+        # imports deeplake (and TF when needed)
+        from wavegan_dist.data.ingest import ingest, ingest_splits
+        args = dict(sample_rate=FLAGS.sample_rate, num_samples=FLAGS.num_samples,
+                    chunk_rows=FLAGS.chunk_rows, metadata=FLAGS.metadata, log=_log)
+        if FLAGS.valid_fraction or FLAGS.test_fraction:
+            report = ingest_splits(FLAGS.source, FLAGS.format, FLAGS.dest,
+                                   valid_fraction=FLAGS.valid_fraction,
+                                   test_fraction=FLAGS.test_fraction, **args)
+        else:
+            report = ingest(FLAGS.source, FLAGS.format, FLAGS.dest, **args)
         for line in report.lines():
             _log(line)
 

@@ -82,7 +82,7 @@ def read_wav16(path) -> tuple[np.ndarray, int] | None:
             return None
         raise DecodeError(f"not a readable WAV file ({e})") from e
     except (EOFError, OSError) as e:
-        raise DecodeError(f"not a readable WAV file ({e or type(e).__name__})") from e
+        raise DecodeError(f"not a readable WAV file ({str(e) or type(e).__name__})") from e
     if len(data) != frames * channels * 2:
         raise DecodeError(f"truncated WAV: header says {frames} frames, data holds "
                           f"{len(data) // (2 * channels)}")
@@ -140,6 +140,11 @@ def decode_file(path: str, sample_rate: int, max_samples: int | None = None) -> 
             if max_samples is not None:
                 pcm = pcm[:_input_span(max_samples, rate, sample_rate)]
             return to_mono_pcm16(pcm, rate, sample_rate)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # TF takes paths as UTF-8: hand tfio a copy with a plain name
+        with open(path, "rb") as f:
+            return decode_bytes(f.read(), sample_rate, max_samples)
     tfio = _tensorflow_io()
     import tensorflow as tf
     try:

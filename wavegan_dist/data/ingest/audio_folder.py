@@ -5,18 +5,19 @@ mixed to mono and resampled to the dataset's rate (audio_decode.py). Metadata,
 per column: the sidecar's value if it gives one (sidecar.py), else what the file
 name gives (filenames.py), else unknown (schema.UNKNOWN / ""). note_str
 defaults to the NSynth-style stem, else to the relative path without extension,
-so it names the file.
+so it names the file (a name that is not UTF-8 with escapes, see records.py).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Iterator
 
 from wavegan_dist.data.ingest.audio_decode import AUDIO_EXTENSIONS, DecodeError, decode_file
 from wavegan_dist.data.ingest.filenames import metadata_from_name
 from wavegan_dist.data.ingest.records import (
-    Record, Skip, fit_length, ordered_map, unknown_metadata)
+    Record, Skip, fit_length, ordered_map, safe_text, unknown_metadata)
 from wavegan_dist.data.ingest.sidecar import load_sidecar, lookup
 from wavegan_dist.errors import UserError, first_line
 
@@ -53,6 +54,7 @@ class AudioFolderReader:
         self.folder = os.path.realpath(source)
         self.source_id = self.folder
         self.files = list_audio_files(self.folder)
+        self.listing = self.files  # all files, also when `files` is narrowed to one split
         if not self.files:
             raise UserError(f"--source={source}: no audio files "
                             f"({', '.join(AUDIO_EXTENSIONS)}) found in that folder or below")
@@ -61,18 +63,26 @@ class AudioFolderReader:
         self.num_samples = num_samples
         self.workers = workers
 
+    def only(self, files: list[str]) -> "AudioFolderReader":
+        """A reader of the same folder and settings whose items are `files`, a subset of
+        this reader's `files` (relative paths), in the order given."""
+        part = copy.copy(self)
+        part.files = list(files)
+        return part
+
     def count(self) -> int:
         """Number of items (audio files)."""
         return len(self.files)
 
     def item_names(self) -> list[str]:
-        """The items in order (relative paths), to notice a changed source on resume."""
-        return self.files
+        """The items in order (relative paths, as safe_text), to notice a changed source on
+        resume."""
+        return [safe_text(rel) for rel in self.files]
 
     def unmatched_sidecar_keys(self) -> list[str]:
         """Sidecar keys that name no audio file (likely typos), sorted."""
         used = set()
-        for rel in self.files:
+        for rel in map(safe_text, self.listing):
             name = os.path.basename(rel)
             used.update((rel, os.path.splitext(rel)[0], name, os.path.splitext(name)[0]))
         return sorted(k for k in self.sidecar if k not in used)
@@ -83,6 +93,7 @@ class AudioFolderReader:
 
     def metadata_for(self, rel: str) -> dict:
         """All metadata columns for the file at relative path `rel` (no audio)."""
+        rel = safe_text(rel)
         stem = os.path.splitext(os.path.basename(rel))[0]
         columns = unknown_metadata()
         columns["note_str"] = os.path.splitext(rel)[0]
@@ -95,11 +106,11 @@ class AudioFolderReader:
         try:
             pcm = decode_file(os.path.join(self.folder, rel), self.sample_rate, self.num_samples)
         except DecodeError as e:
-            return Skip(rel, str(e))
+            return Skip(safe_text(rel), str(e))
         except UserError:
             raise
         except Exception as e:  # a decoder bug must not end a long run: report the file
-            return Skip(rel, f"{type(e).__name__}: {first_line(e)}")
+            return Skip(safe_text(rel), f"{type(e).__name__}: {first_line(e)}")
         columns = self.metadata_for(rel)
         columns["audio"] = fit_length(pcm, self.num_samples)
-        return Record(rel, columns)
+        return Record(safe_text(rel), columns)

@@ -61,19 +61,27 @@ def _describe(identity: dict) -> str:
     text = f"{identity['format']} {identity['source']}"
     if identity.get("metadata"):
         text += f" (metadata {identity['metadata']})"
+    if identity.get("split"):
+        text += (f" (its {identity['split']} split, held out with --valid_fraction="
+                 f"{identity['fractions'][0]:g} --test_fraction={identity['fractions'][1]:g})")
     return text + f" at {identity['sample_rate']} Hz, {identity['num_samples']} samples"
 
 
-def open_dest(dest: str, identity: dict) -> tuple[object, IngestState, DestLock]:
+def open_dest(dest: str, identity: dict, log=None) -> tuple[object, IngestState, DestLock]:
     """Opens the dataset an ingest writes to, creating it if needed.
+
+    An ingest dataset with no rows (a run that failed or was killed before its
+    first row) holds nothing to keep: an ingest of another source replaces it.
 
     Args:
       dest: deeplake path (local folder, file://, s3://, ...).
       identity: {"source", "format", "metadata", "sample_rate", "num_samples"}.
+      log: called with a one-line note when an empty ingest is replaced.
     Returns:
       (writable dataset, its committed IngestState, the held DestLock: release it
       when done). Raises UserError if dest cannot be written, is not an ingest
-      dataset, or is an ingest of something else (then it is left untouched).
+      dataset, or is an ingest of something else with rows (then it is left
+      untouched).
     """
     local = local_path(dest)
     if local is not None:
@@ -81,13 +89,13 @@ def open_dest(dest: str, identity: dict) -> tuple[object, IngestState, DestLock]
     lock = DestLock(local, dest)
     lock.acquire()
     try:
-        return _open_or_create(dest, local, identity, lock) + (lock,)
+        return _open_or_create(dest, local, identity, lock, log or (lambda _: None)) + (lock,)
     except BaseException:
         lock.release()
         raise
 
 
-def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock):
+def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock, log):
     import deeplake
 
     try:
@@ -100,17 +108,22 @@ def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock
         except Exception as e:
             raise UserError(f"cannot open --dest={dest} for writing: {first_line(e)}") from e
         state = IngestState.load(ds, dest)
-        if state is not None:
+        replace = state is not None and state.identity != identity and len(ds) == 0
+        if replace:
+            log(f"note: --dest={dest} holds an ingest of {_describe(state.identity)} with no "
+                "rows; replacing it")
+        elif state is not None:
             if state.identity != identity:
                 raise UserError(f"--dest={dest} already holds an ingest of "
                                 f"{_describe(state.identity)}; refusing to add "
                                 f"{_describe(identity)} to it; choose another --dest")
             schema.check_schema(ds, dest)
             return ds, state
-        if len(ds.schema.columns) or len(ds) or list(ds.metadata.keys()):
+        if not replace and (len(ds.schema.columns) or len(ds) or list(ds.metadata.keys())):
             raise UserError(f"--dest={dest} is an existing deeplake dataset that ingest did not "
                             "make; choose a new --dest")
-        # An empty shell: an earlier run was killed between create and its first commit.
+        # An empty shell (an earlier run was killed between create and its first commit),
+        # or an ingest without rows.
         del ds
         lock.release()
         deeplake.delete(dest)

@@ -8,12 +8,15 @@ Rules, applied to the file name without its extension (the "stem"):
      (`guitar_acoustic_010`), instrument_family, instrument_source, pitch (PPP)
      and velocity (VVV). NSynth's global instrument id is not in the name, so
      `instrument` stays unknown.
-  2. Otherwise the stem is split into tokens at spaces and `_ - . , + ( ) [ ]`.
-     A token that is a note name (an upper-case letter A-G, an optional `#` or
-     `b`, an octave 0-9; C4 = MIDI 60, A4 = 69) or a whole number 0-127 written
-     without leading zeros (a MIDI note number) is a pitch candidate. If the
-     candidates all give the same pitch, that is the pitch; if they disagree, or
-     there is none, the pitch is unknown. Nothing else is taken from such names.
+  2. Otherwise the stem is split into tokens at spaces and `_ - , + ( ) [ ]`, and
+     at `.` except between two digits (so `0.1s` stays one token). A token is a
+     pitch candidate if it is a note name (an upper-case letter A-G, an optional
+     `#` or `b`, an octave 0-9; C4 = MIDI 60, A4 = 69) or a bare whole number
+     12-120 without leading zeros (a MIDI note number, C0 to C9). Numbers with a
+     unit or a prefix (`0.1s`, `44k`, `v2`, `120bpm`), decimals, and numbers
+     outside 12-120 (`take_1`, `loop_300`) are not pitches. If the candidates all
+     give the same pitch, that is the pitch; if they disagree, or there is none,
+     the pitch is unknown. Nothing else is taken from such names.
 Everything a name does not give stays unknown (schema.UNKNOWN or "").
 """
 
@@ -27,8 +30,11 @@ _NSYNTH = re.compile(
     r"^(?P<family>" + "|".join(schema.FAMILIES) + r")_(?P<source>" + "|".join(schema.SOURCES)
     + r")_(?P<number>\d{3})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$")
 _NOTE = re.compile(r"^(?P<letter>[A-G])(?P<accidental>[#b]?)(?P<octave>[0-9])$")
-_MIDI = re.compile(r"^(0|[1-9][0-9]{0,2})$")
-_SEPARATORS = re.compile(r"[\s_\-.,+()\[\]]+")
+_MIDI = re.compile(r"^[1-9][0-9]{1,2}$")
+# A bare number names a note only in this range (C0..C9): smaller and larger numbers in
+# file names are take numbers, durations, tempos and sizes far more often than notes.
+MIDI_NAME_RANGE = (12, 120)
+_SEPARATORS = re.compile(r"(?:[\s_\-,+()\[\]]|\.(?!\d)|(?<!\d)\.)+")
 _SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
@@ -47,8 +53,9 @@ def pitch_from_tokens(stem: str) -> int | None:
     found = set()
     for token in _SEPARATORS.split(stem):
         pitch = note_name_to_midi(token)
-        if pitch is None and _MIDI.match(token) and int(token) <= 127:
-            pitch = int(token)
+        if pitch is None and _MIDI.match(token):
+            lo, hi = MIDI_NAME_RANGE
+            pitch = int(token) if lo <= int(token) <= hi else None
         if pitch is not None:
             found.add(pitch)
     return found.pop() if len(found) == 1 else None

@@ -5,6 +5,8 @@ source file / note / record. Each item is either a `Record` (one dataset row)
 or a `Skip` (the item could not be read, and why). The item sequence, not the
 row count, is what resumable ingest counts, so a reader must yield exactly one
 item per source entry, in the same order on every run.
+A name that is not valid UTF-8 (a file name with a byte like 0xff) is stored
+and reported with backslash escapes for its other bytes (`\\xff`).
 
 Audio conversions (documented because tests and users compare against them):
   * float audio -> int16: `clip(rint(x * 32768), -32768, 32767)`. NSynth's
@@ -43,6 +45,17 @@ class Skip:
 
     name: str
     reason: str
+
+
+def safe_text(text: str) -> str:
+    r"""A name as storable, printable UTF-8: the bytes of a file name that are not UTF-8
+    (Python keeps them as surrogate escapes) become backslash escapes, so the file
+    b"\xffa.wav" is named by the 9 characters `\xffa.wav`; valid text is unchanged."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decoding makes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:
@@ -167,7 +180,7 @@ class ColumnBuffer:
         for col, dtype in schema.COLUMNS.items():
             values = [r[col] for r in rows]
             if dtype == "text":
-                batch[col] = values
+                batch[col] = [safe_text(v) for v in values]
             elif col in ("audio", "qualities"):
                 batch[col] = np.stack(values).astype(dtype, copy=False)
             else:

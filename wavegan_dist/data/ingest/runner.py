@@ -10,10 +10,19 @@ import time
 
 from wavegan_dist.data.ingest.progress import ProgressDisplay
 from wavegan_dist.data.ingest.dest import open_dest
+from wavegan_dist.data.ingest.records import safe_text
 from wavegan_dist.data.ingest.writer import ChunkWriter
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 FORMATS = ("nsynth-jsonwav", "nsynth-tfrecord", "audio-folder", "deeplake-v3")
+# What each format reads, for the error of an ingest that found no readable item.
+FORMAT_READS = {
+    "nsynth-jsonwav": "NSynth's json/wav folder (examples.json and audio/<note_str>.wav)",
+    "nsynth-tfrecord": "TFRecord files of NSynth tf.train.Example records",
+    "audio-folder": "a folder of wav / flac / ogg / mp3 files",
+    "deeplake-v3": "a deeplake dataset with NSynth's v3 columns (audios, pitch, ...)",
+}
+_REASONS_SHOWN = 3
 
 
 @dataclasses.dataclass
@@ -64,7 +73,8 @@ class IngestReport:
         return out
 
 
-def _check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata) -> None:
+def check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata) -> None:
+    """UserError unless the arguments of ingest() are usable (before touching anything)."""
     if not source:
         raise UserError("--source is required: the folder, file or dataset to ingest")
     if fmt not in FORMATS:
@@ -108,7 +118,8 @@ def make_reader(fmt: str, source: str, sample_rate: int, num_samples: int,
 def source_digest(reader) -> str:
     """16 hex digits identifying a reader's item list (names in order); a resume with a
     different digest is refused, as its item positions would no longer line up."""
-    return hashlib.sha1("\n".join(reader.item_names()).encode()).hexdigest()[:16]
+    names = "\n".join(safe_text(name) for name in reader.item_names())
+    return hashlib.sha1(names.encode()).hexdigest()[:16]
 
 
 def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
@@ -128,21 +139,49 @@ def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
       progress_stream: where the progress display goes (default stderr).
       workers: decode threads for the file-based formats.
     Returns:
-      An IngestReport. Raises UserError for bad arguments, a bad source, or a
-      dest that is unwritable or holds something else.
+      An IngestReport. Raises UserError for bad arguments, a bad source, a dest
+      that is unwritable or holds something else, or a source that gave no row.
+    """
+    check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata)
+    reader = make_reader(fmt, source, sample_rate, num_samples, metadata, dest, workers)
+    return ingest_reader(reader, dest, identity_of(reader, metadata, sample_rate, num_samples),
+                         chunk_rows, log, progress_stream)
+
+
+def identity_of(reader, metadata: str | None, sample_rate: int, num_samples: int) -> dict:
+    """What a dest written from `reader` is an ingest of (kept in the dataset; a re-run
+    must give the same): {"source", "format", "metadata", "sample_rate", "num_samples"}."""
+    return {"source": safe_text(reader.source_id), "format": reader.format,
+            "metadata": safe_text(os.path.realpath(metadata)) if metadata else "",
+            "sample_rate": sample_rate, "num_samples": num_samples}
+
+
+def ingest_reader(reader, dest: str, identity: dict, chunk_rows: int, log,
+                  progress_stream=None) -> IngestReport:
+    """Writes (or resumes, or confirms) `dest` from an already made reader.
+
+    Args:
+      reader: from make_reader (or a subset of one).
+      dest: deeplake path of the dataset to write.
+      identity: from identity_of (plus any keys that tell datasets of one source apart).
+      chunk_rows, log, progress_stream: as for ingest().
+    Returns:
+      An IngestReport. Raises UserError as ingest() does, and when the source gave
+      no row at all: the dataset is then deleted, so that nothing blocks a re-run
+      with a corrected --source or --format.
     """
     t0 = time.monotonic()
-    _check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata)
-    reader = make_reader(fmt, source, sample_rate, num_samples, metadata, dest, workers)
-    identity = {"source": reader.source_id, "format": fmt,
-                "metadata": os.path.realpath(metadata) if metadata else "",
-                "sample_rate": sample_rate, "num_samples": num_samples}
-    ds, state, lock = open_dest(dest, identity)
+    ds, state, lock = open_dest(dest, identity, log)
     try:
         start, done_before = state.items_done, state.complete
         rows_written = 0 if done_before else _write_items(reader, ds, state, chunk_rows, log,
                                                           progress_stream)
-        return IngestReport(dest=dest, source=reader.source_id, format=fmt,
+        if len(ds) == 0:
+            del ds
+            lock.release()
+            _delete_empty(dest)
+            raise UserError(_no_rows_message(identity["format"], state, dest))
+        return IngestReport(dest=dest, source=identity["source"], format=identity["format"],
                             rows_written=rows_written, rows_total=len(ds),
                             items_total=state.items_total,
                             items_this_run=state.items_done - start if not done_before else 0,
@@ -150,6 +189,32 @@ def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
                             seconds=time.monotonic() - t0, already_complete=done_before)
     finally:
         lock.release()
+
+
+def _delete_empty(dest: str) -> None:
+    import deeplake
+
+    try:
+        deeplake.delete(dest)
+    except Exception as e:
+        raise UserError(f"no rows were written, and the empty dataset at --dest={dest} could not "
+                        f"be deleted ({first_line(e)}); delete it by hand") from e
+
+
+def _no_rows_message(fmt: str, state, dest: str) -> str:
+    """The one-line error of an ingest that wrote no row: counts, the first reasons, and
+    what the format reads."""
+    skipped = state.skipped
+    if not skipped:
+        what = "the source holds no items"
+    else:
+        shown = "; ".join(f"{name}: {reason}" for name, reason in skipped[:_REASONS_SHOWN])
+        more = f"; and {len(skipped) - _REASONS_SHOWN} more" if len(skipped) > _REASONS_SHOWN \
+            else ""
+        what = f"all {len(skipped)} source item(s) were skipped ({shown}{more})"
+    return (f"no rows written: {what}; --format={fmt} reads {FORMAT_READS[fmt]}: check --format "
+            f"and --source; the empty dataset was deleted, so --dest={dest} is free for the next "
+            "run")
 
 
 def _write_items(reader, ds, state, chunk_rows: int, log, progress_stream) -> int:
@@ -170,7 +235,8 @@ def _write_items(reader, ds, state, chunk_rows: int, log, progress_stream) -> in
         else []
     if unmatched:
         log(f"note: {len(unmatched)} --metadata key(s) match no audio file, e.g. {unmatched[0]}")
-    log(f"ingesting {total - start} of {total} items from {reader.format} {reader.source_id}")
+    log(f"ingesting {total - start} of {total} items from {reader.format} "
+        f"{state.identity['source']}")
     writer = ChunkWriter(ds, state, chunk_rows)
     display = ProgressDisplay(total, start, progress_stream)
     for item in reader.read(start):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wavegan_dist.data.ingest.records import ColumnBuffer, Record, Skip
+from wavegan_dist.data.ingest.records import ColumnBuffer, Record, Skip, safe_text
 from wavegan_dist.data.ingest.state import IngestState
 from wavegan_dist.errors import UserError
 
@@ -65,7 +65,8 @@ class ChunkWriter:
         """Takes the next item in source order; commits a chunk when one is full."""
         self.items_seen += 1
         if isinstance(item, Skip):
-            self.new_skips.append([item.name, item.reason])
+            # A reason may quote a path: both must be storable (see safe_text).
+            self.new_skips.append([safe_text(item.name), safe_text(item.reason)])
             return
         if self.unrecorded:
             expected = self.unrecorded.pop(0)
