@@ -4,28 +4,101 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 
 # Before TensorFlow is imported anywhere: keep C++ info logs off the console.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def parse_flags_or_exit(argv: list[str], flag_values=None) -> list[str]:
+# absl's help flags; absl accepts each with one dash or two.
+HELP_FLAGS = {"h", "?", "help", "helpshort", "helpfull"}
+_VALUE_KINDS = {"int": "<int>", "float": "<float>", "string": "<string>"}
+
+
+def parse_flags_or_exit(argv: list[str], flag_values=None, describe=None) -> list[str]:
     """Parses argv into absl flags; a bad flag is `error: ...` on one line and exit 2.
+
+    A help flag (-h, -?, --help, --helpshort, --helpfull) prints the command's
+    description and its own flags (not absl's) and exits 0.
 
     Args:
       argv: sys.argv-style list.
       flag_values: the FlagValues to fill (default: absl's global FLAGS).
+      describe: function(argv) -> (description, flag names or None for all the command's
+        flags), called only for help; default: the __main__ module's docstring, all flags.
     Returns:
       The arguments that are not flags (argv[0] first), as absl.app expects.
     """
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
+    if wants_help(argv):
+        description, names = (describe or _main_doc)(argv)
+        try:
+            print(command_help(description, flag_values, names), flush=True)
+        except BrokenPipeError:  # `--help | head` stopped reading: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     try:
         return flag_values(argv)
     except flags.Error as err:
-        print(f"error: {str(err).splitlines()[0]} (see --helpfull)", file=sys.stderr, flush=True)
+        print(f"error: {str(err).splitlines()[0]} (see --help)", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def wants_help(argv: list[str]) -> bool:
+    """True if a help flag comes before any `--` (after which nothing is a flag)."""
+    args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    return any(a.startswith("-") and a.lstrip("-") in HELP_FLAGS for a in args)
+
+
+def _main_doc(argv: list[str]) -> tuple[str, None]:
+    return sys.modules["__main__"].__doc__ or "", None
+
+
+def command_help(description: str, flag_values, names=None) -> str:
+    """The text `--help` prints: the description, then the command's flags by name.
+
+    Args:
+      description: what the command does, with examples (a module docstring).
+      flag_values: absl FlagValues holding the command's flags.
+      names: the flags to list; default: every flag not defined by absl itself.
+    Returns:
+      The help text.
+    """
+    if names is None:
+        names = {f.name for module, module_flags in flag_values.flags_by_module_dict().items()
+                 if not module.startswith("absl.") for f in module_flags}
+    lines = [description.strip(), "", "flags:"]
+    for name in sorted(names):
+        lines += _flag_help(flag_values[name])
+    return "\n".join(lines)
+
+
+def _flag_help(flag) -> list[str]:
+    """`--name=<kind> (default: x)` and the flag's help wrapped below it."""
+    enum_values = getattr(flag.parser, "enum_values", None)
+    text = flag.help
+    if enum_values:  # absl starts an enum's help with its values; the head shows them
+        text = text.removeprefix(f"<{'|'.join(enum_values)}>: ")
+    if flag.boolean:
+        head = f"--[no]{flag.name}"
+    elif enum_values:
+        head = f"--{flag.name}={'|'.join(enum_values)}"
+    elif flag.flag_type().startswith("comma separated list"):
+        head = f"--{flag.name}=<a,b,...>"
+    else:
+        head = f"--{flag.name}={_VALUE_KINDS.get(flag.flag_type(), '<value>')}"
+    default = flag.default
+    if isinstance(default, bool):
+        default = str(default).lower()
+    elif isinstance(default, list):
+        default = ",".join(str(v) for v in default)
+    if default not in (None, ""):
+        head += f" (default: {default})"
+    return ["  " + head] + textwrap.wrap(text, 80, initial_indent=" " * 6,
+                                          subsequent_indent=" " * 6, break_on_hyphens=False,
+                                          break_long_words=False)
 
 
 def run_or_exit(fn) -> None:

@@ -1,4 +1,4 @@
-"""`python -m wavegan_dist.evaluate`: sample-quality metrics for a trained run.
+r"""`python -m wavegan_dist.evaluate`: sample-quality metrics for a trained run.
 
 Examples:
   python -m wavegan_dist.evaluate train-classifier --data=builtin --out=classifiers/pitch

@@ -12,7 +12,7 @@ from wavegan_dist.errors import UserError
 _D = Config()  # paper defaults, shown in --help
 
 flags.DEFINE_enum("preset", "paper", list(PRESETS),
-                  "Named defaults: 'paper' (WaveGAN paper) or 'tiny' (smoke tests, ~1 min on 2 "
+                  "Named defaults: 'paper' (WaveGAN paper) or 'tiny' (quick trials, ~1 min on 2 "
                   "CPU cores). Flags given explicitly override the preset.")
 # Distribution.
 flags.DEFINE_enum("strategy", _D.strategy, list(STRATEGIES),

@@ -6,13 +6,14 @@ Examples:
   python -m wavegan_dist.generate --model_dir=runs/tiny --export=exported/tiny
 
 --out gets n mono 16-bit WAV files (generated_*.wav) at the run's sample rate and
-spectrograms.png, a grid of their spectrograms. --export gets a TF SavedModel with a
-`serving_default` signature (see wavegan_dist/inference/export.py). Nothing that
-already exists is overwritten.
-
-This command defines its own flags and must not import wavegan_dist.flags (the
-training flags): absl flags are process-global and both define --model_dir.
+spectrograms.png, a grid of their spectrograms. --export gets a TF SavedModel whose
+`serving_default` signature maps z (float32 [batch, latent_dim]) and, for a conditional
+run, label (int32 [batch]) to audio (float32 [batch, slice_len]); it loads without
+wavegan_dist. Nothing that already exists is overwritten.
 """
+
+# This command defines its own flags and must not import wavegan_dist.flags (the
+# training flags): absl flags are process-global and both define --model_dir.
 
 from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
 

@@ -7,19 +7,25 @@ Examples:
       --dest=data/nsynth/valid
   python -m wavegan_dist.ingest --format=audio-folder --source=my_samples \
       --metadata=my_samples/notes.csv --dest=data/mine
+  python -m wavegan_dist.ingest --format=audio-folder --source=my_samples \
+      --valid_fraction=0.1 --dest=data/mine_split
   python -m wavegan_dist.ingest --format=deeplake-v3 --source=hub://activeloop/nsynth-train \
       --dest=data/nsynth/train
 
 Re-running the same command after an interruption continues after the last
 committed chunk; on a finished dataset it says so and exits 0. An unreadable
 file or record is skipped and named in the end report; an ingest that writes
-no row at all exits 2 with the reasons and keeps no dataset. The rules for audio
-conversion and for metadata from file names and sidecars follow (--help).
+no row at all exits 2 with the reasons and keeps no dataset.
+
+Audio is stored as mono int16 PCM at --sample_rate (other rates are resampled):
+float samples x become clip(rint(x * 32768), -32768, 32767), which gives NSynth's
+float audio back its original int16 values exactly; audio longer than --num_samples
+is cut, shorter is zero-padded at the end.
 """
 
 from wavegan_dist import cli  # (also sets TF log level before TensorFlow loads)
 
-import sys
+import textwrap
 
 from absl import app, flags, logging
 
@@ -50,16 +56,29 @@ def _log(message: str) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """Parses argv into FLAGS; --help prints the flags; a bad flag is `error: ...`, exit 2."""
-    if any(a in ("-h", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
-        from wavegan_dist.data.ingest import filenames, records, sidecar
-        sections = [__doc__, records.__doc__, filenames.__doc__, sidecar.__doc__]
-        print("\n".join(s.strip() + "\n" for s in sections)
-              + "\nflags:\n" + FLAGS.get_help(include_special_flags=False))
-        sys.exit(0)
-    rest = cli.parse_flags_or_exit(argv, FLAGS)
+    """Parses argv into FLAGS; --help prints the rules too; a bad flag is `error: ...`, exit 2."""
+    rest = cli.parse_flags_or_exit(argv, FLAGS, describe=_describe)
     flags.FLAGS([argv[0]])  # absl.app wants its own flag set parsed
     return rest
+
+
+def _describe(argv: list[str]) -> tuple[str, None]:
+    """--help's text: this docstring, the metadata rules and NSynth's names and numbers."""
+    from wavegan_dist.data import schema
+    from wavegan_dist.data.ingest import filenames, sidecar, splits
+
+    def numbered(label, names):
+        return textwrap.fill(f"{label}: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)),
+                             84, initial_indent="  ", subsequent_indent="    ")
+
+    names = "\n".join([
+        "NSynth's names and numbers (in file names, sidecars and the dataset):",
+        numbered("instrument_family", schema.FAMILIES),
+        numbered("instrument_source", schema.SOURCES),
+        numbered("qualities, in order", schema.QUALITIES),
+        f"An unknown number is stored as {schema.UNKNOWN}, an unknown text as \"\"."])
+    sections = [__doc__, filenames.__doc__, sidecar.__doc__, splits.__doc__, names]
+    return "\n\n".join(s.strip() for s in sections), None
 
 
 def main(argv: list[str]) -> None:

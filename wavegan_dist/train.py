@@ -1,4 +1,4 @@
-"""`python -m wavegan_dist.train`: train WaveGAN with WGAN-GP under a tf.distribute strategy.
+r"""`python -m wavegan_dist.train`: train WaveGAN with WGAN-GP under a tf.distribute strategy.
 
 Examples:
   python -m wavegan_dist.train --preset=tiny --model_dir=runs/tiny

@@ -1,22 +1,7 @@
 """`python -m wavegan_dist.bench {data,train,learn} [flags]`: the benchmarks.
 
-`data`: input pipeline throughput vs the training step. Targets (issue 3, on 2 CPU
-cores): the pipeline delivers >= 5,000 examples/s of 16384-sample slices from a local
-dataset, and >= 10x what the default training step consumes.
-
-`train` (bench/train.py): examples/s, analytic FLOPs and fraction of the measured peak
-of one critic update and one generator update, on 1 and 2 logical CPU replicas, and
-against the same updates in PyTorch when it is installed; --precision, --jit_compile
-and --device=gpu run the TensorFlow rows (and the peak) as training would. Targets
-(issue 6): critic update >= 1.15x PyTorch's examples/s, >= 80% of peak, 2 replicas
-within 10% of 1.
-
-`learn` (bench/learn.py): the tiny preset trained on the built-in data for
---learn_steps steps; the Frechet distance (and, with --condition=pitch, the pitch
-accuracy) of the untrained and the trained generator. Target (issue 7): trained
-at most half the untrained Frechet distance, within about 20 minutes on 2 cores.
-
-Each prints a readable report, or JSON with --json.
+Each prints a readable report, or JSON with --json. `python -m wavegan_dist.bench
+BENCHMARK --help` shows one benchmark's flags.
 """
 
 from wavegan_dist import cli
@@ -24,6 +9,7 @@ from wavegan_dist import cli
 import gc
 import json
 import sys
+import textwrap
 
 from absl import app, flags
 
@@ -67,6 +53,23 @@ flags.DEFINE_string("workdir", "", "learn: where the run (and classifier) go (de
 flags.DEFINE_integer("seed", 0, "learn: seed of the run, the classifier and the scoring.")
 flags.DEFINE_bool("json", False, "Print JSON instead of text.")
 FLAGS = flags.FLAGS
+
+# What each benchmark measures (its --help), with the targets on 2 CPU cores.
+DESCRIPTIONS = {
+    "data": "`data`: input pipeline throughput vs the training step. Targets (on 2 CPU "
+            "cores): the pipeline delivers >= 5,000 examples/s of 16384-sample slices from a "
+            "local dataset, and >= 10x what the default training step consumes.",
+    "train": "`train`: examples/s, analytic FLOPs and fraction of the measured peak of one "
+             "critic update and one generator update, on 1 and 2 logical CPU replicas, and "
+             "against the same updates in PyTorch when it is installed; --precision, "
+             "--jit_compile and --device=gpu run the TensorFlow rows (and the peak) as "
+             "training would. Targets: critic update >= 1.15x PyTorch's examples/s, >= 80% of "
+             "peak, 2 replicas within 10% of 1.",
+    "learn": "`learn`: the tiny preset trained on the built-in data for --learn_steps steps; "
+             "the Frechet distance (and, with --condition=pitch, the pitch accuracy) of the "
+             "untrained and the trained generator. Target: trained at most half the untrained "
+             "Frechet distance, within about 20 minutes on 2 cores.",
+}
 
 # The flags each benchmark reads (and --json, which all do). A flag of another benchmark
 # is refused rather than silently ignored: `bench train --learn_steps=5` changes nothing.
@@ -249,6 +252,17 @@ def check_flags(command: str) -> None:
                             "drop it")
 
 
+def describe(argv: list[str]) -> tuple[str, set | None]:
+    """--help's text: one benchmark's description and flags if argv names one, else all."""
+    command = next((a for a in argv[1:] if a in COMMAND_FLAGS), None)
+    if command is None:
+        paragraphs = [textwrap.fill(text, 88) for text in DESCRIPTIONS.values()]
+        return "\n\n".join([__doc__.strip(), *paragraphs]), None
+    usage = f"`python -m wavegan_dist.bench {command} [flags]`"
+    return usage + "\n\n" + textwrap.fill(DESCRIPTIONS[command], 88), \
+        COMMAND_FLAGS[command] | {"json"}
+
+
 def main(argv):
     """Dispatches the benchmark named by the first argument."""
     from wavegan_dist.errors import UserError
@@ -276,4 +290,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags_or_exit)
+    app.run(main, flags_parser=lambda argv: cli.parse_flags_or_exit(argv, describe=describe))

@@ -2,8 +2,8 @@
 when no sidecar gives a value).
 
 Rules, applied to the file name without its extension (the "stem"):
-  1. An NSynth-style stem `<family>_<source>_<NNN>-<PPP>-<VVV>` (family one of
-     schema.FAMILIES, source one of schema.SOURCES, three digits each), e.g.
+  1. An NSynth-style stem `<family>_<source>_<NNN>-<PPP>-<VVV>` (family and source
+     one of NSynth's instrument family and source names, three digits each), e.g.
      `guitar_acoustic_010-060-100`, gives note_str (the stem), instrument_str
      (`guitar_acoustic_010`), instrument_family, instrument_source, pitch (PPP)
      and velocity (VVV). NSynth's global instrument id is not in the name, so
@@ -17,7 +17,7 @@ Rules, applied to the file name without its extension (the "stem"):
      outside 12-120 (`take_1`, `loop_300`) are not pitches. If the candidates all
      give the same pitch, that is the pitch; if they disagree, or there is none,
      the pitch is unknown. Nothing else is taken from such names.
-Everything a name does not give stays unknown (schema.UNKNOWN or "").
+Everything a name does not give stays unknown (-1, or "" for text).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ A key is a path relative to --source (`/`-separated) or a bare file name, with
 or without the extension; for each file the first of relpath, relpath without
 extension, file name, file name without extension that is a key is used.
 Values a sidecar gives override what the file name gives. A value that cannot be
-understood (pitch "high", family "kazoo") is a UserError naming it, not a guess.
+understood (pitch "high", family "kazoo") is an error naming it, not a guess.
 """
 
 from __future__ import annotations
