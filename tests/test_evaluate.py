@@ -187,3 +187,12 @@ def test_evaluate_outputs_are_checked_before_the_work(trained, tmp_path):
     line = error_line(_evaluate("train-classifier", f"--out={a_file}", "--epochs=1"))
     assert line == f"error: --out={a_file}: {a_file} is a file, not a folder; pass another path"
     assert a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("module,flag", [("evaluate", "--classifier"), ("generate", "--out")])
+def test_a_run_folder_on_unreachable_cloud_storage_is_one_line(module, flag, tmp_path):
+    """No network here (nor in CI): TensorFlow's gs:// file system raises; one line, no
+    traceback."""
+    proc = run_module(module, "--model_dir=gs://bucket/runs/tiny", f"{flag}={tmp_path / 'x'}",
+                      timeout=150)
+    assert error_line(proc).startswith("error: cannot read gs://bucket/runs/tiny (")
