@@ -153,7 +153,7 @@ def test_audio_files_given_as_data_name_the_ingest_command(tmp_path):
     with pytest.raises(UserError, match="is a folder of audio files, not a deeplake dataset"
                                         ".*" + command):
         load_source(str(folder))
-    with pytest.raises(UserError, match="is a file, not a deeplake dataset.*--source="
+    with pytest.raises(UserError, match="is an audio file, not a deeplake dataset.*--source="
                                         f"{folder / 'sub'} --dest={folder / 'sub-deeplake'},"):
         load_source(str(folder / "sub" / "a.wav"))
 

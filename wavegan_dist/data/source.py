@@ -87,7 +87,8 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
         raise UserError(f"--data={data}: no such file or folder; give a deeplake dataset "
                         "path or --data=builtin")
     if os.path.isfile(local):
-        raise _not_a_dataset(data, os.path.dirname(local) or ".", "a file")
+        raise _not_a_dataset(data, os.path.dirname(local) or ".",
+                             "an audio file" if _is_audio(local) else "a file")
     if os.path.isdir(os.path.join(local, split)):
         return os.path.join(local, split)
     splits = [s for s in schema.SPLITS if os.path.isdir(os.path.join(local, s))]
@@ -104,11 +105,14 @@ def _local(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
 
-def _has_audio_files(folder: str) -> bool:
-    from wavegan_dist.data.ingest.audio_decode import AUDIO_EXTENSIONS  # only on this path
+def _is_audio(name: str) -> bool:
+    from wavegan_dist.data.ingest.audio_decode import AUDIO_EXTENSIONS  # only on error paths
 
-    return any(name.lower().endswith(AUDIO_EXTENSIONS)
-               for _, _, names in os.walk(folder) for name in names)
+    return name.lower().endswith(AUDIO_EXTENSIONS)
+
+
+def _has_audio_files(folder: str) -> bool:
+    return any(_is_audio(name) for _, _, names in os.walk(folder) for name in names)
 
 
 def _not_a_dataset(data: str, folder: str, what: str) -> UserError:
