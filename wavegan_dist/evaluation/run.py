@@ -26,6 +26,8 @@ def check_heldout_split(data: str, heldout_split: str, cache_dir: str = "", log=
     every held-out score would describe the training set. Raises UserError then,
     unless heldout_split is "train" (scoring against the training notes on purpose).
     """
+    if data == "builtin":  # split by construction; resolving it would log twice more
+        return
     held = resolve_path(data, heldout_split, cache_dir, log)
     if heldout_split != "train" and held == resolve_path(data, "train", cache_dir, log):
         raise UserError(
