@@ -7,6 +7,7 @@ import deeplake
 import numpy as np
 import pytest
 
+from conftest import error_line, run_module
 from wavegan_dist.data import pipeline, schema
 from wavegan_dist.data.extract import extract_audio, extract_metadata
 from wavegan_dist.data.filters import RowFilter, select_rows
@@ -103,3 +104,68 @@ def test_hosted_paths_fail_fast_offline(monkeypatch):
     with pytest.raises(UserError, match="cannot open azure://"):
         load_source("azure://account/container/nsynth")
     assert time.monotonic() - start < 30
+
+
+def test_extract_accepts_a_dataset_or_any_view_of_one(train):
+    """The original notebook passed ds[:N]; views have no .schema, and ds[:N]["audio"]
+    is the view's whole column."""
+    ds, meta = train
+    audio, records = extract_audio(ds, range(10)), extract_metadata(ds, range(10))
+    np.testing.assert_array_equal(extract_audio(ds[:10]), audio)
+    assert extract_metadata(ds[:10]) == records
+    np.testing.assert_array_equal(extract_audio(ds[[1, 5]]), audio[[1, 5]])
+    assert extract_metadata(ds[[1, 5]]) == [records[1], records[5]]
+    # rows index into the view, in the order asked, repeats allowed
+    np.testing.assert_array_equal(extract_audio(ds[[1, 5]], [1, 1, 0], slice_len=300, offset=7),
+                                  audio[[5, 5, 1], 7:307])
+    np.testing.assert_array_equal(extract_audio(ds[3]), audio[3:4])
+    assert extract_metadata(ds[3], columns=["pitch"]) == [{"pitch": int(meta["pitch"][3])}]
+    high = ds.query("SELECT * WHERE pitch > 60")
+    expect = np.flatnonzero(meta["pitch"] > 60)
+    assert [r["pitch"] for r in extract_metadata(high)] == meta["pitch"][expect].tolist()
+    np.testing.assert_array_equal(extract_audio(high[:4]), extract_audio(ds, expect[:4]))
+
+
+def test_a_missing_split_is_named_with_the_splits_there_are(builtin_root, tmp_path):
+    only_train = tmp_path / "nsynth"
+    only_train.mkdir()
+    (only_train / "train").symlink_to(os.path.join(builtin_root, "train"))
+    assert resolve_path(str(only_train), "train") == str(only_train / "train")
+    with pytest.raises(UserError, match=r"has no valid split \(.*nsynth/valid does not exist; "
+                                        r"it has train\)"):
+        load_source(str(only_train), "valid")
+    with pytest.raises(UserError, match=r"nsynth/\{split\}: no test split \(.*nsynth/test does "
+                                        r"not exist; found: train\)"):
+        load_source(str(only_train / "{split}"), "test")
+
+
+def test_audio_files_given_as_data_name_the_ingest_command(tmp_path):
+    import wave
+
+    folder = tmp_path / "my_wavs"
+    (folder / "sub").mkdir(parents=True)
+    with wave.open(str(folder / "sub" / "a.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes(np.zeros(160, np.int16).tobytes())
+    command = (f"python -m wavegan_dist.ingest --format=audio-folder --source={folder} "
+               f"--dest={tmp_path / 'my_wavs-deeplake'}, then pass "
+               f"--data={tmp_path / 'my_wavs-deeplake'}")
+    with pytest.raises(UserError, match="is a folder of audio files, not a deeplake dataset"
+                                        ".*" + command):
+        load_source(str(folder))
+    with pytest.raises(UserError, match="is an audio file, not a deeplake dataset.*--source="
+                                        f"{folder / 'sub'} --dest={folder / 'sub-deeplake'},"):
+        load_source(str(folder / "sub" / "a.wav"))
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/nsynth/{split}", "s3://bucket/nsynth/{split}"])
+def test_an_unreachable_cloud_dataset_fails_in_one_line_and_the_process_exits(url, tmp_path,
+                                                                           monkeypatch):
+    """No network here (nor in CI). deeplake leaves native threads retrying the store, which
+    its exit handlers join: without a hard exit after the error the process never ends."""
+    monkeypatch.setenv("WAVEGAN_DIST_OPEN_TIMEOUT", "4")
+    proc = run_module("train", f"--data={url}", f"--model_dir={tmp_path / 'run'}", timeout=150)
+    line = error_line(proc)
+    assert url.split("://")[1].replace("{split}", "train") in line
+    assert "no answer within 4 s" in line or "network error" in line
+    assert not (tmp_path / "run").exists()

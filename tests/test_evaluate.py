@@ -2,6 +2,8 @@
 
 import functools
 import json
+import os
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -43,11 +45,12 @@ def test_train_classifier_reports_held_out_accuracy_and_saves(trained):
 
 def test_evaluate_prints_a_table_and_writes_json(trained):
     root, _ = trained
-    report = root / "report.json"
+    report = root / "new" / "report.json"  # its folder is created
     proc = _evaluate(f"--model_dir={root / 'run'}", f"--classifier={root / 'cls'}", "--n=24",
                      "--k=10", f"--json={report}")
     assert proc.returncode == 0, proc.stderr
     assert "metric" in proc.stdout and "real held-out" in proc.stdout
+    assert "reference data: builtin (the run's --data, from " in proc.stdout
     result = json.loads(report.read_text())
     assert result["n_generated"] == 24 and result["n_heldout"] == 48 and result["k"] == 10
     assert result["weights"] == "ema"  # the tiny preset keeps a generator EMA
@@ -106,3 +109,90 @@ def test_scoring_data_at_another_rate_than_the_classifier_is_refused(builtin_roo
     info = classifier.ClassifierInfo("pitch", LABEL_CLASSES["pitch"], 1024, 8000, 0.5, "x")
     with pytest.raises(UserError, match="is 16000 Hz audio but the classifier takes 8000 Hz"):
         evaluation.load_references(info, builtin_root, "none", log=lambda _: None)
+
+
+def _heldout_count(split_path, pitch_min):
+    import deeplake
+    import numpy as np
+
+    ds = deeplake.open_read_only(str(split_path))  # kept open while its column is read
+    pitch = np.asarray(ds["pitch"][:])
+    return int(np.sum(pitch >= pitch_min))
+
+
+def test_evaluate_scores_against_the_data_and_filters_the_run_recorded(trained, tmp_path,
+                                                                         builtin_root):
+    root, _ = trained
+    data = tmp_path / "nsynth"  # its valid split is the built-in test split
+    data.mkdir()
+    (data / "train").symlink_to(os.path.join(builtin_root, "train"))
+    (data / "valid").symlink_to(os.path.join(builtin_root, "test"))
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "data": str(data), "pitch_min": 60}))
+    report = tmp_path / "report.json"
+    proc = _evaluate(f"--model_dir={run}", f"--classifier={root / 'cls'}", "--n=8", "--k=4",
+                     "--max_train=40", f"--json={report}")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"reference data: {data} (the run's --data, from {run}/config.json): training notes "
+            "from its train split, held-out notes from valid, rows filtered as the run's "
+            "(pitch_min=60)") in proc.stdout
+    result = json.loads(report.read_text())
+    assert result["data"] == str(data)
+    assert result["n_heldout"] == _heldout_count(data / "valid", 60)
+    # An explicit --data wins; the run's filters still describe what it learned.
+    proc = _evaluate(f"--model_dir={run}", f"--classifier={root / 'cls'}", "--n=8", "--k=4",
+                     "--max_train=40", "--data=builtin", f"--json={report}")
+    assert proc.returncode == 0, proc.stderr
+    assert "reference data: builtin (--data)" in proc.stdout
+    result = json.loads(report.read_text())
+    assert result["n_heldout"] == _heldout_count(os.path.join(builtin_root, "valid"), 60)
+
+
+def test_a_held_out_split_that_is_the_training_data_is_refused(trained, tmp_path, builtin_root):
+    """A dataset without splits is read whatever the split: its "held-out" notes would be
+    the training notes, and the real held-out Frechet distance 0."""
+    from wavegan_dist.errors import UserError
+    from wavegan_dist.evaluation.run import check_heldout_split
+
+    root, _ = trained
+    single = os.path.join(builtin_root, "train")
+    line = error_line(_evaluate("train-classifier", f"--data={single}",
+                                f"--out={tmp_path / 'cls'}", "--epochs=1"))
+    assert f"--data={single} is one dataset with no valid split" in line
+    assert "ingest --format=audio-folder --valid_fraction=" in line
+    assert "--heldout_split=train" in line
+    assert not (tmp_path / "cls").exists()
+    assert "one dataset with no test split" in error_line(_evaluate(
+        f"--model_dir={root / 'run'}", f"--classifier={root / 'cls'}", f"--data={single}",
+        "--heldout_split=test"))
+    check_heldout_split(single, "train")  # scoring against the training notes on purpose
+    with pytest.raises(UserError, match="one dataset with no valid split"):
+        run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 2, "num_wavs": 0,
+                                            "data": single, "eval_every": 2,
+                                            "eval_classifier": str(root / "cls"),
+                                            "model_dir": str(tmp_path / "run")}),
+                     tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+
+
+def test_evaluate_outputs_are_checked_before_the_work(trained, tmp_path):
+    root, _ = trained
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    line = error_line(_evaluate(f"--model_dir={root / 'run'}", f"--classifier={root / 'cls'}",
+                                f"--json={a_file}/report.json"))
+    assert line == f"error: --json={a_file}/report.json: {a_file} is a file, not a folder; " \
+                   "pass another path"
+    line = error_line(_evaluate("train-classifier", f"--out={a_file}", "--epochs=1"))
+    assert line == f"error: --out={a_file}: {a_file} is a file, not a folder; pass another path"
+    assert a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("module,flag", [("evaluate", "--classifier"), ("generate", "--out")])
+def test_a_run_folder_on_unreachable_cloud_storage_is_one_line(module, flag, tmp_path):
+    """No network here (nor in CI): TensorFlow's gs:// file system raises; one line, no
+    traceback."""
+    proc = run_module(module, "--model_dir=gs://bucket/runs/tiny", f"{flag}={tmp_path / 'x'}",
+                      timeout=150)
+    assert error_line(proc).startswith("error: cannot read gs://bucket/runs/tiny (")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+import traceback
 
 # Before TensorFlow is imported anywhere: keep C++ info logs off the console.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -109,16 +110,36 @@ def run_or_exit(fn) -> None:
         fn()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
+        _exit(130)
     except Exception as err:
         message = _cluster_failure(err)
         if message is None:
-            raise
+            if not _exit_may_hang():
+                raise
+            traceback.print_exc()
+            _exit(1)
         print(f"error: {message}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        _exit(1)
+
+
+def _exit_may_hang() -> bool:
+    """True if deeplake may have native threads retrying a remote store: its exit handlers
+    join them, which takes minutes or never ends when the store is unreachable."""
+    source = sys.modules.get("wavegan_dist.data.source")
+    return source is not None and source.remote_store_contacted()
+
+
+def _exit(status: int) -> None:
+    """Exits an error path: a hard exit (os._exit, after flushing the output) when
+    _exit_may_hang(), else sys.exit. An error path has nothing left to write."""
+    if _exit_may_hang():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 def _cluster_failure(err: Exception) -> str | None:

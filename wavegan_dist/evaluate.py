@@ -3,18 +3,22 @@ r"""`python -m wavegan_dist.evaluate`: sample-quality metrics for a trained run.
 Examples:
   python -m wavegan_dist.evaluate train-classifier --data=builtin --out=classifiers/pitch
   python -m wavegan_dist.evaluate --model_dir=runs/tiny --classifier=classifiers/pitch \
-      --data=builtin --json=runs/tiny/eval.json
+      --json=runs/tiny/eval.json
 
 train-classifier trains the pitch (or --target=instrument_family) classifier on the
 dataset's train split and reports its accuracy on --heldout_split. Without a
 subcommand, N generated examples and the held-out notes are scored side by side:
 Inception Score, Frechet distance of classifier embeddings, pitch accuracy and
 entropy, NDB (k-means bins of log spectrograms) and the distance to the nearest
-training example. This command defines its own flags (not the training flags).
+training example. The real notes come from the data the run recorded in its
+config.json (its --data, --split and filters) unless --data names another dataset.
+A held-out split that is the training data itself (a dataset without splits) is
+refused. This command defines its own flags (not the training flags).
 """
 
 from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
 
+import dataclasses
 import json
 import os
 
@@ -22,10 +26,13 @@ from absl import app, flags, logging
 
 from wavegan_dist.inference.restore import WEIGHTS, WEIGHTS_HELP
 
-flags.DEFINE_string("data", "builtin", "Dataset (as training's --data): its train split is "
-                    "the reference set, --heldout_split the real held-out set.")
-flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset.")
-flags.DEFINE_string("heldout_split", "valid", "Split held out from training: valid or test.")
+flags.DEFINE_string("data", None, "Dataset (as training's --data): its train split is the "
+                    "reference set, --heldout_split the real held-out set. Default: the "
+                    "run's recorded --data (evaluate), builtin (train-classifier).")
+flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset (default: the "
+                    "run's).")
+flags.DEFINE_string("heldout_split", "valid", "Split held out from training: valid or test "
+                    "(train scores against the training notes themselves).")
 flags.DEFINE_enum("target", "pitch", ["pitch", "instrument_family"], "train-classifier: what "
                   "the classifier predicts.")
 flags.DEFINE_string("out", None, "train-classifier: folder to save the classifier in.")
@@ -40,13 +47,28 @@ flags.DEFINE_integer("n", 0, "Generated examples (0 = as many as held-out notes)
 flags.DEFINE_integer("k", 50, "NDB bins.")
 flags.DEFINE_integer("max_train", 2000, "Training notes in the reference set (seeded subset).")
 flags.DEFINE_integer("seed", 0, "Seed of latent vectors, subsets and k-means.")
-flags.DEFINE_string("json", None, "Also write the report as JSON to this file.")
+flags.DEFINE_string("json", None, "Also write the report as JSON to this file (its folder "
+                    "is created if missing).")
 
 FLAGS = flags.FLAGS
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _check_output_folder(flag: str, folder: str) -> None:
+    """Raises UserError before any work if `folder` cannot be created or written; it is
+    created (with its parents) when the output is written."""
+    from wavegan_dist.errors import UserError
+
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag}: {existing} is a file, not a folder; pass another path")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"{flag}: the folder {existing} is not writable; pass another path")
 
 
 def _train_classifier() -> None:
@@ -60,11 +82,30 @@ def _train_classifier() -> None:
                         "pass a new folder")
     if FLAGS.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {FLAGS.epochs}")
-    info = train_classifier(FLAGS.data, FLAGS.out, FLAGS.target, FLAGS.slice_len,
+    _check_output_folder(f"--out={FLAGS.out}", FLAGS.out)
+    info = train_classifier(FLAGS.data or "builtin", FLAGS.out, FLAGS.target, FLAGS.slice_len,
                             FLAGS.heldout_split, FLAGS.epochs, FLAGS.data_cache, FLAGS.seed,
                             log=_say)
     _say(f"held-out accuracy ({FLAGS.heldout_split}): {info.heldout_accuracy:.4f} over "
          f"{info.num_classes} {info.target} classes; saved to {FLAGS.out}")
+
+
+def _reference_data(cfg):
+    """(data, cache_dir, row filter, train split) to score a run with: its recorded
+    data selection, or --data (and --data_cache) if given; printed."""
+    from wavegan_dist.data.filters import RowFilter
+
+    data = FLAGS.data or cfg.data
+    cache_dir = FLAGS.data_cache or cfg.data_cache
+    row_filter = cfg.row_filter()
+    default = RowFilter()
+    kept = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(row_filter).items()
+                     if v != getattr(default, k))
+    origin = "--data" if FLAGS.data else f"the run's --data, from {FLAGS.model_dir}/config.json"
+    _say(f"reference data: {data} ({origin}): training notes from its {cfg.split} split, "
+         f"held-out notes from {FLAGS.heldout_split}" + (f", rows filtered as the run's "
+                                                          f"({kept})" if kept else ""))
+    return data, cache_dir, row_filter, cfg.split
 
 
 def _evaluate() -> None:
@@ -75,10 +116,23 @@ def _evaluate() -> None:
                         "train-classifier)")
     if FLAGS.n < 0 or FLAGS.k < 2:
         raise UserError("--n must be >= 0 and --k >= 2")
+    if FLAGS.json:
+        if os.path.isdir(FLAGS.json):
+            raise UserError(f"--json={FLAGS.json} is a folder; pass a file name")
+        _check_output_folder(f"--json={FLAGS.json}", os.path.dirname(FLAGS.json) or ".")
     from wavegan_dist.evaluation import classifier, report
-    from wavegan_dist.evaluation.run import evaluate_generator
-    from wavegan_dist.inference.restore import load_generator
+    from wavegan_dist.evaluation.run import check_heldout_split, evaluate_generator
+    from wavegan_dist.inference.restore import load_generator, read_run_config
 
+    data, cache_dir, row_filter, train_split = _reference_data(
+        read_run_config(FLAGS.model_dir)[0])
+    try:
+        check_heldout_split(data, FLAGS.heldout_split, cache_dir, _say)
+    except UserError as err:
+        if FLAGS.data:
+            raise
+        raise UserError(f"{err} (the run's recorded data; pass --data to score against "
+                        "another copy)") from err
     model, info = classifier.load(FLAGS.classifier)
     generator, cfg, sample_rate, step, weights = load_generator(
         FLAGS.model_dir, FLAGS.checkpoint, _say, weights=FLAGS.weights)
@@ -87,14 +141,20 @@ def _evaluate() -> None:
                         f"{info.sample_rate} Hz")
     _say(f"evaluating {FLAGS.model_dir} at step {step} ({weights} weights) with a "
          f"{info.target} classifier (held-out accuracy {info.heldout_accuracy:.3f})")
-    result = evaluate_generator(generator, cfg.condition, model, info, FLAGS.data,
-                                FLAGS.heldout_split, FLAGS.n, FLAGS.k, FLAGS.data_cache,
-                                FLAGS.max_train, FLAGS.seed, log=_say)
-    result.update(step=step, model_dir=FLAGS.model_dir, weights=weights)
+    result = evaluate_generator(generator, cfg.condition, model, info, data,
+                                FLAGS.heldout_split, FLAGS.n, FLAGS.k, cache_dir,
+                                FLAGS.max_train, FLAGS.seed, log=_say, row_filter=row_filter,
+                                train_split=train_split)
+    result.update(step=step, model_dir=FLAGS.model_dir, weights=weights, data=data)
     _say(report.format_table(result))
     if FLAGS.json:
-        with open(FLAGS.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        try:
+            os.makedirs(os.path.dirname(FLAGS.json) or ".", exist_ok=True)
+            with open(FLAGS.json, "w", encoding="utf-8") as f:
+                json.dump(result, f, indent=2)
+        except OSError as err:
+            raise UserError(f"cannot write --json={FLAGS.json} ({err.strerror or err}); the "
+                            "report is printed above") from err
         _say(f"wrote {FLAGS.json}")
 
 

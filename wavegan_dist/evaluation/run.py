@@ -13,13 +13,34 @@ import numpy as np
 from wavegan_dist.data.extract import extract_audio
 from wavegan_dist.data.filters import RowFilter
 from wavegan_dist.data.labels import attach_labels
-from wavegan_dist.data.source import load_source
+from wavegan_dist.data.source import load_source, resolve_path
 from wavegan_dist.errors import UserError
 from wavegan_dist.evaluation import classifier, report
 
 
+def check_heldout_split(data: str, heldout_split: str, cache_dir: str = "", log=print) -> None:
+    """Refuses a held-out split that is the training data itself.
+
+    A single dataset (no train/valid/test subfolders, no "{split}" in the path) is
+    read whatever the split, so its "held-out" notes would be the training notes and
+    every held-out score would describe the training set. Raises UserError then,
+    unless heldout_split is "train" (scoring against the training notes on purpose).
+    """
+    if data == "builtin":  # split by construction; resolving it would log twice more
+        return
+    held = resolve_path(data, heldout_split, cache_dir, log)
+    if heldout_split != "train" and held == resolve_path(data, "train", cache_dir, log):
+        raise UserError(
+            f"--data={data} is one dataset with no {heldout_split} split, so its held-out notes "
+            "would be the training notes; ingest the audio with a held-out split (python -m "
+            "wavegan_dist.ingest --format=audio-folder --valid_fraction=0.1 --source=AUDIO "
+            "--dest=DATASET), or score against the training notes knowingly with "
+            "--heldout_split=train (--eval_split=train in training)")
+
+
 def labelled_audio(data: str, split: str, target: str, slice_len: int, cache_dir: str = "",
-                   max_rows: int = 0, seed: int = 0, log=print):
+                   max_rows: int = 0, seed: int = 0, log=print,
+                   row_filter: RowFilter | None = None):
     """The first slices of a split's notes that carry a `target` label.
 
     Args:
@@ -27,10 +48,11 @@ def labelled_audio(data: str, split: str, target: str, slice_len: int, cache_dir
       target: "pitch" or "instrument_family".
       slice_len: samples per example.
       max_rows: keep a seeded random subset of at most this many rows (0 = all).
+      row_filter: which rows of the split (default: all).
     Returns:
       (audio float32 [N, slice_len], labels int32 [N], sample_rate).
     """
-    source = load_source(data, split, RowFilter(), cache_dir, log=log)
+    source = load_source(data, split, row_filter or RowFilter(), cache_dir, log=log)
     source, labels = attach_labels(source, target, log)
     rows = source.rows
     if max_rows and len(rows) > max_rows:
@@ -45,8 +67,10 @@ def train_classifier(data: str, out: str, target: str = "pitch", slice_len: int 
     """Trains the metric classifier on `data`'s train split and saves it to `out`.
 
     Returns:
-      The saved ClassifierInfo, with the held-out split's accuracy.
+      The saved ClassifierInfo, with the held-out split's accuracy. Raises UserError if
+      the held-out split is the train split's dataset (check_heldout_split).
     """
+    check_heldout_split(data, heldout_split, cache_dir, log)
     waves, labels, rate = labelled_audio(data, "train", target, slice_len, cache_dir, log=log)
     held, held_labels, held_rate = labelled_audio(data, heldout_split, target, slice_len,
                                                   cache_dir, log=log)
@@ -87,16 +111,28 @@ class References:
 
 def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
                     heldout_split: str = "valid", cache_dir: str = "", max_train: int = 2000,
-                    seed: int = 0, log=print) -> References:
+                    seed: int = 0, log=print, row_filter: RowFilter | None = None,
+                    train_split: str = "train") -> References:
     """Reads the held-out and training notes for scoring (see References).
 
+    Args:
+      row_filter: the rows the run trained on (its data filters); the training notes
+        are those rows of `train_split`, the held-out notes the rows of `heldout_split`
+        that pass the same filters (all but num_samples, a count of leading rows).
+      train_split: the split the run trained on.
+
     Raises UserError if `data` is not at the classifier's sample rate (its scores would
-    describe resampled-by-accident audio)."""
+    describe resampled-by-accident audio), or if the held-out split is the train split's
+    dataset (check_heldout_split)."""
+    check_heldout_split(data, heldout_split, cache_dir, log)
+    train_filter = row_filter or RowFilter()
+    held_filter = dataclasses.replace(train_filter, num_samples=0)
     held, held_labels, rate = labelled_audio(data, heldout_split, info.target, info.slice_len,
-                                             cache_dir, log=log)
-    train, _, train_rate = labelled_audio(data, "train", info.target, info.slice_len, cache_dir,
-                                          max_rows=max_train, seed=seed, log=log)
-    for split, got in ((heldout_split, rate), ("train", train_rate)):
+                                             cache_dir, log=log, row_filter=held_filter)
+    train, _, train_rate = labelled_audio(data, train_split, info.target, info.slice_len,
+                                          cache_dir, max_rows=max_train, seed=seed, log=log,
+                                          row_filter=train_filter)
+    for split, got in ((heldout_split, rate), (train_split, train_rate)):
         if got != info.sample_rate:
             raise UserError(f"{data} ({split}) is {got} Hz audio but the classifier takes "
                             f"{info.sample_rate} Hz; score with a classifier trained on {got} Hz "
@@ -105,7 +141,8 @@ def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
     if condition == info.target:
         cond = held_labels
     elif condition != "none":
-        cond = labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log)[1]
+        cond = labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log,
+                              row_filter=held_filter)[1]
     return References(held, held_labels, train, cond, condition == info.target, heldout_split)
 
 
@@ -138,13 +175,16 @@ def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, ref
 def evaluate_generator(generator, condition: str, model, info: classifier.ClassifierInfo,
                        data: str, heldout_split: str = "valid", n: int = 0, k: int = 50,
                        cache_dir: str = "", max_train: int = 2000, seed: int = 0,
-                       log=print) -> dict:
+                       log=print, row_filter: RowFilter | None = None,
+                       train_split: str = "train") -> dict:
     """Loads the references and scores a restored generator (see score()).
 
     Args:
       generator: generator(z, labels, training=False) -> [B, T, 1].
       condition: the run's condition.
+      row_filter, train_split: the run's data selection (see load_references).
     """
-    refs = load_references(info, data, condition, heldout_split, cache_dir, max_train, seed, log)
+    refs = load_references(info, data, condition, heldout_split, cache_dir, max_train, seed, log,
+                           row_filter, train_split)
     return score(lambda z, labels: generator(z, labels, training=False).numpy(),
                  generator.latent_dim, model, info, refs, n, k, seed)
