@@ -16,6 +16,7 @@ import time
 import tensorflow as tf
 
 from wavegan_dist.errors import UserError, first_line
+from wavegan_dist.paths import check_output_folder
 
 # Fields that change variable shapes or meaning: a checkpoint cannot be resumed across them.
 MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample",
@@ -178,8 +179,43 @@ class Checkpointer:
         return aside
 
     def save(self) -> str:
-        """Writes a checkpoint numbered by the current step; returns its path."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Writes a checkpoint numbered by the current step; returns its path.
+
+        A save that fails (a full disk, a folder that became read-only) removes
+        what it had written and raises UserError; earlier checkpoints stay intact.
+        """
+        number = int(self.step.numpy())
+        before = set(tf.io.gfile.listdir(self._target)) if tf.io.gfile.isdir(self._target) else set()
+        try:
+            return self.manager.save(checkpoint_number=number)
+        except (tf.errors.OpError, OSError) as err:
+            prefix = os.path.join(self._target, f"ckpt-{number}")
+            _remove_partial_save(self._target, before, prefix)
+            kept = latest_in(self._target)
+            kept = f"the last checkpoint {kept} is intact" if kept else "no earlier checkpoint"
+            raise UserError(f"cannot write checkpoint {prefix}: {os_reason(err)}; its partial "
+                            f"files were removed and {kept}; free space or fix the folder, then "
+                            "run the same command again to resume") from err
+
+
+def _remove_partial_save(directory: str, before: set, prefix: str) -> None:
+    """Removes what a failed save added to `directory` (its ckpt-N_temp folder, temporary
+    files), keeping the new checkpoint only if the state file already names it."""
+    try:
+        named = tf.train.latest_checkpoint(directory) == prefix
+    except ValueError:
+        named = False
+    for name in set(tf.io.gfile.listdir(directory)) - before:
+        path = os.path.join(directory, name.rstrip("/"))
+        if named and path.startswith(prefix + "."):
+            continue
+        try:
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+        except tf.errors.OpError:
+            pass  # the save's own error is the one to report
 
 
 def _write_state(directory: str, numbers: list[int]) -> None:
@@ -220,6 +256,12 @@ def tf_reason(err: BaseException, limit: int = 300) -> str:
     "[Op:...]" suffix."""
     text = re.sub(r"^\{\{[^}]*\}\}\s*", "", first_line(err, limit))
     return re.sub(r"\s*\[Op:\w+\]$", "", text)
+
+
+def os_reason(err: BaseException) -> str:
+    """The reason of a file-system error, e.g. "No space left on device" (TensorFlow
+    words them "<path>; <reason>"); other errors -> their first line."""
+    return tf_reason(err).rsplit("; ", 1)[-1]
 
 
 def checkpoint_numbers(directory: str) -> list[int]:
@@ -361,8 +403,10 @@ def check_config(model_dir: str, config: dict) -> list[str]:
       config: the new run's configuration as a dict.
     Returns:
       Notes naming order-affecting flags that changed (empty for a new run).
-      Raises UserError if a model-shape flag changed.
+      Raises UserError if a model-shape flag changed, or if `model_dir` is a file or
+      a folder this process cannot write or create (checked before any work is done).
     """
+    check_output_folder("--model_dir", model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
     try:
         if not tf.io.gfile.exists(path):
@@ -390,5 +434,9 @@ def check_config(model_dir: str, config: dict) -> list[str]:
 def record_config(model_dir: str, config: dict) -> None:
     """Writes `config` to <model_dir>/config.json (local or remote), replacing it whole."""
     path = os.path.join(model_dir, CONFIG_FILE)
-    tf.io.gfile.makedirs(model_dir)
-    _write_whole(path, json.dumps(config, indent=2, sort_keys=True))
+    try:
+        tf.io.gfile.makedirs(model_dir)
+        _write_whole(path, json.dumps(config, indent=2, sort_keys=True))
+    except tf.errors.OpError as err:
+        raise UserError(f"cannot write {path}: {os_reason(err)}; free space or pass a "
+                        "--model_dir you can write to") from err
