@@ -75,6 +75,8 @@ class Config:
 
     # Outputs.
     model_dir: str = ""
+    # "" resumes from the newest checkpoint; "ckpt-N" or a path prefix from that one.
+    resume_from: str = ""
     ckpt_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 100
@@ -176,6 +178,8 @@ class Config:
         need(self.shuffle_window >= 1, f"--shuffle_window must be >= 1, got {self.shuffle_window}")
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
             need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
+        need(not self.resume_from or bool(self.model_dir),
+             f"--resume_from={self.resume_from} needs --model_dir, the run to continue")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
         need(self.eval_every >= 0 and self.eval_examples >= 0,
              "--eval_every and --eval_examples must be >= 0")

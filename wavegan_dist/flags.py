@@ -112,6 +112,10 @@ flags.DEFINE_integer("debug_nan_at_step", _D.debug_nan_at_step, "Testing aid: ma
 # Outputs.
 flags.DEFINE_string("model_dir", _D.model_dir, "Folder for checkpoints, TensorBoard events and "
                     "samples; an existing run there is resumed.")
+flags.DEFINE_string("resume_from", _D.resume_from, "Continue from this checkpoint instead of "
+                    "the newest: ckpt-N (in MODEL_DIR/checkpoints) or a checkpoint path prefix. "
+                    "Newer checkpoints of the run are moved to MODEL_DIR/checkpoints/"
+                    "set_aside-<time>/, not deleted.")
 flags.DEFINE_integer("ckpt_every", _D.ckpt_every, "Checkpoint every N steps (and at the end).")
 flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Checkpoints kept.")
 flags.DEFINE_integer("log_every", _D.log_every, "Console and scalar summaries every N steps.")

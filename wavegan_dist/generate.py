@@ -93,22 +93,41 @@ def choose_label(condition: str, given: dict, model_dir: str, writes_audio: bool
 
 
 def check_out_dir(out: str) -> None:
-    """Raises UserError if `out` is a file or already holds files this command writes."""
+    """Raises UserError if `out` is a file, cannot be written or created, or already
+    holds files this command writes."""
     from wavegan_dist import inference
     from wavegan_dist.errors import UserError
+    from wavegan_dist.paths import check_output_folder
 
+    if inference.path_exists(out) and not inference.is_folder(out):
+        raise UserError(f"--out={out} is a file; pass a new or empty folder")
+    check_output_folder("--out", out)
     if not inference.path_exists(out):
         return
-    if not inference.is_folder(out):
-        raise UserError(f"--out={out} is a file; pass a new or empty folder")
     # Any earlier set of clips is refused, not only the names this n would write:
     # mixing two sets in one folder would pass one off as the other.
-    ours = [name for name in inference.list_folder(out)
-            if fnmatch.fnmatch(name, f"{WAV_PREFIX}_*.wav") or name == SPECTROGRAM_FILE]
+    ours = [name for name in inference.list_folder(out) if _is_output(name)]
     if ours:
         shown = ", ".join(ours[:3]) + (f" and {len(ours) - 3} more" if len(ours) > 3 else "")
         raise UserError(f"--out={out} already holds {shown}; nothing is overwritten: pass a new "
                         "or empty folder, or move those files away")
+
+
+def _is_output(name: str) -> bool:
+    """True for the names of the files this command writes into --out."""
+    return fnmatch.fnmatch(name, f"{WAV_PREFIX}_*.wav") or name == SPECTROGRAM_FILE
+
+
+def _remove_outputs(out: str) -> None:
+    """Removes this command's files from `out` after a failed write (check_out_dir made
+    sure none were there before, so they are all this run's)."""
+    import tensorflow as tf
+
+    from wavegan_dist import inference
+
+    for name in inference.list_folder(out) if inference.is_folder(out) else []:
+        if _is_output(name):
+            tf.io.gfile.remove(os.path.join(out, name))
 
 
 def main(argv: list[str]) -> None:
@@ -139,19 +158,31 @@ def main(argv: list[str]) -> None:
             check_out_dir(out)
         if export:
             from wavegan_dist.inference.export import check_export_dir
+            from wavegan_dist.paths import check_output_folder
             check_export_dir(export)
+            check_output_folder("--export", export)
         from wavegan_dist.inference.restore import read_run_config
         cfg, _, _ = read_run_config(model_dir)
         label = choose_label(cfg.condition, given, model_dir, writes_audio=bool(out))
 
+        import tensorflow as tf
+
         from wavegan_dist.inference import restore
-        generator, cfg, sample_rate, step, weights = restore.load_generator(  # imports TF
+        generator, cfg, sample_rate, step, weights = restore.load_generator(
             model_dir, FLAGS.checkpoint, log=_print, weights=FLAGS.weights)
         _print(f"run {model_dir}: {cfg.model} generator, {cfg.slice_len} samples at "
                f"{sample_rate} Hz, z of {cfg.latent_dim}, condition {cfg.condition}, step {step}")
         done = []
         if out:
-            done.append(_write_clips(generator, cfg, sample_rate, out, FLAGS.n, FLAGS.seed, label))
+            try:
+                done.append(_write_clips(generator, cfg, sample_rate, out, FLAGS.n, FLAGS.seed,
+                                         label))
+            except (OSError, tf.errors.OpError) as err:  # e.g. the disk filled up
+                from wavegan_dist.training.checkpoints import os_reason
+                _remove_outputs(out)
+                raise UserError(f"cannot write to --out={out}: {os_reason(err)}; the files "
+                                "written so far were removed; free space, then run the same "
+                                "command again") from err
         if export:
             from wavegan_dist.inference.export import export_generator
             export_generator(generator, cfg, sample_rate, export)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import logging
 import os
 
 from wavegan_dist import inference
@@ -130,7 +129,7 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
     import tensorflow as tf
 
     from wavegan_dist.models.spec import build_generator
-    from wavegan_dist.training.checkpoints import GENERATOR_EMA, has_node
+    from wavegan_dist.training.checkpoints import GENERATOR_EMA, damage_of, has_node
 
     if weights not in (None, *WEIGHTS):
         raise ValueError(f"weights={weights!r} is not one of None, {', '.join(WEIGHTS)}")
@@ -141,9 +140,8 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
     path = find_checkpoint(model_dir, checkpoint)
     try:
         has_ema = has_node(path, GENERATOR_EMA)
-    except tf.errors.OpError as err:
-        reason = first_line(err, 300).rstrip(".")
-        raise UserError(f"cannot read checkpoint {path}: {reason}") from err
+    except tf.errors.OpError as err:  # an unreadable .index file
+        raise UserError(_damaged(path, damage_of(path) or first_line(err, 160))) from err
     if weights == "ema" and not has_ema:
         raise UserError(f"--weights=ema: {path} has no generator EMA (its run was trained with "
                         "--generator_ema=0 or before the EMA existed); pass --weights=raw")
@@ -166,28 +164,28 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
             # checkpoint of another model is refused instead of leaving random weights.
             status.assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
-            # IndexError: what restoring from a truncated .data file raises.
             failure = first_line(err, 300).rstrip(".")
         if failure:
             del wanted, generator
             gc.collect()
     if failure:
+        # A damaged file is named as such, with the newest intact checkpoint to use
+        # instead; a checkpoint that reads back whole but does not fit is another run's.
+        damage = damage_of(path)
+        if damage:
+            raise UserError(_damaged(path, damage))
         raise UserError(f"cannot restore the generator from {path}: {failure}; is it a "
                         f"checkpoint of the run in {model_dir}?")
     log(f"restored generator ({weights} weights) from {path} (step {int(step.numpy())})")
     return generator, cfg, sample_rate, int(step.numpy()), weights
 
 
-# What tf.train.Checkpoint logs when a restore with unused values is freed.
-_PARTIAL_RESTORE_WARNINGS = (
-    "Detecting that an object or model or tf.train.Checkpoint is being deleted",
-    "Value in checkpoint could not be found in the restored object",
-    "An attribute in the restored object could not be found in the checkpoint")
+def _damaged(path: str, damage: str) -> str:
+    """One line for a checkpoint whose files do not read back, with what to use instead."""
+    from wavegan_dist.training.checkpoints import damaged_advice
 
-
-class _DropPartialRestoreWarnings(logging.Filter):
-    def filter(self, record):
-        return not record.getMessage().startswith(_PARTIAL_RESTORE_WARNINGS)
+    return (f"cannot restore the generator from {path}: the checkpoint is damaged ({damage}); "
+            f"{damaged_advice(path, '--checkpoint', in_run=False)}")
 
 
 @contextlib.contextmanager
@@ -195,7 +193,9 @@ def _partial_restore_warnings_off():
     """Drops only tf.train.Checkpoint's unused-value warnings while the block runs."""
     import tensorflow as tf
 
-    logger, drop = tf.get_logger(), _DropPartialRestoreWarnings()
+    from wavegan_dist.training.checkpoints import DropPartialRestoreWarnings
+
+    logger, drop = tf.get_logger(), DropPartialRestoreWarnings()
     logger.addFilter(drop)
     try:
         yield

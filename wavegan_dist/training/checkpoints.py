@@ -8,11 +8,15 @@ clear error rather than failing deep inside a restore.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import time
 
 import tensorflow as tf
 
 from wavegan_dist.errors import UserError, first_line
+from wavegan_dist.paths import check_output_folder
 
 # Fields that change variable shapes or meaning: a checkpoint cannot be resumed across them.
 MODEL_FIELDS = ("model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample",
@@ -58,20 +62,55 @@ class Checkpointer:
         self._optional = tf.train.Checkpoint(**(optional or {}))
         self._optional_names = tuple(optional or ())
         self.missing: tuple[str, ...] = ()  # optional names the last restore did not find
-        target = os.path.join(save_dir, "checkpoints") if save_dir else self.directory
-        try:
-            self.manager = tf.train.CheckpointManager(self.checkpoint, target,
-                                                      max_to_keep=keep, step_counter=step)
-        except ValueError as err:  # a state file that parses but names nothing (empty)
-            latest_in(target)  # checkpoints beside it: that message, with the way out
-            raise UserError(f"{os.path.join(target, 'checkpoint')} is unreadable and no "
-                            "checkpoint is next to it; delete it to start the run") from err
+        self.restored: str | None = None  # the checkpoint the last restore read
+        # Only the process that saves into the run's own folder may rearrange it.
+        self._owns_directory = not save_dir
+        self._target = os.path.join(save_dir, "checkpoints") if save_dir else self.directory
+        self._keep = keep
         self.step = step
+        self.manager = self._open_manager()
+
+    def _open_manager(self) -> tf.train.CheckpointManager:
+        try:
+            return tf.train.CheckpointManager(self.checkpoint, self._target,
+                                              max_to_keep=self._keep, step_counter=self.step)
+        except ValueError as err:  # a state file that parses but names nothing (empty)
+            latest_in(self._target)  # checkpoints beside it: that message, with the way out
+            raise UserError(f"{os.path.join(self._target, 'checkpoint')} is unreadable and no "
+                            "checkpoint is next to it; delete it to start the run") from err
 
     @property
     def latest(self) -> str | None:
         """Path prefix of the run's newest checkpoint, or None (see `latest_in`)."""
         return latest_in(self.directory)
+
+    def resume(self, resume_from: str = "", log=None) -> int | None:
+        """Restores where a run continues: `resume_from` if given, else the newest checkpoint.
+
+        Args:
+          resume_from: "" for the run's newest checkpoint, "ckpt-N" for one in the
+            run's checkpoints folder, or a checkpoint path prefix.
+          log: receives one-line messages (checkpoints moved aside); None = silent.
+        Returns:
+          The restored step, or None if there is nothing to resume. With `resume_from`,
+          the run's checkpoints numbered above the restored step are moved, with the
+          state file, to <checkpoints>/set_aside-<time>/ (never deleted: the run
+          would otherwise overwrite them or pick them as its latest again), and the
+          state file is rewritten to name what is left. Raises UserError for a
+          missing, damaged or unfitting checkpoint.
+        """
+        if not resume_from:
+            return self.restore_latest()
+        path = self._named(resume_from)
+        step = self._restore(path, f"--resume_from={resume_from}: ")
+        if self._owns_directory:
+            moved = self._set_aside_after(step)
+            if moved:
+                names = ", ".join(os.path.basename(p) for p in moved[1:])
+                (log or (lambda _: None))(f"moved {names} (newer than step {step}) and the old "
+                                          f"state file to {moved[0]}; nothing was deleted")
+            self.manager = self._open_manager()
+        return step
 
     def restore_latest(self) -> int | None:
         """Restores the run's newest checkpoint, if any; returns its step or None.
@@ -80,24 +119,239 @@ class Checkpointer:
         `self.missing`, for the caller to initialise.
         """
         latest = self.latest
-        if not latest:
-            return None
+        return None if not latest else self._restore(latest)
+
+    def _named(self, resume_from: str) -> str:
+        """The checkpoint path prefix --resume_from names; UserError if there is none."""
+        path = (os.path.join(self.directory, resume_from) if re.fullmatch(r"ckpt-\d+", resume_from)
+                else resume_from)
+        if not tf.io.gfile.exists(path + ".index"):
+            have = [f"ckpt-{n}" for n in checkpoint_numbers(self.directory)]
+            listed = f"the run has {', '.join(have)}" if have else "the run has no checkpoint"
+            raise UserError(f"--resume_from={resume_from}: there is no checkpoint {path} (no "
+                            f".index file); {listed} in {self.directory}")
+        return path
+
+    def _restore(self, path: str, context: str = "") -> int:
+        """Restores the checkpoint at `path` into the trainer's state; returns its step."""
         try:
             # expect_partial: the file also holds the optional values, restored next.
-            self._required.restore(latest).assert_existing_objects_matched().expect_partial()
-            self._optional.restore(latest).expect_partial()
+            self._required.restore(path).assert_existing_objects_matched().expect_partial()
+            self._optional.restore(path).expect_partial()
             self.missing = tuple(name for name in self._optional_names
-                                 if not has_node(latest, name))
+                                 if not has_node(path, name))
         except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
             # IndexError: what restoring from a truncated .data file raises.
+            silence_partial_restore_warnings()
+            damage = damage_of(path)
+            if damage:
+                advice = damaged_advice(path, "--resume_from", in_run=True)
+                raise UserError(f"{context}cannot restore checkpoint {path}: it is damaged "
+                                f"({damage}); {advice}") from err
             reason = first_line(err, 200)
-            raise UserError(f"cannot restore checkpoint {latest}: {reason}; use a new "
+            raise UserError(f"{context}cannot restore checkpoint {path}: {reason}; use a new "
                             "--model_dir or the flags the run was started with") from err
+        self.restored = path
         return int(self.step.numpy())
 
+    def _set_aside_after(self, step: int) -> list[str]:
+        """Moves the run's checkpoints numbered above `step` (and a copy of the state
+        file) into a new set_aside-<time> folder and rewrites the state file to name
+        the checkpoints left. Returns [that folder, moved checkpoint prefixes...], or
+        [] if nothing was newer."""
+        numbers = checkpoint_numbers(self.directory)
+        newer = [n for n in numbers if n > step]
+        aside = []
+        if newer:
+            folder = os.path.join(self.directory, "set_aside-" + time.strftime("%Y%m%d-%H%M%S"))
+            while tf.io.gfile.exists(folder):
+                folder += "+"
+            tf.io.gfile.makedirs(folder)
+            state = os.path.join(self.directory, "checkpoint")
+            if tf.io.gfile.exists(state):
+                tf.io.gfile.copy(state, os.path.join(folder, "checkpoint"))
+            for n in newer:
+                # The files of ckpt-N, and a ckpt-N_temp folder a failed save left.
+                for name in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt-{n}[._]*")):
+                    tf.io.gfile.rename(name, os.path.join(folder, os.path.basename(name)))
+            aside = [folder] + [os.path.join(self.directory, f"ckpt-{n}") for n in newer]
+        _write_state(self.directory, [n for n in numbers if n <= step])
+        return aside
+
     def save(self) -> str:
-        """Writes a checkpoint numbered by the current step; returns its path."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Writes a checkpoint numbered by the current step; returns its path.
+
+        A save that fails (a full disk, a folder that became read-only) removes
+        what it had written and raises UserError; earlier checkpoints stay intact.
+        """
+        number = int(self.step.numpy())
+        before = set(tf.io.gfile.listdir(self._target)) if tf.io.gfile.isdir(self._target) else set()
+        try:
+            return self.manager.save(checkpoint_number=number)
+        except (tf.errors.OpError, OSError) as err:
+            prefix = os.path.join(self._target, f"ckpt-{number}")
+            _remove_partial_save(self._target, before, prefix)
+            kept = latest_in(self._target)
+            kept = f"the last checkpoint {kept} is intact" if kept else "no earlier checkpoint"
+            raise UserError(f"cannot write checkpoint {prefix}: {os_reason(err)}; its partial "
+                            f"files were removed and {kept}; free space or fix the folder, then "
+                            "run the same command again to resume") from err
+
+
+def _remove_partial_save(directory: str, before: set, prefix: str) -> None:
+    """Removes what a failed save added to `directory` (its ckpt-N_temp folder, temporary
+    files), keeping the new checkpoint only if the state file already names it."""
+    try:
+        named = tf.train.latest_checkpoint(directory) == prefix
+    except ValueError:
+        named = False
+    for name in set(tf.io.gfile.listdir(directory)) - before:
+        path = os.path.join(directory, name.rstrip("/"))
+        if named and path.startswith(prefix + "."):
+            continue
+        try:
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+        except tf.errors.OpError:
+            pass  # the save's own error is the one to report
+
+
+def _write_state(directory: str, numbers: list[int]) -> None:
+    """Rewrites <directory>/checkpoint to list ckpt-N for `numbers` (ascending), the
+    last one as the latest; removes it if `numbers` is empty. Each checkpoint's
+    timestamp is its .index file's time, so the CheckpointManager rotates them as usual."""
+    state = os.path.join(directory, "checkpoint")
+    if not numbers:
+        if tf.io.gfile.exists(state):
+            tf.io.gfile.remove(state)
+        return
+    names = [f"ckpt-{n}" for n in numbers]
+    stamps = [tf.io.gfile.stat(os.path.join(directory, name + ".index")).mtime_nsec / 1e9
+              for name in names]
+    lines = ([f'model_checkpoint_path: "{names[-1]}"']
+             + [f'all_model_checkpoint_paths: "{name}"' for name in names]
+             + [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in stamps]
+             + ["last_preserved_timestamp: 0.0"])
+    _write_whole(state, "\n".join(lines) + "\n")
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file renamed over it, so `path` never
+    holds half of it; the temporary file is removed if the write fails."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except tf.errors.OpError:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
+
+
+def tf_reason(err: BaseException, limit: int = 300) -> str:
+    """An error's first line without TensorFlow's "{{function_node ...}}" prefix and
+    "[Op:...]" suffix."""
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", first_line(err, limit))
+    return re.sub(r"\s*\[Op:\w+\]$", "", text)
+
+
+def os_reason(err: BaseException) -> str:
+    """The reason of a file-system error, e.g. "No space left on device" (TensorFlow
+    words them "<path>; <reason>"); other errors -> their first line."""
+    return tf_reason(err).rsplit("; ", 1)[-1]
+
+
+def checkpoint_numbers(directory: str) -> list[int]:
+    """N of every ckpt-N.index in `directory`, ascending (the state file aside)."""
+    numbers = []
+    for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+        number = os.path.basename(index)[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            numbers.append(int(number))
+    return sorted(numbers)
+
+
+def damage_of(path: str) -> str | None:
+    """Why the checkpoint at `path` cannot be read, or None if every value reads back.
+
+    Reads the .index and every tensor of the .data files (whose checksums TensorFlow
+    checks), so a truncated or garbled file is found without restoring into a model.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except (tf.errors.OpError, IndexError, ValueError) as err:
+        # IndexError: a truncated .data file; ValueError: an unparsable index.
+        reason = tf_reason(err, 400).replace(os.path.dirname(path) + os.sep, "")
+        return reason if len(reason) <= 200 else reason[:200].rsplit(" ", 1)[0] + " ..."
+    return None
+
+
+def newest_intact(directory: str, below: int | None = None) -> str | None:
+    """Path prefix of the newest checkpoint in `directory` numbered below `below`
+    (all if None) whose files read back completely, or None."""
+    for number in reversed(checkpoint_numbers(directory)):
+        if below is not None and number >= below:
+            continue
+        path = os.path.join(directory, f"ckpt-{number}")
+        if damage_of(path) is None:
+            return path
+    return None
+
+
+def damaged_advice(path: str, flag: str, in_run: bool) -> str:
+    """What to do about the damaged checkpoint `path`: the newest intact one to use, or
+    that there is none.
+
+    Args:
+      path: the damaged checkpoint's path prefix (<folder>/ckpt-N).
+      flag: the flag that picks a checkpoint ("--resume_from", "--checkpoint").
+      in_run: True for training (the flag takes ckpt-N; the newer files are moved
+        aside), False for commands that read a checkpoint (the flag takes a path).
+    """
+    directory, name = os.path.split(path)
+    number = name[len("ckpt-"):] if name.startswith("ckpt-") else ""
+    intact = newest_intact(directory, int(number) if number.isdigit() else None)
+    if intact is None:
+        return (f"no older checkpoint in {directory} reads back intact"
+                + ("; use a new --model_dir (or move this one away) to start from step 0"
+                   if in_run else ""))
+    if in_run:
+        name = os.path.basename(intact)
+        return (f"the newest intact one is {name}: add {flag}={name} to continue from it "
+                "(the newer checkpoints are then moved to a set_aside folder, not deleted)")
+    return f"the newest intact one is {intact}: pass {flag}={intact}"
+
+
+# What tf.train.Checkpoint logs when objects a restore left half-done are freed.
+PARTIAL_RESTORE_WARNINGS = (
+    "Detecting that an object or model or tf.train.Checkpoint is being deleted",
+    "Value in checkpoint could not be found in the restored object",
+    "An attribute in the restored object could not be found in the checkpoint")
+
+
+class DropPartialRestoreWarnings(logging.Filter):
+    """Drops tf.train.Checkpoint's per-value warnings about unused restored values."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith(PARTIAL_RESTORE_WARNINGS)
+
+
+_DROPPING = DropPartialRestoreWarnings()
+
+
+def silence_partial_restore_warnings() -> None:
+    """Drops those warnings for the rest of the process (after a failed restore).
+
+    A restore that raises half-way never gets expect_partial(), and the trainer's
+    objects it touched log one warning per checkpoint value when they are freed,
+    dozens of lines after the one-line error; the error already says what failed.
+    """
+    tf.get_logger().addFilter(_DROPPING)  # adding the same filter twice is a no-op
 
 
 def latest_in(directory: str, hint: str = "") -> str | None:
@@ -114,11 +368,7 @@ def latest_in(directory: str, hint: str = "") -> str | None:
         found = None
     if found:
         return found
-    numbers = []
-    for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
-        number = os.path.basename(index)[len("ckpt-"):-len(".index")]
-        if number.isdigit():
-            numbers.append(int(number))
+    numbers = checkpoint_numbers(directory)
     if not numbers:
         return None
     newest = f"ckpt-{max(numbers)}"
@@ -153,8 +403,10 @@ def check_config(model_dir: str, config: dict) -> list[str]:
       config: the new run's configuration as a dict.
     Returns:
       Notes naming order-affecting flags that changed (empty for a new run).
-      Raises UserError if a model-shape flag changed.
+      Raises UserError if a model-shape flag changed, or if `model_dir` is a file or
+      a folder this process cannot write or create (checked before any work is done).
     """
+    check_output_folder("--model_dir", model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
     try:
         if not tf.io.gfile.exists(path):
@@ -182,8 +434,9 @@ def check_config(model_dir: str, config: dict) -> list[str]:
 def record_config(model_dir: str, config: dict) -> None:
     """Writes `config` to <model_dir>/config.json (local or remote), replacing it whole."""
     path = os.path.join(model_dir, CONFIG_FILE)
-    tf.io.gfile.makedirs(model_dir)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(config, indent=2, sort_keys=True))
-    tf.io.gfile.rename(tmp, path, overwrite=True)  # never leaves a half-written config
+    try:
+        tf.io.gfile.makedirs(model_dir)
+        _write_whole(path, json.dumps(config, indent=2, sort_keys=True))
+    except tf.errors.OpError as err:
+        raise UserError(f"cannot write {path}: {os_reason(err)}; free space or pass a "
+                        "--model_dir you can write to") from err

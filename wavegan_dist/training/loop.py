@@ -135,12 +135,12 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     trainer = make_trainer(cfg, strategy,
                            None if labels is None else label_counts(labels, cfg.condition))
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
-    restored = ckpt.restore_latest()
+    restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
     if restored is None:
         log("no checkpoint found: starting at step 0")
     else:
-        log(f"resumed from step {restored} ({ckpt.latest})")
+        log(f"resumed from step {restored} ({ckpt.restored})")
         _after_restore(cfg, trainer, ckpt, log)
         if any(note.startswith("--seed changed") for note in changes):
             trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
