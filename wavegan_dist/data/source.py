@@ -19,7 +19,7 @@ import threading
 import deeplake
 import numpy as np
 
-from wavegan_dist.data import schema
+from wavegan_dist.data import prepared, schema
 from wavegan_dist.data.filters import RowFilter, select_rows
 from wavegan_dist.errors import UserError, first_line
 
@@ -73,6 +73,10 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
     if not os.path.exists(local):
         raise UserError(f"--data={data}: no such file or folder; give a deeplake dataset "
                         "path or --data=builtin")
+    if any(os.path.isfile(os.path.join(local, name))
+           for name in (prepared.MANIFEST, prepared.PLAN)):
+        raise UserError(f"--data={data} is prepared data, which only training reads; give the "
+                        "deeplake dataset it was prepared from")
     if os.path.isdir(os.path.join(local, split)):
         return os.path.join(local, split)
     return local
