@@ -267,3 +267,21 @@ def test_cli_prepares_the_builtin_set_and_trains_on_two_replicas(tmp_path, built
     assert out.returncode == 0, out.stderr
     assert "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)" \
         in out.stdout
+
+
+def test_cli_prepares_an_ingested_dataset_and_trains_on_two_replicas(tmp_path):
+    from test_ingest import make_notes, write_jsonwav
+    from wavegan_dist.data.ingest import ingest
+
+    src = write_jsonwav(tmp_path / "nsynth", make_notes(24, 4000))
+    ingest(str(src), "nsynth-jsonwav", str(tmp_path / "ds"), num_samples=4000, **QUIET)
+    dest = tmp_path / "p"
+    out = run_module("prepare", f"--data={tmp_path / 'ds'}", "--slice_len=1024",
+                     "--normalize=peak", "--shards=2", f"--dest={dest}")
+    assert out.returncode == 0, out.stderr
+    assert f"prepared 24 examples of {tmp_path / 'ds'} in 2 shards" in out.stdout
+    out = _train_cli(dest, tmp_path / "m", "--normalize=peak")
+    assert out.returncode == 0, out.stderr
+    assert f"data {dest} (prepared from {tmp_path / 'ds'}): 24 examples in 2 shards" in out.stdout
+    assert "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)" \
+        in out.stdout
