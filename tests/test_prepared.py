@@ -201,7 +201,11 @@ def test_selection_flags_that_differ_from_the_manifest_are_refused(prepared, tmp
                                         "for --condition=pitch"):
         run_training(_cfg(data=prepared, condition="pitch", model_dir=str(tmp_path / "c")),
                      tf.distribute.OneDeviceStrategy("/cpu:0"), **QUIET)
-    assert not os.path.exists(tmp_path / "m") and not os.path.exists(tmp_path / "c")
+    with pytest.raises(UserError, match="--eval_every scores against a deeplake held-out"):
+        run_training(_cfg(data=prepared, eval_every=2, eval_classifier="x",
+                          model_dir=str(tmp_path / "e")),
+                     tf.distribute.OneDeviceStrategy("/cpu:0"), **QUIET)
+    assert not any(os.path.exists(tmp_path / d) for d in "mce")
 
 
 def test_rerun_is_complete_and_other_flags_into_the_same_dest_are_refused(prepared):

@@ -189,6 +189,10 @@ def open_prepared(data: str, cfg, log=print) -> PreparedSource:
     """
     manifest = mf.load_manifest(data)
     mf.check_selection(data, manifest, cfg)
+    if cfg.eval_every:
+        raise UserError("--eval_every scores against a deeplake held-out split, which prepared "
+                        "--data does not carry; drop it and score checkpoints with "
+                        "`python -m wavegan_dist.evaluate`")
     counts = manifest.get("label_counts")
     source = PreparedSource(data[len("file://"):] if data.startswith("file://") else data,
                             manifest, int(manifest["sample_rate"]),
