@@ -2,16 +2,13 @@
 (TensorFlow-only input graph, same runs on 1 and 2 replicas, exact resume)."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TEST_FLAGS, checkpoint_weights, error_line, max_diff, run_module
+from conftest import (TINY_TEST_FLAGS, checkpoint_weights, error_line, kill_when, max_diff,
+                      run_module)
 from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.data import pipeline
@@ -225,18 +222,8 @@ def test_prepare_killed_partway_then_rerun_gives_every_example_once(tmp_path, bu
     dest = tmp_path / "k"
     # Whole notes (random offsets) in one-example shards: slow enough to be caught midway.
     flags = ["--slice_len=1024", "--slice_offset=random", "--shards=320", f"--dest={dest}"]
-    proc = subprocess.Popen([sys.executable, "-m", "wavegan_dist.prepare", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if dest.is_dir() and any(n.startswith("shard-") for n in os.listdir(dest)):
-                break
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
+    kill_when("prepare", flags,
+              lambda: dest.is_dir() and any(n.startswith("shard-") for n in os.listdir(dest)))
     written = [n for n in os.listdir(dest) if n.startswith("shard-")]
     assert 1 <= len(written) < 320 and not (dest / "manifest.json").exists()
     line = error_line(run_module("train", f"--data={dest}", f"--model_dir={tmp_path / 'm'}"))
