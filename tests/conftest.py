@@ -59,6 +59,24 @@ def run_module(module, *flags, timeout=300):
                           capture_output=True, text=True, timeout=timeout, env=os.environ)
 
 
+def kill_when(module, flags, ready, timeout=120):
+    """Starts `python -m wavegan_dist.<module> <flags>` and SIGKILLs it as soon as
+    ready() is true; asserts it was killed rather than finished first."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", f"wavegan_dist.{module}", *flags],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
+
+
 def error_line(proc):
     """The one `error: ...` line a CLI printed on a user error (exit 2, no traceback)."""
     assert proc.returncode == 2, (proc.stdout, proc.stderr)

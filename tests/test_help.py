@@ -12,6 +12,8 @@ COMMANDS = {
                   {"model", "slice_len", "dim", "kernel_len", "phase_shuffle"}),
     ("ingest",): ("`python -m wavegan_dist.ingest`",
                   {"source", "format", "dest", "metadata", "chunk_rows"}),
+    ("prepare",): ("`python -m wavegan_dist.prepare`",
+                   {"data", "dest", "shards", "slice_len", "slice_offset", "condition", "seed"}),
     ("generate",): ("`python -m wavegan_dist.generate`",
                     {"model_dir", "n", "out", "export", "pitch", "weights"}),
     ("evaluate",): ("`python -m wavegan_dist.evaluate`",

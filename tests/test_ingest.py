@@ -9,9 +9,6 @@ import functools
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import wave
 
@@ -21,7 +18,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from conftest import TINY_TEST_FLAGS, run_module
+from conftest import TINY_TEST_FLAGS, kill_when, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest import ingest, ingest_splits, make_reader
@@ -222,22 +219,15 @@ def test_sigkill_then_rerun_gives_every_row_once(tmp_path):
     dest = tmp_path / "ds"
     flags = ("--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}", "--num_samples=800",
              "--chunk_rows=2")
-    proc = subprocess.Popen([sys.executable, "-m", "wavegan_dist.ingest", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if os.path.isdir(dest / "_deeplake_log"):
-                try:
-                    if len(deeplake.open_read_only(str(dest))) >= 2:
-                        break
-                except Exception:  # mid-creation: not yet a dataset
-                    pass
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
+    def two_rows_committed():
+        if not os.path.isdir(dest / "_deeplake_log"):
+            return False
+        try:
+            return len(deeplake.open_read_only(str(dest))) >= 2
+        except Exception:  # mid-creation: not yet a dataset
+            return False
+
+    kill_when("ingest", flags, two_rows_committed, timeout=60)
     partial = len(deeplake.open_read_only(str(dest)))
     assert 2 <= partial < 300
 

@@ -23,7 +23,7 @@ class Config:
     cpu_replicas: int = 1  # split the CPU into this many logical devices
 
     # Data.
-    data: str = "builtin"  # "builtin" or a deeplake dataset path
+    data: str = "builtin"  # "builtin", a deeplake dataset path or a prepared folder
     split: str = "train"
     data_cache: str = ""  # where the built-in dataset is cached ("" = default)
     num_samples: int = 0  # use the first N rows (0 = all)

@@ -23,9 +23,9 @@ flags.DEFINE_string("tpu", _D.tpu, "Cloud TPU name or grpc://host:port (default:
 flags.DEFINE_integer("cpu_replicas", _D.cpu_replicas,
                      "Split the CPU into this many logical devices (mirrored/auto without GPUs).")
 # Data.
-flags.DEFINE_string("data", _D.data, "'builtin' (procedural NSynth-like set, built on first use) "
-                    "or a deeplake dataset path; a folder with train/valid/test subfolders is "
-                    "read at --split.")
+flags.DEFINE_string("data", _D.data, "'builtin' (procedural NSynth-like set, built on first use), "
+                    "a deeplake dataset path (a folder with train/valid/test subfolders is "
+                    "read at --split), or a folder written by `python -m wavegan_dist.prepare`.")
 flags.DEFINE_enum("split", _D.split, ["train", "valid", "test"], "Dataset split.")
 flags.DEFINE_string("data_cache", _D.data_cache, "Cache folder for the built-in dataset (default "
                     "$WAVEGAN_DIST_CACHE or ~/.cache/wavegan_dist).")

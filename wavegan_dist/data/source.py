@@ -24,7 +24,7 @@ import time
 import deeplake
 import numpy as np
 
-from wavegan_dist.data import schema
+from wavegan_dist.data import prepared, schema
 from wavegan_dist.data.filters import RowFilter, select_rows
 from wavegan_dist.errors import UserError, first_line
 
@@ -89,6 +89,10 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
     if os.path.isfile(local):
         raise _not_a_dataset(data, os.path.dirname(local) or ".",
                              "an audio file" if _is_audio(local) else "a file")
+    if any(os.path.isfile(os.path.join(local, name))
+           for name in (prepared.MANIFEST, prepared.PLAN)):
+        raise UserError(f"--data={data} is prepared data, which only training reads; give the "
+                        "deeplake dataset it was prepared from")
     if os.path.isdir(os.path.join(local, split)):
         return os.path.join(local, split)
     splits = [s for s in schema.SPLITS if os.path.isdir(os.path.join(local, s))]

@@ -20,6 +20,8 @@ from wavegan_dist import models, strategy as strategies
 from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
 from wavegan_dist.data.labels import attach_labels, label_counts
+from wavegan_dist.data.prepared.manifest import is_prepared
+from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training import checkpoints, faults, summaries
@@ -118,12 +120,17 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                         "VM (--strategy=tpu there, no --tpu needed)")
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
-    source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
-    source, labels = attach_labels(source, cfg.condition, log)
-    classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"
-    log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
-        f"slice {cfg.slice_len} samples{classes}")
-    pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
+    if is_prepared(cfg.data):
+        source = open_prepared(cfg.data, cfg, log)
+        counts, labels = source.label_counts, None
+    else:
+        source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
+        source, labels = attach_labels(source, cfg.condition, log)
+        classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"
+        log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
+            f"slice {cfg.slice_len} samples{classes}")
+        pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
+        counts = None if labels is None else label_counts(labels, cfg.condition)
 
     chief = is_chief(strategy)
     # Non-chief workers must still save (the save is collective) but somewhere throwaway;
@@ -132,8 +139,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}")
 
-    trainer = make_trainer(cfg, strategy,
-                           None if labels is None else label_counts(labels, cfg.condition))
+    trainer = make_trainer(cfg, strategy, counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
     restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
@@ -232,7 +238,11 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
-    real_clips = _real_clips(source, num_clips, cfg.slice_len, cfg.normalize)
+    if isinstance(source, PreparedSource):
+        real_clips, head_labels = source.head(num_clips)
+        labels = None if source.label_counts is None else head_labels
+    else:
+        real_clips = _real_clips(source, num_clips, cfg.slice_len, cfg.normalize)
     # Generated clips take the real clips' labels, so the two rows of audio compare.
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
@@ -244,11 +254,13 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
         while step < cfg.train_steps and not stopped:
             # A fresh input pipeline per segment: after a rollback the data must restart
             # at the restored step, exactly where an uninterrupted run would be.
-            dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-                source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-                start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
-                shuffle_window=cfg.shuffle_window,
-                slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
+            dataset = strategy.distribute_datasets_from_function(
+                source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
+                if isinstance(source, PreparedSource) else pipeline.make_dataset_fn(
+                    source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+                    start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
+                    shuffle_window=cfg.shuffle_window,
+                    slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
             iterator = iter(dataset)
             try:
                 step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
