@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Train wavegan_dist on a Cloud TPU VM, driven from your own machine with gcloud:
-# create the TPU VM (or reuse it if it exists), copy this working tree to it, install
-# the pinned stack in a venv there, run the training with --strategy=tpu (logs stream
-# back here), and optionally delete the TPU VM at the end.
+# create the TPU VM (or reuse it if it exists), copy this working tree to every worker,
+# install the pinned stack in a venv there, run the training with --strategy=tpu on
+# worker 0 (logs stream back here), and optionally delete the TPU VM at the end.
+#
+# The set-up follows Google's own TensorFlow 2.17 TPU VM release tests
+# (GoogleCloudPlatform/ml-auto-solutions, dags/solutions_team/configs/tensorflow/,
+# commits a96327ca and eae9158c; BUILD_NOTES.md, "Cloud TPU VM set-up"): runtime image
+# per accelerator, tensorflow-tpu from the libtpu-tf-releases index, PJRT variables on a
+# single host, and on a pod slice one TensorFlow client on worker 0 with TPU_NAME set to
+# the TPU's name while every host runs the gRPC TPU worker of TF 2.17.
 #
 #   launch/tpu_vm.sh --bucket=BUCKET --name=RUN [options] [-- train flags...]
 #   launch/tpu_vm.sh --bucket=my-bucket --name=paper-v4 --dry-run -- --train_steps=1000
@@ -11,7 +18,12 @@
 # (gcloud and the local tar) without running any of them.
 set -euo pipefail
 
-LIBTPU_INDEX=https://storage.googleapis.com/libtpu-releases/index.html
+LIBTPU_INDEX=https://storage.googleapis.com/libtpu-tf-releases/index.html
+# The TPU runtime container every host of a pod slice runs (ml-auto-solutions set_up_pjrt).
+GRPC_TPU_WORKER=gcr.io/cloud-tpu-v2-images/grpc_tpu_worker:tf-2.17.0-pjrt
+TPU_RUNTIME_UNIT=/etc/systemd/system/tpu-runtime.service
+# TF's MLIR bridge settings of those tests (their sparse-core flag is for DLRM only).
+TF_XLA_FLAGS_VALUE="--tf_mlir_enable_mlir_bridge=true --tf_mlir_enable_convert_control_to_data_outputs_pass=true --tf_mlir_enable_merge_control_flow_pass=true"
 REMOTE_DIR=wavegan_dist                  # on the TPU VM, relative to the home folder
 REMOTE_TARBALL=wavegan_dist_src.tar.gz   # likewise
 
@@ -20,10 +32,12 @@ usage() {
 usage: launch/tpu_vm.sh --bucket=BUCKET --name=RUN [options] [-- train flags...]
 
 Creates (or reuses) a Cloud TPU VM, copies this working tree to every worker, installs
-the pinned stack in a venv there, runs
+the pinned stack in a venv there (on a pod slice also the TF 2.17 gRPC TPU worker on
+every host), runs
   python -m wavegan_dist.train --strategy=tpu --data=DATA --model_dir=MODEL_DIR [train flags]
-on every worker (--worker=all) with its output streamed here, then deletes the TPU VM
-if --delete is given.
+on worker 0 only (the one TensorFlow client: TPU_NAME=local on a single host, the TPU's
+name on a pod slice) with its output streamed here, then deletes the TPU VM if
+--delete is given.
 
 required (flag or environment variable):
   --bucket=BUCKET        GCS bucket, with or without gs://              ($BUCKET)
@@ -32,13 +46,18 @@ required (flag or environment variable):
 options (flag, environment variable, default):
   --tpu=NAME             TPU VM name        ($TPU_NAME, wavegan-tpu)
   --zone=ZONE            zone               ($ZONE, us-central2-b: has v4)
-  --accelerator=TYPE     accelerator type   ($ACCELERATOR_TYPE, v4-8; v3-8 also single-host)
-  --runtime=VERSION      TPU runtime        ($RUNTIME_VERSION, tpu-ubuntu2204-base)
+  --accelerator=TYPE     accelerator type   ($ACCELERATOR_TYPE, v4-8): v2-N, v3-N, v4-N,
+                         v5p-N, v5litepod-N (v5e); more than 8 (cores, or v5e chips)
+                         is a multi-host pod slice; v6e is refused (no TF 2.17 set-up)
+  --runtime=VERSION      TPU runtime        ($RUNTIME_VERSION; default by accelerator:
+                         v2-alpha-tpuv5-lite for v5litepod, v2-alpha-tpuv5 otherwise)
   --project=PROJECT      GCP project        ($PROJECT, gcloud's configured project)
   --python=NAME          Python on the VM   ($TPU_PYTHON, python3.11; installed with apt
                          if missing; the pinned stack needs Python 3.11 or newer)
   --data=URL             deeplake dataset   (gcs://BUCKET/nsynth/{split}; {split} becomes
-                         --split, so train/valid/test live side by side)
+                         --split, so train/valid/test live side by side); on a pod
+                         slice required: prepared data on gs:// (python -m
+                         wavegan_dist.prepare --dest=gs://...), read by every host
   --model_dir=URL        run folder         (gs://BUCKET/runs/RUN)
   --spot                 create the TPU VM as a Spot VM
   --delete               delete the TPU VM when the script ends (after training or a failure)
@@ -100,7 +119,7 @@ run_name=${RUN_NAME:-}
 tpu=${TPU_NAME:-wavegan-tpu}
 zone=${ZONE:-us-central2-b}
 accelerator=${ACCELERATOR_TYPE:-v4-8}
-runtime=${RUNTIME_VERSION:-tpu-ubuntu2204-base}
+runtime=${RUNTIME_VERSION:-}
 project=${PROJECT:-}
 remote_python=${TPU_PYTHON:-python3.11}
 data=""
@@ -151,7 +170,27 @@ bucket=${bucket%/}
 [[ "$tpu" =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] || die "TPU name '$tpu' must be lowercase letters, digits and '-', starting with a letter"
 [[ -n "$zone" ]] || die "no zone: pass --zone=ZONE or set ZONE"
 [[ -n "$accelerator" ]] || die "no accelerator type: pass --accelerator=TYPE or set ACCELERATOR_TYPE"
-[[ -n "$runtime" ]] || die "no runtime version: pass --runtime=VERSION or set RUNTIME_VERSION"
+
+# Accelerator -> runtime image and hosts, as Google's TF 2.17 release tests chose them
+# (ml-auto-solutions a96327ca, dags/solutions_team/solutionsteam_tf_release_supported.py:
+# v2-8, v3-8, v4-8, v4-32, v5p-8 and v5p-32 on v2-alpha-tpuv5; v5litepod-4 and -16 on
+# v2-alpha-tpuv5-lite). A host has 8 TensorCores (v2, v3, v4, v5p count cores) or up to
+# 8 chips (v5litepod counts chips), so a larger size is a multi-host pod slice.
+case $accelerator in
+  v6e-*)
+    die "$accelerator: there is no Google-tested TensorFlow 2.17 set-up for v6e (Google's TF 2.17 release tests ran v2, v3, v4, v5p and v5litepod, none on v6e, and name no TF 2.17 runtime for it); use v4-*, v5p-* or v5litepod-*" ;;
+  v5e-*)
+    die "$accelerator: Cloud TPU names v5e slices v5litepod-N (e.g. v5litepod-8)" ;;
+esac
+[[ "$accelerator" =~ ^v(2|3|4|5p|5litepod)-([0-9]+)$ ]] \
+  || die "accelerator type '$accelerator' is not one of v2-N, v3-N, v4-N, v5p-N, v5litepod-N"
+if [[ ${BASH_REMATCH[1]} == 5litepod ]]; then
+  runtime=${runtime:-v2-alpha-tpuv5-lite}
+else
+  runtime=${runtime:-v2-alpha-tpuv5}
+fi
+pod=0
+[[ ${BASH_REMATCH[2]} -gt 8 ]] && pod=1
 [[ "$remote_python" =~ ^python3\.[0-9]+$ ]] || die "--python must look like python3.11, got '$remote_python'"
 for flag in "${train_flags[@]+"${train_flags[@]}"}"; do
   case $flag in
@@ -159,6 +198,12 @@ for flag in "${train_flags[@]+"${train_flags[@]}"}"; do
       die "train flag '$flag' is set by this script (use --data / --model_dir before --)" ;;
   esac
 done
+prepare_hint="write it once with python -m wavegan_dist.prepare --data=gcs://$bucket/nsynth/train --dest=gs://$bucket/prepared/NAME (README, Preparing data for large runs)"
+if [[ $pod -eq 1 ]]; then
+  # Every host reads its own shards; the deeplake input runs only in the client's process.
+  [[ -n "$data" ]] || die "$accelerator is a multi-host pod slice: pass --data=gs://BUCKET/PREPARED, prepared data every host reads; $prepare_hint"
+  [[ "$data" == gs://* ]] || die "--data=$data: a multi-host pod slice ($accelerator) trains on prepared data on gs://, which every host reads (the deeplake input cannot feed other hosts); $prepare_hint"
+fi
 default_data="gcs://$bucket/nsynth/{split}"
 data=${data:-$default_data}
 model_dir=${model_dir:-gs://$bucket/runs/$run_name}
@@ -171,10 +216,8 @@ if [[ $dry_run -eq 0 ]] && ! command -v gcloud >/dev/null 2>&1; then
   die "gcloud not found on PATH: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install) or use --dry-run"
 fi
 
-# Pod slices (more than one host) are a different launch: say so, but let it run.
-chips=${accelerator##*-}
-if [[ "$chips" =~ ^[0-9]+$ && $chips -gt 8 ]]; then
-  echo "note: $accelerator looks like a multi-host pod slice; the trainer supports single-host TPU VMs (BUILD_NOTES.md, Known limits), so expect it to refuse" >&2
+if [[ $pod -eq 1 ]]; then
+  echo "note: $accelerator is a multi-host pod slice: every worker gets the install and the TF 2.17 gRPC TPU worker; training runs on worker 0 only, the one TensorFlow client (TPU_NAME=$tpu)" >&2
 fi
 
 # gcloud flags shared by every TPU VM command.
@@ -195,10 +238,28 @@ setup_script+='; if [ "$(.venv/bin/python -V 2>&1)" != "$('"$py"' -V 2>&1)" ]; t
 setup_script+="; . .venv/bin/activate"
 setup_script+="; pip install -c constraints.txt \".[tpu]\" -f $LIBTPU_INDEX"
 setup_script+='; python -c "import tensorflow as tf; print(tf.__version__)"'
+if [[ $pod -eq 1 ]]; then
+  # The TPU runtime container serves this host's TPU to the client on worker 0.
+  setup_script+='; sudo sed -i "s|TF_DOCKER_URL=.*|TF_DOCKER_URL='"$GRPC_TPU_WORKER"'\"|" '"$TPU_RUNTIME_UNIT"
+  setup_script+="; sudo systemctl daemon-reload && sudo systemctl restart tpu-runtime"
+fi
 
 train_cmd=(python -m wavegan_dist.train --strategy=tpu "--data=$data" "--model_dir=$model_dir"
            "${train_flags[@]+"${train_flags[@]}"}")
 train_script="set -o pipefail; cd $REMOTE_DIR && . .venv/bin/activate && mkdir -p logs"
+train_script+=" && export TF_XLA_FLAGS=\"$TF_XLA_FLAGS_VALUE\""
+if [[ $pod -eq 1 ]]; then
+  # The client only drives the hosts' TPU workers: it must not load libtpu itself.
+  train_script+=" && export TPU_NAME=$tpu TPU_LOAD_LIBRARY=0"
+else
+  # PJRT: TensorFlow loads the installed libtpu as a pluggable device.
+  # shellcheck disable=SC2016  # $(...) and $VAR are for the remote shell
+  train_script+=' && export TPU_NAME=local NEXT_PLUGGABLE_DEVICE_USE_C_API=true'
+  # shellcheck disable=SC2016
+  train_script+=' && export TF_PLUGGABLE_DEVICE_LIBRARY_PATH=$(python -c "import libtpu; print(list(libtpu.__path__)[0])")/libtpu.so'
+  # shellcheck disable=SC2016
+  train_script+=' && { test -f "$TF_PLUGGABLE_DEVICE_LIBRARY_PATH" || { echo "error: no libtpu.so in the venv (the libtpu wheel from '"$LIBTPU_INDEX"' is missing)" >&2; exit 2; }; }'
+fi
 train_script+=" && $(QUOTE=shquote_inner shjoin "${train_cmd[@]}") 2>&1 | tee -a logs/$run_name.log"
 
 tarball_dir=""
@@ -267,7 +328,7 @@ tar_cmd=(tar -czf "$tarball_path" --exclude=./.git --exclude=./.venv --exclude=.
          -C "$repo" .)
 scp_cmd=(gcloud compute tpus tpu-vm scp "$tarball_path" "$tpu:$REMOTE_TARBALL" "${where[@]}" --worker=all)
 setup_cmd=(gcloud compute tpus tpu-vm ssh "$tpu" "${where[@]}" --worker=all --command="$setup_script")
-train_ssh_cmd=(gcloud compute tpus tpu-vm ssh "$tpu" "${where[@]}" --worker=all --command="$train_script")
+train_ssh_cmd=(gcloud compute tpus tpu-vm ssh "$tpu" "${where[@]}" --worker=0 --command="$train_script")
 delete_cmd=(gcloud compute tpus tpu-vm delete "$tpu" "${where[@]}" --quiet)
 
 if [[ $dry_run -eq 1 ]]; then
@@ -275,9 +336,13 @@ if [[ $dry_run -eq 1 ]]; then
   show "${tar_cmd[@]}"
   echo "# 3. copy it to every worker:"
   show "${scp_cmd[@]}"
-  echo "# 4. unpack, create the venv and install the pinned stack on every worker:"
+  if [[ $pod -eq 1 ]]; then
+    echo "# 4. unpack, create the venv and install the pinned stack on every worker, and run the TF 2.17 gRPC TPU worker on every host:"
+  else
+    echo "# 4. unpack, create the venv and install the pinned stack on every worker:"
+  fi
   show "${setup_cmd[@]}"
-  echo "# 5. train on every worker, output streamed here (and kept in ~/$REMOTE_DIR/logs/$run_name.log there):"
+  echo "# 5. train on worker 0, the one TensorFlow client, output streamed here (and kept in ~/$REMOTE_DIR/logs/$run_name.log there):"
   show "${train_ssh_cmd[@]}"
   if [[ $delete_at_end -eq 1 ]]; then
     echo "# 6. at the end, whatever happened (--delete):"

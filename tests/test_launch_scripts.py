@@ -23,8 +23,16 @@ LAUNCH = os.path.join(REPO, "launch")
 TPU_VM = os.path.join(LAUNCH, "tpu_vm.sh")
 MULTI_HOST = os.path.join(LAUNCH, "multi_host_gpu.sh")
 BASH = shutil.which("bash") or "/bin/bash"  # absolute: some tests run with a bare PATH
-PINNED_TPU_INSTALL = ('pip install -c constraints.txt ".[tpu]" '
-                      "-f https://storage.googleapis.com/libtpu-releases/index.html")
+# Google's TF 2.17 TPU VM jobs install tensorflow-tpu (and its libtpu==2.17.x) from this index
+# (ml-auto-solutions a96327ca, dags/solutions_team/configs/tensorflow/common.py, install_tf).
+LIBTPU_TF_INDEX = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
+PINNED_TPU_INSTALL = f'pip install -c constraints.txt ".[tpu]" -f {LIBTPU_TF_INDEX}'
+# Their env for a TF 2.17 run (common.py, export_env_variables) and the pods' TPU worker
+# (common.py, set_up_pjrt), minus the Model Garden and DLRM-only settings.
+XLA_FLAGS = ("--tf_mlir_enable_mlir_bridge=true "
+             "--tf_mlir_enable_convert_control_to_data_outputs_pass=true "
+             "--tf_mlir_enable_merge_control_flow_pass=true")
+GRPC_TPU_WORKER = "gcr.io/cloud-tpu-v2-images/grpc_tpu_worker:tf-2.17.0-pjrt"
 # Settings the scripts read from the environment: cleared so the caller's do not leak in.
 SCRIPT_ENV = ("BUCKET", "RUN_NAME", "TPU_NAME", "ZONE", "ACCELERATOR_TYPE", "RUNTIME_VERSION",
               "PROJECT", "TPU_PYTHON", "TF_CONFIG", "CPU_REPLICAS")
@@ -109,7 +117,7 @@ def test_tpu_dry_run_prints_create_copy_install_and_train(tmp_path):
 
     assert create[5] == "wavegan-tpu"
     assert {"--zone=us-central2-b", "--accelerator-type=v4-8",
-            "--version=tpu-ubuntu2204-base"} <= set(create)
+            "--version=v2-alpha-tpuv5"} <= set(create)
     assert not any(a.startswith("--project") for a in create)  # gcloud's default project
 
     tar = next(c for c in cmds if c[0] == "tar")
@@ -119,8 +127,8 @@ def test_tpu_dry_run_prints_create_copy_install_and_train(tmp_path):
     assert scp[5:7] == [tarball, "wavegan-tpu:wavegan_dist_src.tar.gz"]
     assert "--worker=all" in scp and "--zone=us-central2-b" in scp
 
-    for ssh in (setup, train):
-        assert ssh[5] == "wavegan-tpu" and "--worker=all" in ssh
+    assert setup[5] == train[5] == "wavegan-tpu"
+    assert "--worker=all" in setup and "--worker=0" in train
     setup_cmd = next(a for a in setup if a.startswith("--command="))
     assert PINNED_TPU_INSTALL in setup_cmd
     assert "python3.11 -m venv .venv" in setup_cmd and ". .venv/bin/activate" in setup_cmd
@@ -268,11 +276,90 @@ def test_tpu_run_stopped_by_sigterm_still_deletes_the_vm(tmp_path):
     assert proc.returncode == 143, err
 
 
-def test_tpu_warns_about_multi_host_slices():
-    proc = _run(TPU_VM, "--bucket=my-bucket", "--name=r", "--accelerator=v4-32", "--dry-run")
-    assert proc.returncode == 0
-    assert "multi-host pod slice" in proc.stderr
-    assert "--accelerator-type=v4-32" in proc.stdout
+def _dry_run_steps(accelerator, *args):
+    """{create, scp, setup, train}: the dry run's gcloud commands for `accelerator`; setup
+    and train as (ssh args, remote command line)."""
+    proc = _run(TPU_VM, "--bucket=my-bucket", "--name=r", f"--accelerator={accelerator}",
+                "--dry-run", *args)
+    assert proc.returncode == 0, proc.stderr
+    gcloud = [c for c in _commands(proc.stdout) if c[0] == "gcloud"]
+    _, create, _, scp, setup, train = gcloud
+
+    def remote(ssh):
+        return next(a for a in ssh if a.startswith("--command="))[len("--command="):]
+    return dict(create=create, scp=scp, setup=(setup, remote(setup)),
+                train=(train, remote(train)), stderr=proc.stderr)
+
+
+def _train_env(remote):
+    """The `export` words of the remote train line, as {name: value}."""
+    env = {}
+    for part in remote.split(" && "):
+        if part.startswith("export ") and "$(" not in part:
+            for word in shlex.split(part)[1:]:
+                name, _, value = word.partition("=")
+                env[name] = value
+    return env
+
+
+def _train_argv(remote):
+    return shlex.split(remote.split(" 2>&1 ")[0].split(" && ")[-1])
+
+
+@pytest.mark.parametrize("accelerator, image", [("v4-8", "v2-alpha-tpuv5"),
+                                                ("v5litepod-8", "v2-alpha-tpuv5-lite")])
+def test_tpu_single_host_set_up_follows_googles_tf_2_17_jobs(accelerator, image):
+    steps = _dry_run_steps(accelerator)
+    assert f"--accelerator-type={accelerator}" in steps["create"]
+    assert f"--version={image}" in steps["create"]
+    assert "--worker=all" in steps["scp"]
+    (setup, install), (train, remote) = steps["setup"], steps["train"]
+    assert "--worker=all" in setup and PINNED_TPU_INSTALL in install
+    assert "tpu-runtime" not in install  # a single host has no TPU workers to serve
+    assert "--worker=0" in train and "--worker=all" not in train
+    env = _train_env(remote)
+    # PJRT on the VM's own TPU; libtpu.so is looked up in the venv when the run starts.
+    assert env["TPU_NAME"] == "local" and env["NEXT_PLUGGABLE_DEVICE_USE_C_API"] == "true"
+    assert ('export TF_PLUGGABLE_DEVICE_LIBRARY_PATH=$(python -c "import libtpu; '
+            'print(list(libtpu.__path__)[0])")/libtpu.so') in remote.split(" && ")
+    assert 'test -f "$TF_PLUGGABLE_DEVICE_LIBRARY_PATH"' in remote
+    assert env["TF_XLA_FLAGS"] == XLA_FLAGS and "TPU_LOAD_LIBRARY" not in env
+    assert _train_argv(remote)[:5] == ["python", "-m", "wavegan_dist.train", "--strategy=tpu",
+                                       "--data=gcs://my-bucket/nsynth/{split}"]
+
+
+def test_tpu_pod_slice_trains_on_worker_0_with_the_tpu_name_and_prepared_data():
+    steps = _dry_run_steps("v4-32", "--tpu=pod-tpu", "--data=gs://my-bucket/prepared/nsynth",
+                           "--", "--train_steps=10")
+    assert {"--accelerator-type=v4-32", "--version=v2-alpha-tpuv5"} <= set(steps["create"])
+    assert "--worker=all" in steps["scp"]
+    (setup, install), (train, remote) = steps["setup"], steps["train"]
+    assert "--worker=all" in setup and PINNED_TPU_INSTALL in install
+    # Every host runs TF 2.17's gRPC TPU worker, which the client on worker 0 drives.
+    assert (f'sudo sed -i "s|TF_DOCKER_URL=.*|TF_DOCKER_URL={GRPC_TPU_WORKER}\\"|" '
+            "/etc/systemd/system/tpu-runtime.service; sudo systemctl daemon-reload && "
+            "sudo systemctl restart tpu-runtime") in install
+    assert "--worker=0" in train and "--worker=all" not in train
+    env = _train_env(remote)
+    assert env == {"TF_XLA_FLAGS": XLA_FLAGS, "TPU_NAME": "pod-tpu", "TPU_LOAD_LIBRARY": "0"}
+    assert _train_argv(remote) == ["python", "-m", "wavegan_dist.train", "--strategy=tpu",
+                                   "--data=gs://my-bucket/prepared/nsynth",
+                                   "--model_dir=gs://my-bucket/runs/r", "--train_steps=10"]
+    assert "training runs on worker 0 only" in steps["stderr"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--accelerator=v4-32"], "v4-32 is a multi-host pod slice: pass --data=gs://BUCKET/PREPARED"),
+    (["--accelerator=v5p-32", "--data=gcs://my-bucket/nsynth/{split}"],
+     "--data=gcs://my-bucket/nsynth/{split}: a multi-host pod slice (v5p-32) trains on "
+     "prepared data on gs://"),
+    (["--accelerator=v5litepod-16", "--data=data/prepared"], "trains on prepared data on gs://"),
+    (["--accelerator=v6e-8"], "no Google-tested TensorFlow 2.17 set-up for v6e"),
+    (["--accelerator=v5e-8"], "v5litepod-N"),
+    (["--accelerator=v4"], "is not one of v2-N, v3-N, v4-N, v5p-N, v5litepod-N"),
+])
+def test_tpu_accelerators_and_pod_data_that_cannot_work_are_refused(args, needle):
+    _assert_refused(TPU_VM, ["--bucket=my-bucket", "--name=r", *args], needle)
 
 
 # --- multi_host_gpu.sh -------------------------------------------------------------------

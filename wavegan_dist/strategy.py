@@ -116,20 +116,44 @@ def _check_grpc_reachable(address: str) -> None:
             "check --tpu and that the TPU is up") from err
 
 
-def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
+class TpuInputError(UserError):
+    """The run's input cannot feed the TPU found; `auto` stops on it rather than falling
+    back to other devices."""
+
+
+def tpu_hosts(resolver) -> int:
+    """Hosts of the TPU that a TPUClusterResolver names, without connecting to it.
+
+    The tasks of the resolver's job in its cluster_spec(): the Cloud TPU API's network
+    endpoints of a named TPU (one per host), or the hosts of a comma-separated grpc://
+    list; 'local' (a TPU attached to this VM) has an empty ClusterSpec and counts as 1.
+    """
+    spec = resolver.cluster_spec()
+    tasks = (spec.as_dict() if spec else {}).get(resolver.task_type) or ()
+    return max(1, len(tasks))
+
+
+def is_remote_tpu(resolver) -> bool:
+    """True when a TPUClusterResolver names a TPU reached over the network (by name or
+    grpc://) rather than one attached to this process ('local', whose master() is '')."""
+    return bool(resolver.master())
+
+
+def _tpu_strategy(tpu: str, check_input=None) -> tf.distribute.Strategy:
     address = _tpu_address(tpu)
     if not address:
         raise UserError(
             "--strategy=tpu: no TPU found (tried --tpu, $TPU_NAME and the TPU VM devices "
             "/dev/accel*, /dev/vfio); pass --tpu=NAME or run on a Cloud TPU VM")
-    if address.startswith("grpc://"):
-        _check_grpc_reachable(address)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
-        master = resolver.master()
-        if master.startswith("grpc://") and master != address:
-            _check_grpc_reachable(master)  # a TPU name resolved to an address: probe it too
+        if check_input is not None:
+            # Before anything connects to the TPU: the topology is known from the
+            # resolver alone (the Cloud TPU API's endpoints, or the grpc:// list).
+            check_input(tpu_hosts(resolver), is_remote_tpu(resolver))
         if address != "local":
+            for endpoint in resolver.cluster_spec().job_tasks(resolver.task_type):
+                _check_grpc_reachable(f"grpc://{endpoint}")
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
@@ -261,7 +285,7 @@ def cluster_failure_message(err: BaseException) -> str | None:
 
 
 def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
-                  log=print) -> tf.distribute.Strategy:
+                  log=print, check_tpu_input=None) -> tf.distribute.Strategy:
     """Builds the strategy `name` asks for.
 
     Args:
@@ -272,12 +296,16 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
       tpu: TPU name or grpc:// address (tpu and auto).
       cpu_replicas: logical CPU devices for mirrored/auto when there is no GPU.
       log: called with one-line notes (for example a fallback taken by auto).
+      check_tpu_input: for tpu and auto, called as check_tpu_input(hosts, remote) with
+        the TPU's host count and whether it is reached over the network, before
+        anything connects to it; it raises TpuInputError if the run's input cannot
+        feed that TPU (auto then stops too, rather than training elsewhere).
     Returns:
       The strategy. Raises UserError if it cannot be had.
     """
     gpus = tf.config.list_physical_devices("GPU")
     if name == "tpu":
-        return _tpu_strategy(tpu)
+        return _tpu_strategy(tpu, check_tpu_input)
     if name == "multiworker":
         return _multiworker_strategy()
     if name == "cpu":
@@ -294,7 +322,9 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
     if name == "auto":
         if _tpu_address(tpu):
             try:
-                return _tpu_strategy(tpu)
+                return _tpu_strategy(tpu, check_tpu_input)
+            except TpuInputError:
+                raise
             except UserError as err:
                 log(f"note: auto strategy skipped the TPU: {err}")
         if len(gpus) >= 2:
@@ -303,15 +333,6 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
             return mirrored_on_cpus(cpu_replicas)
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     raise UserError(f"--strategy={name} is not one of auto, mirrored, multiworker, tpu, cpu")
-
-
-def is_remote_tpu(strategy: tf.distribute.Strategy) -> bool:
-    """True for a TPUStrategy whose TPU is reached over the network (a TPU Node), where
-    Python input pipelines cannot run next to the TPU."""
-    if not isinstance(strategy, tf.distribute.TPUStrategy):
-        return False
-    master = strategy.cluster_resolver.master()
-    return bool(master) and master not in ("local",) and not master.startswith("grpc://localhost")
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:

@@ -24,7 +24,7 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, faults, summaries
+from wavegan_dist.training import checkpoints, faults, summaries, tpu_input
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -111,16 +111,18 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     # Everything that can be checked without a strategy is checked before anything is written.
     models.check_slice_len(cfg.model_spec())
     changes = checkpoints.check_config(cfg.model_dir, cfg.to_dict())
-    strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
+    prepared = is_prepared(cfg.data)
+    strategy = strategy or strategies.make_strategy(
+        cfg.strategy, cfg.tpu, cfg.cpu_replicas, log,
+        check_tpu_input=lambda hosts, remote: tpu_input.check_tpu_input(hosts, remote,
+                                                                        prepared, cfg))
     replicas = strategy.num_replicas_in_sync
     log(f"strategy {strategies.describe(strategy)}")
-    if strategies.is_remote_tpu(strategy):
-        raise UserError("the deeplake input pipeline runs Python on the host, which a TPU Node "
-                        "(a remote TPU reached by name or grpc://) cannot do; run on a Cloud TPU "
-                        "VM (--strategy=tpu there, no --tpu needed)")
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        tpu_input.check_tpu_strategy(strategy, prepared, cfg)
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
-    if is_prepared(cfg.data):
+    if prepared:
         source = open_prepared(cfg.data, cfg, log)
         counts, labels = source.label_counts, None
     else:
