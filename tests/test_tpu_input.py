@@ -69,9 +69,9 @@ def test_topology_read_from_real_resolvers():
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver
     local = resolver(tpu="local")
     assert strategies.tpu_hosts(local) == 1 and not strategies.is_remote_tpu(local)
-    four = resolver(tpu=",".join(f"grpc://10.0.0.{i}:8470" for i in range(4)))
+    four = resolver(tpu=",".join(f"grpc://127.0.0.{i + 2}:8470" for i in range(4)))
     assert strategies.tpu_hosts(four) == 4 and strategies.is_remote_tpu(four)
-    one = resolver(tpu="grpc://10.0.0.9:8470")
+    one = resolver(tpu="grpc://127.0.0.9:8470")
     assert strategies.tpu_hosts(one) == 1 and strategies.is_remote_tpu(one)
 
 

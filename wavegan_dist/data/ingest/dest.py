@@ -8,13 +8,7 @@ import os
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest.state import IngestState
 from wavegan_dist.errors import UserError, first_line
-
-
-def local_path(dest: str) -> str | None:
-    """The filesystem path of a local dest (plain path or file://), None for URLs."""
-    if dest.startswith("file://"):
-        return dest[len("file://"):]
-    return None if "://" in dest else dest
+from wavegan_dist.paths import local_path
 
 
 def _check_local_dest(path: str, dest: str) -> None:
