@@ -129,13 +129,20 @@ def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     logs = []
     first_rate = _cfg(tmp_path).learning_rate
     assert abs(first_rate - 2e-4) > 1e-6  # the resumed run's rate below is a change
-    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1), cpu,
-                 log=logs.append)
+    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1,
+                      generator_ema=0.99), cpu, log=logs.append)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     rates = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")]
     assert len(rates) == 2 and all(abs(r - 2e-4) < 1e-9 for r in rates)
     assert any(line.startswith("note: --n_critic changed from 2 to 1") for line in logs)
+    # Flags that change training but not the data order say what happens from here on.
+    assert "note: --learning_rate changed from 0.0005 to 0.0002 since the run started; both " \
+        "optimizers use the new learning rate from the resumed step on (Adam's moment " \
+        "estimates are kept)" in logs
+    assert any(line.startswith("note: --generator_ema changed from 0.995 to 0.99 since the run "
+                               "started; the generator's moving average goes on from its "
+                               "saved weights with the new decay") for line in logs)
 
 
 def test_resume_with_other_model_shape_is_refused(one_device_run):

@@ -145,8 +145,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         if any(note.startswith("--seed changed") for note in changes):
             trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
         for note in changes:
-            log(f"note: {note} since the run started; training continues with the new "
-                "value, so it no longer repeats an uninterrupted run exactly")
+            log(f"note: {note}")
     if chief:
         # The sample rate is recorded with the config so `generate` can write files
         # at the dataset's rate without opening the dataset.
