@@ -50,6 +50,13 @@ def test_one_device_trains_and_writes_outputs(one_device_run):
     assert all(np.isfinite(v) for v in result.metrics.values())
     assert sorted(os.listdir(d / "checkpoints"))[:1] == ["checkpoint"]
     assert len(result.wavs) == 2 and all(os.path.getsize(p) == 44 + 2 * 1024 for p in result.wavs)
+    # WAVs at every --sample_every (2), the last ones written once and returned.
+    assert sorted(os.listdir(d / "samples")) == ["step_0000002", "step_0000004"]
+    assert all(len(os.listdir(d / "samples" / f)) == 2 for f in os.listdir(d / "samples"))
+    assert [line for line in logs if line.startswith("wrote ")] == [
+        f"wrote 2 WAV files to {d}/samples/step_0000002",
+        f"wrote 2 WAV files to {d}/samples/step_0000004"]
+    assert result.wavs[0].startswith(f"{d}/samples/step_0000004/")
     assert any(line.startswith("step 4/4  critic") for line in logs)
     assert (d / "config.json").exists()
 

@@ -37,7 +37,7 @@ class TrainResult:
       start_step: the step the run started (or resumed) at.
       metrics: the last logged scalars (floats), empty if no step ran.
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
-      wavs: WAV files written from the final generator.
+      wavs: WAV files of the final generator (empty if the run stopped early).
       num_replicas: replicas in sync.
       stopped: the run stopped early on SIGTERM (after checkpointing).
       rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
@@ -236,6 +236,11 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
     sample_inputs = (sample_z, _sample_labels(labels, num_clips))
+    wav_z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+                                        -1.0, 1.0)
+    snapshots = summaries.WavSnapshots(
+        cfg.model_dir, lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),
+        source.sample_rate, enabled=chief and cfg.num_wavs > 0, log=log)
     step, metrics, rollbacks, stopped = start, {}, 0, False
     if start >= cfg.train_steps:
         log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
@@ -252,7 +257,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
             try:
                 step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
                                                     step, sample_inputs, real_clips, stop, log,
-                                                    evaluator, chief)
+                                                    evaluator, chief, snapshots)
             except faults.Diverged as bad:
                 rollbacks += 1
                 step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
@@ -263,15 +268,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
                 gc.collect()
     writer.flush()
 
-    wavs = []
-    if chief and cfg.num_wavs and not stopped:
-        z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
-                                        -1.0, 1.0)
-        wavs = summaries.write_wavs(
-            os.path.join(cfg.model_dir, "samples", f"step_{step:07d}"),
-            trainer.generate(z, _sample_labels(labels, cfg.num_wavs)).numpy(),
-            source.sample_rate)
-        log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
+    wavs = [] if stopped else snapshots.write(step)
     divergence = replica_divergence(trainer.generator.trainable_variables
                                     + trainer.critic.trainable_variables
                                     + (trainer.generator_ema.variables
@@ -337,8 +334,11 @@ def _loop_length(cfg: Config, step: int) -> int:
 
 def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
                start: int, sample_inputs, real_clips, stop: faults.StopRequest,
-               log, evaluator=None, chief: bool = True) -> tuple[int, dict, bool]:
+               log, evaluator=None, chief: bool = True,
+               snapshots: summaries.WavSnapshots | None = None) -> tuple[int, dict, bool]:
     """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
+
+    Writes audio summaries, and WAV files through `snapshots`, every --sample_every steps.
 
     Returns (step reached, last fetched metrics, stopped by a stop request). Raises
     faults.Diverged (before anything is saved) when a fetched loss is not finite.
@@ -381,12 +381,15 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
                     f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
                     f"wasserstein {at['wasserstein']:+.4f}{speed}")
         step = end
-        if step % cfg.sample_every == 0 or step == cfg.train_steps:
+        sampling = step % cfg.sample_every == 0 or step == cfg.train_steps
+        if sampling:
             writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
         saved = None
         if saves:
             saved = ckpt.save()
             log(f"checkpoint {saved}")
+        if sampling and snapshots is not None:
+            snapshots.write(step)  # after the checkpoint, which matters more
         if evaluator is not None and step % cfg.eval_every == 0:
             _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log)
         if stopping:
