@@ -22,7 +22,7 @@ from wavegan_dist.data import pipeline
 from wavegan_dist.data.labels import attach_labels, label_counts
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, faults, summaries
+from wavegan_dist.training import checkpoints, faults, run_lock, summaries
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -39,8 +39,9 @@ class TrainResult:
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
       wavs: WAV files of the final generator (empty if the run stopped early).
       num_replicas: replicas in sync.
-      stopped: the run stopped early on SIGTERM (after checkpointing).
+      stopped: the run stopped early on SIGTERM or Ctrl-C (after checkpointing).
       rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
+      stop_signal: the signal that stopped the run ("SIGTERM", "SIGINT"), or "".
     """
 
     step: int
@@ -51,6 +52,7 @@ class TrainResult:
     num_replicas: int
     stopped: bool = False
     rollbacks: int = 0
+    stop_signal: str = ""
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -97,12 +99,17 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                  log=print) -> TrainResult:
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
 
+    The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
+    before it writes anything until it returns, and turns SIGTERM and Ctrl-C into a
+    stop at the next step boundary (see faults.StopRequest).
+
     Args:
       cfg: the run's configuration.
       strategy: a strategy to use instead of building one from cfg (tests, notebooks).
       log: receives one-line progress messages.
     Returns:
-      A TrainResult. Raises UserError for problems the user can fix.
+      A TrainResult. Raises UserError for problems the user can fix, among them
+      another training holding cfg.model_dir.
     """
     if not cfg.model_dir:
         raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
@@ -110,12 +117,25 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     models.check_slice_len(cfg.model_spec())
     changes = checkpoints.check_config(cfg.model_dir, cfg.to_dict())
     strategy = strategy or strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
-    replicas = strategy.num_replicas_in_sync
-    log(f"strategy {strategies.describe(strategy)}")
     if strategies.is_remote_tpu(strategy):
         raise UserError("the deeplake input pipeline runs Python on the host, which a TPU Node "
                         "(a remote TPU reached by name or grpc://) cannot do; run on a Cloud TPU "
                         "VM (--strategy=tpu there, no --tpu needed)")
+    with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
+            faults.StopRequest(on_abort=lock.release) as stop:
+        log(f"strategy {strategies.describe(strategy)}")
+        return _train_locked(cfg, strategy, changes, stop, log)
+
+
+def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[str],
+                  stop: faults.StopRequest, log) -> TrainResult:
+    """run_training's work once the run lock is held: data, models, restore, training.
+
+    Args:
+      changes: check_config's notes on flags changed since the run started.
+      stop: the active stop request (signals), passed on to the training loop.
+    """
+    replicas = strategy.num_replicas_in_sync
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
@@ -157,7 +177,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         from wavegan_dist.training.evaluator import TrainingEvaluator
         evaluator = TrainingEvaluator(cfg, log)
     result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
-                         evaluator)
+                         evaluator, stop)
     if scratch:
         _remove_scratch(scratch)
     return result
@@ -227,7 +247,7 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
 
 
 def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
-                start: int, chief: bool, log, evaluator=None) -> TrainResult:
+                start: int, chief: bool, log, evaluator, stop: faults.StopRequest) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
@@ -244,28 +264,36 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     step, metrics, rollbacks, stopped = start, {}, 0, False
     if start >= cfg.train_steps:
         log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
-    with faults.StopRequest() as stop:
-        while step < cfg.train_steps and not stopped:
-            # A fresh input pipeline per segment: after a rollback the data must restart
-            # at the restored step, exactly where an uninterrupted run would be.
-            dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-                source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-                start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
-                shuffle_window=cfg.shuffle_window,
-                slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
-            iterator = iter(dataset)
-            try:
-                step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
-                                                    step, sample_inputs, real_clips, stop, log,
-                                                    evaluator, chief, snapshots)
-            except faults.Diverged as bad:
-                rollbacks += 1
-                step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
-            finally:
-                # A live from_generator iterator at interpreter exit can hang the process
-                # (seen with deeplake reads in flight), so it is released here, now.
-                del iterator, dataset
-                gc.collect()
+    else:
+        # Nothing is printed while the first host call traces, compiles and runs, so the
+        # wait is announced. First calls measured on a 2-core CPU: 9.5 s (tests' tiny
+        # flags), 22 s (--preset=tiny), 19.5 s (paper model at batch 8, 1 critic update);
+        # with the paper's batch 64 and 5 critic updates that step alone takes minutes.
+        log(f"building and compiling the training step: step {start + 1} follows in roughly "
+            "10 s to 3 min on a CPU (longer with --jit_compile, several replicas or "
+            "--steps_per_loop > 1)")
+    while step < cfg.train_steps and not stopped:
+        # A fresh input pipeline per segment: after a rollback the data must restart
+        # at the restored step, exactly where an uninterrupted run would be.
+        dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
+            source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+            start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
+            shuffle_window=cfg.shuffle_window,
+            slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
+        iterator = iter(dataset)
+        try:
+            step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
+                                                step, sample_inputs, real_clips, stop, log,
+                                                evaluator, chief, snapshots)
+        except faults.Diverged as bad:
+            rollbacks += 1
+            step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
+        finally:
+            # A live from_generator iterator at interpreter exit can hang the process
+            # (seen with deeplake reads in flight), so it is released here, now.
+            del iterator, dataset
+            gc.collect()
+    stop.graceful = False  # the last checkpoint is written: a signal now ends the run at once
     writer.flush()
 
     wavs = [] if stopped else snapshots.write(step)
@@ -282,7 +310,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     return TrainResult(step=step, start_step=start, metrics=metrics,
                        replica_divergence=divergence, wavs=wavs,
                        num_replicas=strategy.num_replicas_in_sync, stopped=stopped,
-                       rollbacks=rollbacks)
+                       rollbacks=rollbacks, stop_signal=stop.signal_name if stopped else "")
 
 
 def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
@@ -349,6 +377,7 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
     while step < cfg.train_steps:
         n = _loop_length(cfg, step)
         out = trainer.train_steps(iterator, tf.constant(n, tf.int32))
+        stop.graceful = True  # from now on a stop saves the steps trained
         first, end = step == start, step + n
         logged = [s for s in range(step + 1, end + 1)
                   if s == start + 1 or s % cfg.log_every == 0 or s == cfg.train_steps]
