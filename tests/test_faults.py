@@ -14,6 +14,7 @@ import tensorflow as tf
 from conftest import TINY_TEST_FLAGS
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
+from wavegan_dist.training.faults import StopRequest
 from wavegan_dist.training.loop import run_training
 
 CPU = "/cpu:0"
@@ -149,7 +150,7 @@ def spin(n):
     return tf.while_loop(lambda i, x: i < n, lambda i, x: (i + 1, x * 1.0000001), (0, 1.0))[1]
 
 spin(tf.constant(1))  # traced now, so the call below is TensorFlow's alone
-with StopRequest() as stop:
+with StopRequest(exit_at_once=True) as stop:
     stop.graceful = True  # as after the first training step
     print("spinning", flush=True)
     spin(tf.constant(2**31 - 1))  # hours of one TensorFlow call
@@ -168,6 +169,23 @@ def test_a_second_ctrl_c_ends_a_long_host_call_at_once():
     code, lines = _finish(proc, timeout=60)
     assert code == 130 and lines[-1] == "error: interrupted", lines
     assert "finished" not in lines and not any("Traceback" in line for line in lines)
+
+
+def test_without_exit_at_once_ctrl_c_requests_a_stop_then_raises_keyboard_interrupt():
+    """Library use (a notebook's kernel must survive): nothing ends the process."""
+    with StopRequest():
+        with pytest.raises(KeyboardInterrupt):  # nothing trained yet: no reason to wait
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    with StopRequest() as stop:
+        stop.graceful = True  # as after the first training step
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        assert stop.requested and stop.signal_name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def _finite_weights(model_dir):

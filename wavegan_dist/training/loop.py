@@ -96,7 +96,7 @@ def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarra
 
 
 def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
-                 log=print) -> TrainResult:
+                 log=print, exit_at_once: bool = False) -> TrainResult:
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
 
     The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
@@ -107,6 +107,9 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
       cfg: the run's configuration.
       strategy: a strategy to use instead of building one from cfg (tests, notebooks).
       log: receives one-line progress messages.
+      exit_at_once: end the process on a second Ctrl-C, or on a stop signal while
+        nothing new could be saved (command-line use; see faults.StopRequest). If
+        False, such a Ctrl-C raises KeyboardInterrupt instead.
     Returns:
       A TrainResult. Raises UserError for problems the user can fix, among them
       another training holding cfg.model_dir.
@@ -122,7 +125,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                         "(a remote TPU reached by name or grpc://) cannot do; run on a Cloud TPU "
                         "VM (--strategy=tpu there, no --tpu needed)")
     with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
-            faults.StopRequest(on_abort=lock.release) as stop:
+            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop:
         log(f"strategy {strategies.describe(strategy)}")
         return _train_locked(cfg, strategy, changes, stop, log)
 
