@@ -14,6 +14,7 @@ import tensorflow as tf
 from conftest import TINY_TEST_FLAGS
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
+from wavegan_dist.training.faults import StopRequest
 from wavegan_dist.training.loop import run_training
 
 CPU = "/cpu:0"
@@ -41,12 +42,19 @@ def _read_until(proc, predicate, timeout=240):
         lines.append(line.rstrip("\n"))
         if predicate(lines[-1]):
             return lines
-        assert time.monotonic() < deadline, lines
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no such line in time: {lines}")
     raise AssertionError(f"process ended first: {lines}")
 
 
 def _finish(proc, timeout=240):
-    out, _ = proc.communicate(timeout=timeout)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # no process outlives a failed test
+        proc.communicate()
+        raise
     return proc.returncode, out.splitlines()
 
 
@@ -55,19 +63,26 @@ def _checkpoint_steps(model_dir):
     return [] if state is None else [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
 
 
-def test_sigterm_checkpoints_at_the_step_reached_exits_0_and_resumes(tmp_path):
+@pytest.mark.parametrize("sig, exit_code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_ctrl_c_checkpoint_at_the_step_reached_and_resume(tmp_path, sig, exit_code):
     run = tmp_path / "run"
     proc = _start(_cli(run, "--train_steps=500", "--ckpt_every=1000", "--sample_every=1000",
                        "--log_every=1"))
-    _read_until(proc, lambda line: line.startswith("step 3/500"))
-    proc.send_signal(signal.SIGTERM)
+    before = _read_until(proc, lambda line: line.startswith("step 3/500"))
+    # The wait for the first step is announced before it.
+    first = next(i for i, line in enumerate(before) if line.startswith("step 1: first call"))
+    assert before[first - 1].startswith("building and compiling the training step: step 1 "
+                                        "follows in roughly"), before
+    proc.send_signal(sig)
     code, lines = _finish(proc)
-    assert code == 0, lines
-    stopped = [line for line in lines if line.startswith("stopped by SIGTERM at step ")]
+    assert code == exit_code, lines
+    stopped = [line for line in lines if line.startswith(f"stopped by {sig.name} at step ")]
     assert len(stopped) == 1, lines
     step = int(stopped[0].split()[5].rstrip(":"))
     assert step >= 3 and _checkpoint_steps(run) == [step]
     assert f"checkpoint {run}/checkpoints/ckpt-{step}" in lines
+    assert not (run / "run.lock").exists()  # released for the next run
     # The restart continues from that checkpoint and finishes.
     code, lines = _finish(_start(_cli(run, f"--train_steps={step + 2}", "--log_every=1")))
     assert code == 0, lines
@@ -109,6 +124,68 @@ def test_kill_9_at_several_moments_always_resumes_from_a_complete_checkpoint(tmp
     # Runs 2, 3 and the last resume (the one killed during start-up may not get that far).
     assert len(resumed) >= 3 and resumed == sorted(resumed), resumed
     assert any(line.startswith(f"done at step {total}:") for line in lines)
+
+
+def test_ctrl_c_while_compiling_exits_at_once_with_nothing_saved(tmp_path):
+    """A first call of 10,000 steps at batch 64: waiting for it to end would take many
+    minutes."""
+    run = tmp_path / "run"
+    long = "10000"
+    proc = _start(_cli(run, f"--train_steps={long}", f"--steps_per_loop={long}",
+                       f"--ckpt_every={long}", f"--sample_every={long}", "--batch_size=64"))
+    _read_until(proc, lambda line: line.startswith("building and compiling the training step"))
+    time.sleep(5.0)  # into the call (tracing, compiling or stepping; all must stop)
+    proc.send_signal(signal.SIGINT)
+    code, lines = _finish(proc, timeout=60)
+    assert code == 130 and lines[-1] == "error: interrupted", lines
+    assert _checkpoint_steps(run) == [] and not (run / "run.lock").exists()
+
+
+_LONG_CALL = """
+import tensorflow as tf
+from wavegan_dist.training.faults import StopRequest
+
+@tf.function
+def spin(n):
+    return tf.while_loop(lambda i, x: i < n, lambda i, x: (i + 1, x * 1.0000001), (0, 1.0))[1]
+
+spin(tf.constant(1))  # traced now, so the call below is TensorFlow's alone
+with StopRequest(exit_at_once=True) as stop:
+    stop.graceful = True  # as after the first training step
+    print("spinning", flush=True)
+    spin(tf.constant(2**31 - 1))  # hours of one TensorFlow call
+    print("finished", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_ends_a_long_host_call_at_once():
+    proc = _start([sys.executable, "-u", "-c", _LONG_CALL])
+    _read_until(proc, lambda line: line == "spinning")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(2.0)
+    assert proc.poll() is None  # the first Ctrl-C waits for the call, to save after it
+    proc.send_signal(signal.SIGINT)
+    code, lines = _finish(proc, timeout=60)
+    assert code == 130 and lines[-1] == "error: interrupted", lines
+    assert "finished" not in lines and not any("Traceback" in line for line in lines)
+
+
+def test_without_exit_at_once_ctrl_c_requests_a_stop_then_raises_keyboard_interrupt():
+    """Library use (a notebook's kernel must survive): nothing ends the process."""
+    with StopRequest():
+        with pytest.raises(KeyboardInterrupt):  # nothing trained yet: no reason to wait
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    with StopRequest() as stop:
+        stop.graceful = True  # as after the first training step
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        assert stop.requested and stop.signal_name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def _finite_weights(model_dir):

@@ -50,6 +50,13 @@ def test_one_device_trains_and_writes_outputs(one_device_run):
     assert all(np.isfinite(v) for v in result.metrics.values())
     assert sorted(os.listdir(d / "checkpoints"))[:1] == ["checkpoint"]
     assert len(result.wavs) == 2 and all(os.path.getsize(p) == 44 + 2 * 1024 for p in result.wavs)
+    # WAVs at every --sample_every (2), the last ones written once and returned.
+    assert sorted(os.listdir(d / "samples")) == ["step_0000002", "step_0000004"]
+    assert all(len(os.listdir(d / "samples" / f)) == 2 for f in os.listdir(d / "samples"))
+    assert [line for line in logs if line.startswith("wrote ")] == [
+        f"wrote 2 WAV files to {d}/samples/step_0000002",
+        f"wrote 2 WAV files to {d}/samples/step_0000004"]
+    assert result.wavs[0].startswith(f"{d}/samples/step_0000004/")
     assert any(line.startswith("step 4/4  critic") for line in logs)
     assert (d / "config.json").exists()
 
@@ -129,13 +136,20 @@ def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     logs = []
     first_rate = _cfg(tmp_path).learning_rate
     assert abs(first_rate - 2e-4) > 1e-6  # the resumed run's rate below is a change
-    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1), cpu,
-                 log=logs.append)
+    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1,
+                      generator_ema=0.99), cpu, log=logs.append)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     rates = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")]
     assert len(rates) == 2 and all(abs(r - 2e-4) < 1e-9 for r in rates)
     assert any(line.startswith("note: --n_critic changed from 2 to 1") for line in logs)
+    # Flags that change training but not the data order say what happens from here on.
+    assert "note: --learning_rate changed from 0.0005 to 0.0002 since the run started; both " \
+        "optimizers use the new learning rate from the resumed step on (Adam's moment " \
+        "estimates are kept)" in logs
+    assert any(line.startswith("note: --generator_ema changed from 0.995 to 0.99 since the run "
+                               "started; the generator's moving average goes on from its "
+                               "saved weights with the new decay") for line in logs)
 
 
 def test_resume_with_other_model_shape_is_refused(one_device_run):

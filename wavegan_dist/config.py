@@ -81,7 +81,7 @@ class Config:
     keep_checkpoints: int = 3
     log_every: int = 100
     sample_every: int = 1000
-    num_wavs: int = 4  # WAV files written from the final generator
+    num_wavs: int = 4  # WAV files written every sample_every steps and at the end
 
     # Evaluation during training.
     eval_every: int = 0  # steps between evaluations (0 = off)

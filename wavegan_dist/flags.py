@@ -119,8 +119,10 @@ flags.DEFINE_string("resume_from", _D.resume_from, "Continue from this checkpoin
 flags.DEFINE_integer("ckpt_every", _D.ckpt_every, "Checkpoint every N steps (and at the end).")
 flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Checkpoints kept.")
 flags.DEFINE_integer("log_every", _D.log_every, "Console and scalar summaries every N steps.")
-flags.DEFINE_integer("sample_every", _D.sample_every, "Audio and spectrogram summaries every N steps.")
-flags.DEFINE_integer("num_wavs", _D.num_wavs, "WAV files written from the final generator.")
+flags.DEFINE_integer("sample_every", _D.sample_every,
+                     "Audio and spectrogram summaries, and WAV files, every N steps.")
+flags.DEFINE_integer("num_wavs", _D.num_wavs,
+                     "WAV files written every --sample_every steps and at the end (0 = none).")
 
 # Evaluation during training.
 flags.DEFINE_integer("eval_every", _D.eval_every, "Score the generator every N steps (0 = off): "

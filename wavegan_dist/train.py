@@ -8,6 +8,8 @@ Examples:
 
 from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
 
+import sys
+
 from absl import app, logging
 
 from wavegan_dist.flags import FLAGS, config_from_flags
@@ -26,7 +28,9 @@ def main(argv: list[str]) -> None:
             raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
         cfg = config_from_flags(FLAGS)
         from wavegan_dist.training.loop import run_training  # imports TensorFlow
-        run_training(cfg, log=_log)
+        result = run_training(cfg, log=_log, exit_at_once=True)
+        if result.stop_signal == "SIGINT":
+            sys.exit(130)  # the shell's code for Ctrl-C, although the run saved and stopped cleanly
 
     logging.set_verbosity(logging.WARNING)
     cli.run_or_exit(run)

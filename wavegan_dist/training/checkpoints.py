@@ -391,6 +391,26 @@ ORDER_FIELDS = ("data", "split", "num_samples", "subset", "instrument_source",
                 "phase_shuffle", "precision")
 
 
+# Fields that change how training goes on but not the data order: a resume may change
+# them, and each gets a note saying what happens from the resumed step on.
+TRAINING_FIELDS = {
+    "learning_rate": "both optimizers use the new learning rate from the resumed step on "
+                     "(Adam's moment estimates are kept)",
+    "beta1": "Adam's first-moment decay takes the new value from the resumed step on "
+             "(the moment estimates are kept)",
+    "beta2": "Adam's second-moment decay takes the new value from the resumed step on "
+             "(the moment estimates are kept)",
+    "gp_weight": "the critic's gradient penalty uses the new weight from the resumed step on",
+    "generator_ema": "the generator's moving average goes on from its saved weights with the "
+                     "new decay (0 stops keeping it: samples and later checkpoints then use "
+                     "the generator's own weights)",
+    "jit_compile": "the step is compiled the other way from now on; results differ in "
+                   "rounding only",
+    "conv_impl": "the convolutions are computed the other way from now on; results differ "
+                 "in rounding only",
+}
+
+
 def _json_equal(a, b) -> bool:
     return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
@@ -402,7 +422,8 @@ def check_config(model_dir: str, config: dict) -> list[str]:
       model_dir: the run's folder (may not exist yet; local or a tf.io.gfile URL).
       config: the new run's configuration as a dict.
     Returns:
-      Notes naming order-affecting flags that changed (empty for a new run).
+      One-line notes on flags of ORDER_FIELDS and TRAINING_FIELDS that changed, each
+      saying what that means (empty for a new run).
       Raises UserError if a model-shape flag changed, or if `model_dir` is a file or
       a folder this process cannot write or create (checked before any work is done).
     """
@@ -427,8 +448,11 @@ def check_config(model_dir: str, config: dict) -> list[str]:
     if changed:
         raise UserError(f"--model_dir={model_dir} holds a run with other model flags: "
                         f"{', '.join(changed)}; use a new --model_dir or the same flags")
-    return [f"--{k} changed from {old[k]} to {config[k]}" for k in ORDER_FIELDS
-            if k in old and not _json_equal(old[k], config[k])]
+    changed = [k for k in (*ORDER_FIELDS, *TRAINING_FIELDS)
+               if k in old and not _json_equal(old[k], config[k])]
+    return [f"--{k} changed from {old[k]} to {config[k]} since the run started; " + (
+        TRAINING_FIELDS[k] if k in TRAINING_FIELDS else "training continues with the new "
+        "value, so it no longer repeats an uninterrupted run exactly") for k in changed]
 
 
 def record_config(model_dir: str, config: dict) -> None:

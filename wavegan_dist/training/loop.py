@@ -24,7 +24,7 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, faults, summaries, tpu_input
+from wavegan_dist.training import checkpoints, faults, run_lock, summaries, tpu_input
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -39,10 +39,11 @@ class TrainResult:
       start_step: the step the run started (or resumed) at.
       metrics: the last logged scalars (floats), empty if no step ran.
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
-      wavs: WAV files written from the final generator.
+      wavs: WAV files of the final generator (empty if the run stopped early).
       num_replicas: replicas in sync.
-      stopped: the run stopped early on SIGTERM (after checkpointing).
+      stopped: the run stopped early on SIGTERM or Ctrl-C (after checkpointing).
       rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
+      stop_signal: the signal that stopped the run ("SIGTERM", "SIGINT"), or "".
     """
 
     step: int
@@ -53,6 +54,7 @@ class TrainResult:
     num_replicas: int
     stopped: bool = False
     rollbacks: int = 0
+    stop_signal: str = ""
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -96,15 +98,23 @@ def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarra
 
 
 def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
-                 log=print) -> TrainResult:
+                 log=print, exit_at_once: bool = False) -> TrainResult:
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
+
+    The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
+    before it writes anything until it returns, and turns SIGTERM and Ctrl-C into a
+    stop at the next step boundary (see faults.StopRequest).
 
     Args:
       cfg: the run's configuration.
       strategy: a strategy to use instead of building one from cfg (tests, notebooks).
       log: receives one-line progress messages.
+      exit_at_once: end the process on a second Ctrl-C, or on a stop signal while
+        nothing new could be saved (command-line use; see faults.StopRequest). If
+        False, such a Ctrl-C raises KeyboardInterrupt instead.
     Returns:
-      A TrainResult. Raises UserError for problems the user can fix.
+      A TrainResult. Raises UserError for problems the user can fix, among them
+      another training holding cfg.model_dir.
     """
     if not cfg.model_dir:
         raise UserError("--model_dir is required: the folder for checkpoints, logs and samples")
@@ -116,10 +126,24 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         cfg.strategy, cfg.tpu, cfg.cpu_replicas, log,
         check_tpu_input=lambda hosts, remote: tpu_input.check_tpu_input(hosts, remote,
                                                                         prepared, cfg))
-    replicas = strategy.num_replicas_in_sync
-    log(f"strategy {strategies.describe(strategy)}")
     if isinstance(strategy, tf.distribute.TPUStrategy):
         tpu_input.check_tpu_strategy(strategy, prepared, cfg)
+    with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
+            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop:
+        log(f"strategy {strategies.describe(strategy)}")
+        return _train_locked(cfg, strategy, changes, prepared, stop, log)
+
+
+def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[str],
+                  prepared: bool, stop: faults.StopRequest, log) -> TrainResult:
+    """run_training's work once the run lock is held: data, models, restore, training.
+
+    Args:
+      changes: check_config's notes on flags changed since the run started.
+      prepared: cfg.data is prepared data (TFRecord shards), not a deeplake dataset.
+      stop: the active stop request (signals), passed on to the training loop.
+    """
+    replicas = strategy.num_replicas_in_sync
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
     if prepared:
@@ -153,8 +177,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         if any(note.startswith("--seed changed") for note in changes):
             trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
         for note in changes:
-            log(f"note: {note} since the run started; training continues with the new "
-                "value, so it no longer repeats an uninterrupted run exactly")
+            log(f"note: {note}")
     if chief:
         # The sample rate is recorded with the config so `generate` can write files
         # at the dataset's rate without opening the dataset.
@@ -166,7 +189,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
         from wavegan_dist.training.evaluator import TrainingEvaluator
         evaluator = TrainingEvaluator(cfg, log)
     result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
-                         evaluator)
+                         evaluator, stop)
     if scratch:
         _remove_scratch(scratch)
     return result
@@ -236,7 +259,7 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
 
 
 def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
-                start: int, chief: bool, log, evaluator=None) -> TrainResult:
+                start: int, chief: bool, log, evaluator, stop: faults.StopRequest) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
@@ -249,44 +272,49 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
     sample_inputs = (sample_z, _sample_labels(labels, num_clips))
+    wav_z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+                                        -1.0, 1.0)
+    snapshots = summaries.WavSnapshots(
+        cfg.model_dir, lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),
+        source.sample_rate, enabled=chief and cfg.num_wavs > 0, log=log)
     step, metrics, rollbacks, stopped = start, {}, 0, False
     if start >= cfg.train_steps:
         log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
-    with faults.StopRequest() as stop:
-        while step < cfg.train_steps and not stopped:
-            # A fresh input pipeline per segment: after a rollback the data must restart
-            # at the restored step, exactly where an uninterrupted run would be.
-            dataset = strategy.distribute_datasets_from_function(
-                source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
-                if isinstance(source, PreparedSource) else pipeline.make_dataset_fn(
-                    source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-                    start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
-                    shuffle_window=cfg.shuffle_window,
-                    slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
-            iterator = iter(dataset)
-            try:
-                step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
-                                                    step, sample_inputs, real_clips, stop, log,
-                                                    evaluator, chief)
-            except faults.Diverged as bad:
-                rollbacks += 1
-                step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
-            finally:
-                # A live from_generator iterator at interpreter exit can hang the process
-                # (seen with deeplake reads in flight), so it is released here, now.
-                del iterator, dataset
-                gc.collect()
+    else:
+        # Nothing is printed while the first host call traces, compiles and runs, so the
+        # wait is announced. First calls measured on a 2-core CPU: 9.5 s (tests' tiny
+        # flags), 22 s (--preset=tiny), 19.5 s (paper model at batch 8, 1 critic update);
+        # with the paper's batch 64 and 5 critic updates that step alone takes minutes.
+        log(f"building and compiling the training step: step {start + 1} follows in roughly "
+            "10 s to 3 min on a CPU (longer with --jit_compile, several replicas or "
+            "--steps_per_loop > 1)")
+    while step < cfg.train_steps and not stopped:
+        # A fresh input pipeline per segment: after a rollback the data must restart
+        # at the restored step, exactly where an uninterrupted run would be.
+        dataset = strategy.distribute_datasets_from_function(
+            source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
+            if isinstance(source, PreparedSource) else pipeline.make_dataset_fn(
+                source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+                start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
+                shuffle_window=cfg.shuffle_window,
+                slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
+        iterator = iter(dataset)
+        try:
+            step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
+                                                step, sample_inputs, real_clips, stop, log,
+                                                evaluator, chief, snapshots)
+        except faults.Diverged as bad:
+            rollbacks += 1
+            step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
+        finally:
+            # A live from_generator iterator at interpreter exit can hang the process
+            # (seen with deeplake reads in flight), so it is released here, now.
+            del iterator, dataset
+            gc.collect()
+    stop.graceful = False  # the last checkpoint is written: a signal now ends the run at once
     writer.flush()
 
-    wavs = []
-    if chief and cfg.num_wavs and not stopped:
-        z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
-                                        -1.0, 1.0)
-        wavs = summaries.write_wavs(
-            os.path.join(cfg.model_dir, "samples", f"step_{step:07d}"),
-            trainer.generate(z, _sample_labels(labels, cfg.num_wavs)).numpy(),
-            source.sample_rate)
-        log(f"wrote {len(wavs)} WAV files to {os.path.dirname(wavs[0])}")
+    wavs = [] if stopped else snapshots.write(step)
     divergence = replica_divergence(trainer.generator.trainable_variables
                                     + trainer.critic.trainable_variables
                                     + (trainer.generator_ema.variables
@@ -300,7 +328,7 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     return TrainResult(step=step, start_step=start, metrics=metrics,
                        replica_divergence=divergence, wavs=wavs,
                        num_replicas=strategy.num_replicas_in_sync, stopped=stopped,
-                       rollbacks=rollbacks)
+                       rollbacks=rollbacks, stop_signal=stop.signal_name if stopped else "")
 
 
 def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
@@ -352,8 +380,11 @@ def _loop_length(cfg: Config, step: int) -> int:
 
 def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
                start: int, sample_inputs, real_clips, stop: faults.StopRequest,
-               log, evaluator=None, chief: bool = True) -> tuple[int, dict, bool]:
+               log, evaluator=None, chief: bool = True,
+               snapshots: summaries.WavSnapshots | None = None) -> tuple[int, dict, bool]:
     """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
+
+    Writes audio summaries, and WAV files through `snapshots`, every --sample_every steps.
 
     Returns (step reached, last fetched metrics, stopped by a stop request). Raises
     faults.Diverged (before anything is saved) when a fetched loss is not finite.
@@ -364,6 +395,7 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
     while step < cfg.train_steps:
         n = _loop_length(cfg, step)
         out = trainer.train_steps(iterator, tf.constant(n, tf.int32))
+        stop.graceful = True  # from now on a stop saves the steps trained
         first, end = step == start, step + n
         logged = [s for s in range(step + 1, end + 1)
                   if s == start + 1 or s % cfg.log_every == 0 or s == cfg.train_steps]
@@ -396,12 +428,15 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
                     f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
                     f"wasserstein {at['wasserstein']:+.4f}{speed}")
         step = end
-        if step % cfg.sample_every == 0 or step == cfg.train_steps:
+        sampling = step % cfg.sample_every == 0 or step == cfg.train_steps
+        if sampling:
             writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
         saved = None
         if saves:
             saved = ckpt.save()
             log(f"checkpoint {saved}")
+        if sampling and snapshots is not None:
+            snapshots.write(step)  # after the checkpoint, which matters more
         if evaluator is not None and step % cfg.eval_every == 0:
             _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log)
         if stopping:

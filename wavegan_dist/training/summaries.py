@@ -114,3 +114,36 @@ def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "
         tf.io.write_file(path, data)
         paths.append(path)
     return paths
+
+
+class WavSnapshots:
+    """WAV files of the generator at chosen steps, in <model_dir>/samples/step_NNNNNNN/,
+    each step written at most once.
+
+    Args:
+      model_dir: the run's folder.
+      generate: callable () -> float32 [K, T, 1] in [-1, 1], the current generator's clips
+        (the same inputs every time, so folders compare over steps).
+      sample_rate: Hz.
+      enabled: False writes nothing (non-chief workers, --num_wavs=0).
+      log: receives one line per folder written.
+    """
+
+    def __init__(self, model_dir: str, generate, sample_rate: int, enabled: bool = True,
+                 log=print):
+        self.model_dir = model_dir
+        self.generate = generate
+        self.sample_rate = sample_rate
+        self.enabled = enabled
+        self.log = log
+        self._last: tuple[int, list[str]] | None = None
+
+    def write(self, step: int) -> list[str]:
+        """Writes the clips of `step` (unless already written); returns their paths."""
+        if not self.enabled:
+            return []
+        if self._last is None or self._last[0] != step:
+            folder = os.path.join(self.model_dir, "samples", f"step_{step:07d}")
+            self._last = (step, write_wavs(folder, self.generate(), self.sample_rate))
+            self.log(f"wrote {len(self._last[1])} WAV files to {folder}")
+        return self._last[1]
