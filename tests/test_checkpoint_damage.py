@@ -133,18 +133,20 @@ def test_resume_from_an_intact_older_checkpoint_on_purpose(run, tmp_path):
 
 
 def test_resume_from_a_missing_or_damaged_checkpoint_is_one_line(run, tmp_path):
+    # Two copies: one training per --model_dir at a time, and the two run side by side.
     damaged = _damaged_copy(run, tmp_path / "damaged", "truncated_data")
+    other = _damaged_copy(run, tmp_path / "other", "truncated_data")
     before = _files(damaged / "checkpoints")
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        missing, bad = pool.map(lambda flag: _train_cli(damaged, "--train_steps=6", flag),
-                                ["--resume_from=ckpt-9", "--resume_from=ckpt-4"])
+        missing, bad = pool.map(lambda args: _train_cli(args[0], "--train_steps=6", args[1]),
+                                [(other, "--resume_from=ckpt-9"), (damaged, "--resume_from=ckpt-4")])
     line = error_line(missing)
     assert "--resume_from=ckpt-9: there is no checkpoint" in line
     assert "the run has ckpt-2, ckpt-4 in" in line
     line = error_line(bad)
     assert "--resume_from=ckpt-4: cannot restore checkpoint" in line and "damaged" in line
     assert "--resume_from=ckpt-2" in line
-    assert _files(damaged / "checkpoints") == before
+    assert _files(damaged / "checkpoints") == before == _files(other / "checkpoints")
 
 
 _generate = functools.partial(run_module, "generate")
