@@ -87,6 +87,7 @@ class RunLock:
         self.stale_seconds = stale_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self._fd = None
+        self._created_dir = False  # the lock made model_dir (removed again if left empty)
         self._token = ""
         self._held: dict = {}
         self._stop_heartbeat = threading.Event()
@@ -123,6 +124,7 @@ class RunLock:
     def _acquire_flock(self) -> None:
         import fcntl
 
+        self._created_dir = not os.path.isdir(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -208,6 +210,12 @@ class RunLock:
                     pass
                 os.close(self._fd)
                 self._fd = None
+                if self._created_dir:
+                    # A run refused before it wrote anything leaves no empty folder behind.
+                    try:
+                        os.rmdir(self.model_dir)
+                    except OSError:
+                        pass  # not empty: the run wrote something, which stays
             if self._heartbeat is not None:
                 self._stop_heartbeat.set()
                 self._heartbeat.join(timeout=10)

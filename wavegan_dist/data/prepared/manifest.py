@@ -21,7 +21,7 @@ import posixpath
 import tensorflow as tf
 
 from wavegan_dist.data.prepared import MANIFEST, PLAN
-from wavegan_dist.errors import UserError
+from wavegan_dist.errors import UserError, first_line
 
 FORMAT = "wavegan_dist-prepared"
 VERSION = 1
@@ -53,8 +53,10 @@ def _local(data: str) -> str:
 
 def _may_hold_prepared(data: str) -> bool:
     # Only local folders and gs:// are looked at: tf.io.gfile cannot open deeplake's
-    # other schemes (s3://, al://, ...), which are never prepared folders.
-    return data != "builtin" and ("://" not in data or data.startswith(("file://", "gs://")))
+    # other schemes (s3://, al://, ...), which are never prepared folders. A "{split}"
+    # path is deeplake's per-split layout, which prepared data does not use.
+    return (data != "builtin" and "{split}" not in data
+            and ("://" not in data or data.startswith(("file://", "gs://"))))
 
 
 def is_prepared(data: str) -> bool:
@@ -62,7 +64,11 @@ def is_prepared(data: str) -> bool:
     if not _may_hold_prepared(data):
         return False
     folder = _local(data)
-    return any(tf.io.gfile.exists(join(folder, name)) for name in (MANIFEST, PLAN))
+    try:
+        return any(tf.io.gfile.exists(join(folder, name)) for name in (MANIFEST, PLAN))
+    except tf.errors.OpError as err:  # e.g. gs:// without network or credentials
+        raise UserError(f"--data={data} cannot be read ({first_line(err, 200)}); check the "
+                        "path, the network and the credentials") from err
 
 
 def read_json(path: str) -> dict | None:
