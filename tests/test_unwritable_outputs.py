@@ -120,11 +120,11 @@ def test_full_disk_while_generating(run, tmp_path):
 
 
 def test_full_disk_before_the_first_step(tmp_path):
-    """config.json cannot be written: one line, and no temporary file left."""
+    """The run's first file (its run.lock) cannot be written: one line, and no file left."""
     with small_disk(tmp_path, "8k") as disk:
         (disk / "filler").write_bytes(b"x" * 8192)
         model_dir = disk / "run"
         line = error_line(_train_cli(model_dir, "--train_steps=2"))
-        assert line == (f"error: cannot write {model_dir / 'config.json'}: No space left on "
+        assert line == (f"error: cannot write {model_dir / 'run.lock'}: No space left on "
                         "device; free space or pass a --model_dir you can write to"), line
         assert os.listdir(model_dir) == []

@@ -118,8 +118,11 @@ class RunLock:
             else:
                 self._acquire_heartbeat()
         except OSError as err:
-            raise UserError(f"cannot create {self.path}: {err.strerror or err}; --model_dir "
-                            "must be a folder this user can write") from err
+            if not os.path.isdir(self.model_dir):
+                raise UserError(f"cannot create {self.path}: {err.strerror or err}; --model_dir "
+                                "must be a folder this user can write") from err
+            raise UserError(f"cannot write {self.path}: {err.strerror or err}; free space or "
+                            "pass a --model_dir you can write to") from err
 
     def _acquire_flock(self) -> None:
         import fcntl
@@ -142,9 +145,14 @@ class RunLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(self._held).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(self._held).encode())
+            os.fsync(fd)
+        except OSError:
+            os.unlink(self.path)  # e.g. a full disk: leave no empty lock file behind
+            os.close(fd)
+            raise
         self._fd = fd
 
     def _read_remote(self) -> dict | None:
