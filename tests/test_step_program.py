@@ -76,14 +76,16 @@ def test_one_strategy_run_per_step_and_no_host_reductions(replicas):
     strategy.runs, strategy.reduces = [], 0  # building the trainer reads sync-on-read values
     out = trainer.train_step(iterator)
     assert trainer.train_step.experimental_get_tracing_count() == 1
-    assert strategy.runs == [trainer.replica_step] and strategy.reduces == 0
+    assert (len(strategy.runs), strategy.reduces) == (1, 0)
+    assert strategy.runs == [trainer.replica_step]
     assert int(trainer.step.numpy()) == 1 and set(out) == set(
         ("critic", "gradient_penalty", "wasserstein", "generator"))
     # The compiled loop: one strategy.run inside the tf.range, run once per step.
     strategy.runs.clear()
     looped = trainer.train_steps(iterator, tf.constant(3, tf.int32))
     assert trainer.train_steps.experimental_get_tracing_count() == 1
-    assert strategy.runs == [trainer.replica_step] and strategy.reduces == 0
+    assert (len(strategy.runs), strategy.reduces) == (1, 0)
+    assert strategy.runs == [trainer.replica_step]
     assert int(trainer.step.numpy()) == 4 and looped["critic"].shape == [3]
     assert all(np.all(np.isfinite(v.numpy())) for v in looped.values())
 
