@@ -70,13 +70,15 @@ def test_train_bench_json_reports_every_documented_figure():
     assert r["generator_update_flops"] == flops.generator_update_flops(spec, 8)
     assert r["critic_update_zero_gradient_path_flops"] == flops.zero_gradient_path_flops(spec, 8)
     assert r["flops_match_built_models"] is True
+    # The whole training step (n_critic 1): both updates in one strategy.run.
+    assert r["train_step_flops"] == r["critic_update_flops"] + r["generator_update_flops"]
     positive = ["peak_gflops", "peak_matmul_gflops", "peak_conv_gflops"]
-    for update in ("critic", "generator"):
+    for update in ("critic_update", "generator_update", "train_step"):
         for replicas in ("1_replica", "2_replicas"):
             for what in ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
                          "first_call_seconds"):
-                positive.append(f"{update}_update_{what}_{replicas}")
-        positive.append(f"two_over_one_replica_{update}")
+                positive.append(f"{update}_{what}_{replicas}")
+    positive += [f"two_over_one_replica_{u}" for u in ("critic", "generator", "step")]
     for key in positive:
         assert isinstance(r[key], float) and r[key] > 0, key
     assert r["critic_update_samples_seconds_2_replicas"] == [r["critic_update_seconds_2_replicas"]]
@@ -152,21 +154,25 @@ def test_text_report_marks_the_targets():
          "flops_match_built_models": True, "peak_gflops": 100.0, "peak_source": "matmul",
          "peak_matmul_gflops": 100.0, "peak_conv_gflops": 90.0,
          "two_over_one_replica_critic": 0.95, "two_over_one_replica_generator": 0.8,
+         "two_over_one_replica_step": 0.85,
          "critic_update_fraction_of_peak_1_replica": 0.5,
          "critic_update_zero_gradient_path_flops": 2e8,
          "meets_fraction_of_peak_target": False, "meets_two_over_one_replica_target": True}
-    for update in ("critic", "generator"):
+    for update in ("critic_update", "generator_update", "train_step"):
         for replicas in ("_1_replica", "_2_replicas"):
             for what in ("seconds", "examples_per_sec", "gflops", "fraction_of_peak",
                          "first_call_seconds", "best_seconds"):
-                r.setdefault(f"{update}_update_{what}{replicas}", 0.5)
-            r.setdefault(f"plain_{update}_update_{what}", 0.8)
+                r.setdefault(f"{update}_{what}{replicas}", 0.5)
+            r.setdefault(f"plain_{update}_{what}", 0.8)
     text = format_text(r)
     assert "TF keras, 1 replica" in text and "TF fast, 2 replicas" in text
     assert "TF fast / TF keras, 1 replica (examples/s): critic 1.70x, generator 1.20x" in text
     assert "PyTorch not installed: pip install -c constraints.txt '.[bench]'" in text
     assert "of peak (1 replica): 50.0% [NOT met]" in text
     assert "0.95x [met]" in text
+    assert "generator 0.80x, whole step 0.85x" in text
+    assert [line.split()[0] for line in text.splitlines() if "TF fast, 2 replicas" in line] \
+        == ["critic", "generator", "step"]
 
 
 # --- the PyTorch twin (only where the optional `bench` extra is installed) ---

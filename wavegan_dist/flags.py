@@ -81,8 +81,9 @@ flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
 flags.DEFINE_integer("train_steps", _D.train_steps, "Total generator steps (a resumed run "
                      "continues up to this).")
 flags.DEFINE_integer("seed", _D.seed, "Seed for weights, data order and noise.")
-flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile each replica's forward and backward "
-                  "pass with XLA; Adam and its all-reduce run outside (a TPU compiles the "
+flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile with XLA: the whole step on one "
+                  "device; each replica's forward and backward pass on several mirrored "
+                  "replicas, Adam and its all-reduce running outside (a TPU compiles the "
                   "whole step anyway). With --gen_batchnorm: one replica or a TPU only.")
 flags.DEFINE_enum("precision", _D.precision, list(PRECISIONS), "'bf16': mixed precision "
                   "(bfloat16 compute, float32 weights and losses; TPU and recent GPUs); 'fp32' "
@@ -92,8 +93,8 @@ flags.DEFINE_enum("conv_impl", _D.conv_impl, list(CONV_IMPLS), "How WaveGAN's st
                   "same mathematics, faster on CPU) or 'keras' (Keras's own layers). "
                   "Checkpoints are interchangeable.")
 flags.DEFINE_integer("steps_per_loop", _D.steps_per_loop, "Generator steps per host call, run "
-                     "in one compiled loop (cuts host overhead on TPU/GPU); logged scalars stay "
-                     "exact per step.")
+                     "in one compiled loop, one strategy.run per step (cuts host overhead on "
+                     "TPU/GPU); logged scalars stay exact per step.")
 flags.DEFINE_float("generator_ema", _D.generator_ema, "Decay of the exponential moving average "
                    "of the generator's weights, which draws all audio (samples, --eval_every, "
                    "generate, evaluate, export); 0 = off. It averages about 1 / (1 - decay) "

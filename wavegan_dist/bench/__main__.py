@@ -38,8 +38,8 @@ flags.DEFINE_enum("device", "cpu", list(DEVICES), "train: run the TensorFlow upd
 flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "train: as training's --precision "
                   "('bf16': bfloat16 compute, float32 weights); the peak is measured in the "
                   "same dtype.")
-flags.DEFINE_bool("jit_compile", False, "train: XLA-compile each replica's forward and "
-                  "backward pass, as training's --jit_compile.")
+flags.DEFINE_bool("jit_compile", False, "train: XLA-compile as training's --jit_compile "
+                  "does (the whole update on 1 replica, forward and backward passes on 2).")
 flags.DEFINE_bool("no_plain", False, "train: skip the plain Keras formulation "
                   "(conv_impl=keras) measured next to the default.")
 flags.DEFINE_integer("learn_steps", 12000, "learn: generator steps to train.")

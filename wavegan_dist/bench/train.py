@@ -14,7 +14,11 @@ What is timed (all in one process, side by side):
   generator function, the update of the generator's EMA at the default
   --generator_ema, the reduction of its loss) and the step increment: the generator
   part of `train_step`. Each is its own
-  `tf.function`, fetched to the host (a scalar) to stop the clock. Real batches are
+  `tf.function`, fetched to the host (a scalar) to stop the clock. One **training step**
+  is the trainer's `train_step` itself (n_critic = 1): ONE `strategy.run` of the whole
+  replica step (the critic update, the generator update, the EMA update, the step
+  counter and one all-reduce of the metrics), as training runs it; timed on 1 and 2
+  replicas, its FLOPs are the two updates' together. Real batches are
   random audio held in memory, shaped like the input pipeline's elements
   (audio float32 [per_replica, slice_len, 1], label int32 [per_replica]) and
   delivered by `strategy.distribute_datasets_from_function`, so no deeplake read is
@@ -25,8 +29,9 @@ What is timed (all in one process, side by side):
   initial weights: the 2-vs-1 ratio is the cost of distributing over replicas.
   With device="gpu": /gpu:0, and MirroredStrategy (TensorFlow's default all-reduce)
   over the first two GPUs.
-- precision ("fp32" or "bf16", as training's --precision) and jit_compile (each
-  replica's forward and backward pass compiled with XLA, as training's --jit_compile)
+- precision ("fp32" or "bf16", as training's --precision) and jit_compile (XLA as
+  training's --jit_compile: each whole update and step on 1 replica, each replica's
+  forward and backward pass on 2)
   apply to every TensorFlow row,
   and the peak kernels run in the same dtype.
 - The plain formulation: the same trainer, 1 replica, on networks built with
@@ -63,6 +68,8 @@ WARMUP = 1
 REAL_BATCHES = 4  # distinct in-memory real batches, cycled
 TWO_REPLICAS = 2
 # What the report holds for each timed update and each place it ran on.
+# Report key of each timed thing (the whole step is what training calls per step).
+KEYS = {"critic": "critic_update", "generator": "generator_update", "step": "train_step"}
 FIGURES = ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
            "first_call_seconds", "samples_seconds", "best_seconds")
 
@@ -220,6 +227,10 @@ class TfUpdates:
         """Runs one generator update; returns its loss (waits for it)."""
         return float(self._generator_update())
 
+    def step(self) -> float:
+        """Runs one whole training step; returns its generator loss (waits for it)."""
+        return float(self.trainer.train_step(self._iterator)["generator"])
+
     def close(self) -> None:
         del self._iterator, self._dataset
 
@@ -269,7 +280,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     Args:
       device: "cpu" or "gpu", where the TensorFlow updates and the peak run.
       precision: "fp32" or "bf16" (mixed: bfloat16 compute, float32 weights).
-      jit_compile: XLA-compile each replica's forward and backward pass.
+      jit_compile: XLA-compile as training's --jit_compile does.
       use_torch: measure PyTorch too if it is importable.
       compare_plain: measure the plain conv_impl="keras" networks too (1 replica).
       log: called with progress lines.
@@ -285,10 +296,11 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
       peak_matmul_gflops, peak_conv_gflops, peak_dtype. For U in critic, generator and R in
       1_replica, 2_replicas: U_update_{seconds, examples_per_sec, gflops,
       fraction_of_peak, first_call_seconds, samples_seconds, best_seconds}_R (best:
-      the fastest sample, a hint of the uncontended speed), and the same for
+      the fastest sample, a hint of the uncontended speed), the same for the whole
+      step as train_step_{...}_R (train_step_flops: both updates' FLOPs), and the same for
       PyTorch as torch_U_update_{...} and for the plain Keras formulation as
       plain_U_update_{...} (None when not measured). conv_impl: what the TF rows
-      use. Ratios of examples/s: two_over_one_replica_U (2 replicas / 1),
+      use. Ratios of examples/s: two_over_one_replica_U (2 replicas / 1; also _step),
       U_update_tf_over_torch (TF 1 replica / PyTorch, or None),
       U_update_fast_over_plain (TF 1 replica / plain Keras, or None). Targets: meets_tf_over_torch_target (or
       None), meets_fraction_of_peak_target, meets_two_over_one_replica_target.
@@ -345,10 +357,12 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     for run_name, run in runs.items():
         jobs[("critic", run_name)] = run.critic
         jobs[("generator", run_name)] = run.generator
+        if run_name in ("1_replica", "2_replicas"):
+            jobs[("step", run_name)] = run.step
     seconds = {key: [] for key in jobs}
     first = {}
     for key, fn in jobs.items():
-        log(f"warm-up (first call; TF traces): {key[0]} update, {key[1]}")
+        log(f"warm-up (first call; TF traces): {KEYS[key[0]]}, {key[1]}")
         first[key] = _timed(fn)
         for _ in range(WARMUP - 1):
             _timed(fn)
@@ -371,12 +385,13 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         "critic_update_zero_gradient_path_flops":
             flops.zero_gradient_path_flops(spec, global_batch),
     })
+    report["train_step_flops"] = report["critic_update_flops"] + report["generator_update_flops"]
     for (update, run_name), samples in seconds.items():
         median = statistics.median(samples)
         prefixed = run_name in ("torch", "plain")
-        key = f"{run_name}_{update}_update" if prefixed else f"{update}_update"
+        key = f"{run_name}_{KEYS[update]}" if prefixed else KEYS[update]
         suffix = "" if prefixed else f"_{run_name}"
-        gflops = report[f"{update}_update_flops"] / median / 1e9
+        gflops = report[f"{KEYS[update]}_flops"] / median / 1e9
         values = {"seconds": median, "samples_seconds": samples, "best_seconds": min(samples),
                   "first_call_seconds": first[(update, run_name)],
                   "examples_per_sec": global_batch / median, "gflops": gflops,
@@ -394,6 +409,8 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         for name in FIGURES:
             for other in ("torch", "plain"):
                 report.setdefault(f"{other}_{update}_update_{name}", None)
+    report["two_over_one_replica_step"] = (report["train_step_examples_per_sec_2_replicas"]
+                                           / report["train_step_examples_per_sec_1_replica"])
     report.setdefault("torch_threads", None)
 
     ratio = report["critic_update_tf_over_torch"]
@@ -424,7 +441,8 @@ def format_text(r: dict) -> str:
         + (f", {torch_label}" if torch_label else ""),
         f"FLOPs per update (analytic, bench/flops.py): critic "
         f"{r['critic_update_flops'] / 1e9:,.2f} GFLOP, generator "
-        f"{r['generator_update_flops'] / 1e9:,.2f} GFLOP"
+        f"{r['generator_update_flops'] / 1e9:,.2f} GFLOP (a training step with n_critic 1: "
+        "both, in one strategy.run)"
         + ("" if r["flops_match_built_models"]
            else "  (WARNING: does not match the built networks)"),
         f"  (not counted: {r['critic_update_zero_gradient_path_flops'] / 1e9:,.2f} GFLOP per "
@@ -437,12 +455,12 @@ def format_text(r: dict) -> str:
         f"{'update':<10} {'runs on':<24} {'s/update':>9} {'examples/s':>11} "
         f"{'GFLOP/s':>9} {'of peak':>8} {'1st call s':>11}",
     ]
-    for update in ("critic", "generator"):
-        rows = [(f"TF {r['conv_impl']}, 1 replica", f"{update}_update", "_1_replica"),
-                (f"TF {r['conv_impl']}, 2 replicas", f"{update}_update", "_2_replicas")]
-        if r.get("plain_critic_update_seconds") is not None:
+    for update in ("critic", "generator", "step"):
+        rows = [(f"TF {r['conv_impl']}, 1 replica", KEYS[update], "_1_replica"),
+                (f"TF {r['conv_impl']}, 2 replicas", KEYS[update], "_2_replicas")]
+        if r.get("plain_critic_update_seconds") is not None and update != "step":
             rows.append(("TF keras, 1 replica", f"plain_{update}_update", ""))
-        if torch_label:
+        if torch_label and update != "step":
             rows.append(("PyTorch", f"torch_{update}_update", ""))
         for label, key, suffix in rows:
             lines.append(
@@ -454,7 +472,8 @@ def format_text(r: dict) -> str:
     lines += [
         "",
         f"2 replicas / 1 replica (examples/s): critic {r['two_over_one_replica_critic']:.2f}x, "
-        f"generator {r['two_over_one_replica_generator']:.2f}x",
+        f"generator {r['two_over_one_replica_generator']:.2f}x, "
+        f"whole step {r['two_over_one_replica_step']:.2f}x",
     ]
     if r.get("critic_update_fast_over_plain") is not None:
         lines.append(f"TF {r['conv_impl']} / TF keras, 1 replica (examples/s): critic "

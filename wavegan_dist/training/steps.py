@@ -2,14 +2,23 @@
 
 `WganGpTrainer` owns the models, optimizers and step counter (all created under
 the strategy's scope) and exposes two `tf.function`s: `train_steps(iterator, n)`, n steps
-in one compiled loop (what the training loop calls), and `train_step(iterator)`, one;
-both are made of `critic_update` and `generator_update` (cross-replica, also what
-`bench train` times). With --jit_compile each replica's forward and backward pass is an
-XLA function; the optimizer step and its all-reduce run after it, uncompiled.
-The per-replica functions stay small: draw this replica's randomness, run the
-networks, compute per-example losses, average them over the GLOBAL batch and
-apply gradients (Keras sums gradients across replicas, so the update equals the
-single-device update on the whole global batch).
+in one compiled loop (what the training loop calls), and `train_step(iterator)`, one.
+A step is ONE `strategy.run` of `replica_step`: the n_critic real batches are taken from
+the distributed iterator first and passed in, and the replica function runs the
+n_critic critic updates, the generator update, the generator EMA's update, the step
+counter's increment and one all-reduce of the step's metrics, so the host only reads
+replica 0's (identical) values. A `--steps_per_loop` loop is a `tf.range` around that
+one `strategy.run` (as Orbit runs its steps). The per-replica functions stay small:
+draw this replica's randomness, run the networks, compute per-example losses, average
+them over the GLOBAL batch and apply gradients (Keras sums gradients across replicas
+inside `apply_gradients`, so the update equals the single-device update on the whole
+global batch). `critic_update` and `generator_update` run one update each (what
+`bench train` times).
+
+With --jit_compile the whole replica step is one XLA program on one device; on several
+mirrored replicas each replica's forward and backward passes are (the optimizer step and
+its all-reduce run after them, uncompiled: see check_jit_compile); a TPU compiles the
+whole step anyway.
 
 Conditional models: in a critic update the fakes take the real batch's labels (so
 real and fake share one label distribution and the penalty's interpolates have
@@ -18,8 +27,8 @@ class frequencies.
 
 Generator EMA (StepConfig.generator_ema > 0): a second generator of the same
 architecture holds an exponential moving average of the generator's weights, and
-draws every sample (`generate`). It is updated after each generator update, in
-cross-replica context (see `ema_decay` and `WganGpTrainer._update_ema`).
+draws every sample (`generate`). Each replica updates its own copy after each generator
+update, in replica context (see `ema_decay` and `WganGpTrainer._update_ema`).
 """
 
 from __future__ import annotations
@@ -81,9 +90,10 @@ def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
                       gen_batchnorm: bool) -> None:
     """Raises UserError for --jit_compile that TensorFlow cannot run on `strategy`.
 
-    The compiled part of each per-replica step is its forward and backward pass; the
-    optimizer update, whose gradient all-reduce is a collective, runs outside it
-    (TensorFlow cannot run a collective inside a tf.function nested in MirroredStrategy's
+    On one device the whole replica step compiles (compiles_whole_step). On several
+    mirrored replicas only each replica's forward and backward passes do; the optimizer
+    update, whose gradient all-reduce is a collective, runs outside them (TensorFlow
+    cannot run a collective inside a tf.function nested in MirroredStrategy's
     strategy.run: "`merge_call` called while defining a new graph"). The generator's
     batch norm all-reduces its statistics inside the forward pass, so with it only one
     replica (or a TPU, which compiles the whole step) can compile.
@@ -95,6 +105,21 @@ def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
                         "the batch norm all-reduces inside the compiled step, which "
                         "TensorFlow cannot do under strategy.run; drop one of the two flags "
                         "or train on one device")
+
+
+def compiles_whole_step(strategy: tf.distribute.Strategy) -> bool:
+    """Whether --jit_compile can compile the whole replica step (optimizer steps, EMA
+    and step counter included) as one XLA function on `strategy`: on one device (the
+    default strategy or OneDeviceStrategy), where no merge_call leaves the replica.
+    A TPU compiles the whole step by itself; mirrored replicas cannot (check_jit_compile).
+    """
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
+        return True
+    try:
+        strategy.extended.worker_devices
+    except RuntimeError:  # only the default strategy has no worker devices
+        return True
+    return False
 
 
 class WganGpTrainer:
@@ -147,11 +172,17 @@ class WganGpTrainer:
             if shapes(generator_ema) != shapes(generator):
                 raise ValueError("generator_ema must have the generator's architecture")
             self.reset_ema()
+        tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        whole = cfg.jit_compile and compiles_whole_step(strategy)
+        # With --jit_compile on mirrored replicas each forward and backward pass is its own
+        # XLA function; on one device the whole replica step is one; a TPU compiles it all.
+        parts = self._compiled if cfg.jit_compile and not (whole or tpu) else (lambda fn: fn)
         # One function per critic iteration: `i` names the random streams (see below).
-        self._critic_grad_fns = [
-            self._compiled(functools.partial(self._critic_gradients, i=i))
-            for i in range(cfg.n_critic)]
-        self._generator_grad_fn = self._compiled(self._generator_gradients)
+        self._critic_grad_fns = [parts(functools.partial(self._critic_gradients, i=i))
+                                 for i in range(cfg.n_critic)]
+        self._generator_grad_fn = parts(self._generator_gradients)
+        self._whole = whole
+        self._run_step = self._replica_fn(self.replica_step)
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
         self._samplers = {name: tf.function(functools.partial(self._sample_replica,
@@ -159,11 +190,12 @@ class WganGpTrainer:
                           for name, model in (("raw", generator), ("ema", generator_ema))
                           if model is not None}
 
+    def _replica_fn(self, fn):
+        # What strategy.run gets: fn, or with --jit_compile on one device fn compiled whole.
+        return self._compiled(fn) if self._whole else fn
+
     def _compiled(self, fn):
-        # With --jit_compile a replica's forward and backward pass is one XLA cluster (what
-        # a TPU runs); otherwise it is traced inline into train_step.
-        if not self.cfg.jit_compile:
-            return fn
+        # fn as one XLA function, called on the replica's own device.
         compiled = tf.function(fn, jit_compile=True)
         try:
             devices = self.strategy.extended.worker_devices
@@ -200,7 +232,7 @@ class WganGpTrainer:
         with tf.control_dependencies([tf.identity(self.critic.trainable_variables[-1].value)]):
             return tf.identity(step)
 
-    def _critic_replica_step(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
+    def _critic_replica_update(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
         grads, metrics = self._critic_grad_fns[i](batch, step)
         self.d_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
         return metrics
@@ -238,10 +270,37 @@ class WganGpTrainer:
         return grads, {"critic": loss, "gradient_penalty": average(penalty),
                        "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
 
-    def _generator_replica_step(self, step: tf.Tensor) -> dict:
+    def _generator_replica_update(self, step: tf.Tensor) -> dict:
         grads, metrics = self._generator_grad_fn(step)
         self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
+        if self.generator_ema is not None:
+            self._update_ema(ema_decay(self.cfg.generator_ema, step), in_replica=True)
         return metrics
+
+    def replica_step(self, batches: tuple) -> dict:
+        """One generator step on one replica: the function `train_step` passes to
+        strategy.run (and the one --jit_compile compiles whole on one device).
+
+        The n_critic critic updates (the i-th on batches[i]), the generator update, the
+        EMA update, the step counter's increment, and one all-reduce of the metrics.
+        Replica context.
+
+        Args:
+          batches: n_critic (audio [per_replica, slice_len, 1], label [per_replica])
+            tuples, this replica's parts of n_critic global batches.
+        Returns:
+          {metric: float32 scalar} for METRICS, global means (the same on every replica);
+          critic ones averaged over the n_critic updates.
+        """
+        step = self.step.read_value()
+        sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
+        for i, batch in enumerate(batches):
+            out = self._critic_replica_update(batch, step, i)
+            sums = {k: sums[k] + out[k] for k in CRITIC_METRICS}
+        metrics = {k: v / len(batches) for k, v in sums.items()}
+        metrics.update(self._generator_replica_update(step))
+        self.step.assign_add(1)
+        return _all_reduce_sum(metrics)
 
     def _generator_gradients(self, step: tf.Tensor):
         """(gradients of the generator's trainable variables, metrics) of one replica's
@@ -286,10 +345,9 @@ class WganGpTrainer:
         """
         # `i` goes in through a closure: as a strategy.run argument it would become a
         # tensor on TPU, and it names Python-level random streams.
-        out = self.strategy.run(functools.partial(self._critic_replica_step, i=i),
-                                args=(batch, step))
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, out[k], axis=None)
-                for k in CRITIC_METRICS}
+        update = lambda b, s: _all_reduce_sum(self._critic_replica_update(b, s, i))
+        return self._first_replica(self.strategy.run(self._replica_fn(update),
+                                                     args=(batch, step)))
 
     def generator_update(self, step: tf.Tensor) -> tf.Tensor:
         """The generator update of generator step `step`, then the EMA update after it.
@@ -299,24 +357,20 @@ class WganGpTrainer:
         Returns:
           float32 scalar, the generator loss summed over replicas (its global mean).
         """
-        out = self.strategy.run(self._generator_replica_step, args=(step,))
-        if self.generator_ema is not None:
-            self._update_ema(ema_decay(self.cfg.generator_ema, step))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["generator"], axis=None)
+        update = lambda s: _all_reduce_sum(self._generator_replica_update(s))
+        out = self.strategy.run(self._replica_fn(update), args=(step,))
+        return self._first_replica(out)["generator"]
+
+    def _first_replica(self, out: dict) -> dict:
+        # Values all-reduced in the replica function are the same on every replica.
+        return {k: self.strategy.experimental_local_results(v)[0] for k, v in out.items()}
 
     def _train_step(self, iterator) -> dict:
-        """One generator step: n_critic critic updates, each on a fresh real batch, then
-        one generator update. Returns global-mean scalars; critic ones averaged over the
-        n_critic updates."""
-        step = self.step.read_value()
-        sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
-        for i in range(self.cfg.n_critic):
-            out = self.critic_update(next(iterator), step, i)
-            sums = {k: sums[k] + out[k] for k in CRITIC_METRICS}
-        metrics = {k: v / self.cfg.n_critic for k, v in sums.items()}
-        metrics["generator"] = self.generator_update(step)
-        self.step.assign_add(1)
-        return metrics
+        """One generator step: one strategy.run of replica_step on the next n_critic
+        batches of `iterator` (a distributed iterator: next() cannot run inside a
+        replica function). Returns replica_step's global-mean scalars."""
+        batches = tuple(next(iterator) for _ in range(self.cfg.n_critic))
+        return self._first_replica(self.strategy.run(self._run_step, args=(batches,)))
 
     def _train_steps(self, iterator, num_steps: tf.Tensor) -> dict:
         """`num_steps` generator steps in one compiled loop (--steps_per_loop).
@@ -331,15 +385,18 @@ class WganGpTrainer:
             arrays = {k: arrays[k].write(j, out[k]) for k in METRICS}
         return {k: arrays[k].stack() for k in METRICS}
 
-    def _update_ema(self, decay: tf.Tensor | None) -> None:
+    def _update_ema(self, decay: tf.Tensor | None, in_replica: bool) -> None:
         """w_ema <- decay * w_ema + (1 - decay) * w for every trainable weight, and a
         copy of every non-trainable one (batch-norm moving statistics); decay None
         copies everything.
 
-        Runs in cross-replica context through strategy.extended.update, which calls
-        `blend` once per local copy of each EMA variable with the same replica's copy
-        of the generator variable: no collective, no merge_call, and since the
-        generator's copies are identical on all replicas, so are the EMA's.
+        Every replica blends its own copy of each EMA variable with its own copy of the
+        generator variable: no collective and no merge_call, and since the generator's
+        copies are identical on all replicas, so are the EMA's. In replica context (the
+        training step) that is a plain assign: the EMA's weights are mirrored with
+        aggregation NONE, which TensorFlow updates replica-locally, and its batch-norm
+        statistics are sync-on-read. In cross-replica context (in_replica False: reset_ema)
+        strategy.extended.update calls `blend` once per local copy.
         """
         def blend(ema, weight, decay):
             if decay is None:
@@ -354,13 +411,20 @@ class WganGpTrainer:
                                                self.generator.non_trainable_variables)]
         for ema, weight, d in pairs:
             # Keras 3 variables wrap the (distributed) tf.Variable that update() needs.
-            self.strategy.extended.update(ema.value, functools.partial(blend, decay=d),
-                                          args=(weight.value,))
+            if in_replica:
+                if ema.value.aggregation != tf.VariableAggregation.NONE and \
+                        ema.value.synchronization != tf.VariableSynchronization.ON_READ:
+                    raise ValueError(f"{ema.path}: a replica-local EMA update needs "
+                                     "aggregation NONE or a sync-on-read variable")
+                blend(ema.value, weight.value, d)
+            else:
+                self.strategy.extended.update(ema.value, functools.partial(blend, decay=d),
+                                              args=(weight.value,))
 
     def reset_ema(self) -> None:
         """Sets the EMA weights to the generator's (a new run, or a checkpoint without
         an EMA). Call outside tf.function, in cross-replica context."""
-        self._update_ema(None)
+        self._update_ema(None, in_replica=False)
 
     def _sample_replica(self, z: tf.Tensor, labels: tf.Tensor, generator) -> tf.Tensor:
         return generator(z, labels if self.conditional else None, training=False)
@@ -384,6 +448,11 @@ class WganGpTrainer:
         sample = self._samplers["raw" if raw or self.generator_ema is None else "ema"]
         out = self.strategy.run(sample, args=(z, tf.cast(labels, tf.int32)))
         return self.strategy.experimental_local_results(out)[0]
+
+
+def _all_reduce_sum(values: dict) -> dict:
+    """{name: scalar} summed over replicas, in one all-reduce (replica context)."""
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
 def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
