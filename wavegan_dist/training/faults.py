@@ -120,6 +120,18 @@ class StopRequest:
             self._interrupts += 1
         return not self.graceful or self._interrupts >= 2
 
+    def request(self, reason: str) -> None:
+        """Requests a stop at the next step boundary as SIGTERM does, from any thread (a
+        preemption notice); `reason` names it in the stop line. Unlike a signal it never
+        ends the process at once: the run stops after its first host call if it has not
+        made one yet.
+
+        Args:
+          reason: what asked, e.g. 'a preemption notice (instance/preempted is TRUE)'.
+        """
+        self.signal_name = self.signal_name or reason
+        self.requested = True
+
     def _exit(self, sig: signal.Signals) -> None:
         if sig == signal.SIGINT:
             message = "error: interrupted"

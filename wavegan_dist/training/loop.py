@@ -25,7 +25,8 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, consensus, faults, run_lock, summaries, tpu_input
+from wavegan_dist.training import (checkpoints, consensus, faults, preemption, run_lock,
+                                   summaries, tpu_input)
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -42,9 +43,11 @@ class TrainResult:
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
       wavs: WAV files of the final generator (empty if the run stopped early).
       num_replicas: replicas in sync.
-      stopped: the run stopped early on SIGTERM or Ctrl-C (after checkpointing).
+      stopped: the run stopped early on SIGTERM, Ctrl-C or a preemption notice (after
+        checkpointing).
       rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
-      stop_signal: the signal that stopped the run ("SIGTERM", "SIGINT"), or "".
+      stop_signal: what stopped the run ("SIGTERM", "SIGINT", "a preemption notice
+        (...)"), or "".
     """
 
     step: int
@@ -103,7 +106,8 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
 
     The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
-    before it writes anything until it returns, and turns SIGTERM and Ctrl-C into a
+    before it writes anything until it returns, and turns SIGTERM, Ctrl-C and a Google
+    Cloud preemption notice (--preemption_watch, see preemption.py) into a
     stop at the next step boundary (see faults.StopRequest).
 
     Args:
@@ -130,7 +134,9 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     if isinstance(strategy, tf.distribute.TPUStrategy):
         tpu_input.check_tpu_strategy(strategy, prepared, cfg)
     with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
-            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop:
+            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop, \
+            preemption.watch(cfg.preemption_watch,
+                             lambda why: stop.request(f"a preemption notice ({why})"), log):
         log(f"strategy {strategies.describe(strategy)}")
         return _train_locked(cfg, strategy, changes, prepared, stop, log)
 
