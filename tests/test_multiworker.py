@@ -224,21 +224,24 @@ def _start_worker(index, addresses, flags):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_workers_that_restored_different_steps_stop_with_one_line(two_worker_run, tmp_path):
-    """Worker 0's --model_dir has the run's checkpoint at step 4, worker 1's is empty (a
-    local folder on each host): both stop before training, naming each worker's step."""
-    d, code, _ = two_worker_run
-    assert code == 0
-    shutil.copytree(d, tmp_path / "chief")
-    (tmp_path / "other").mkdir()
+def _bn_checkpoint(model_dir, seed):
+    """A --gen_batchnorm run's checkpoint at step 2, trained in this process."""
+    flags = dict(TINY_TEST_FLAGS, gen_batchnorm=True, num_wavs=0, seed=seed)
+    run_training(make_config("tiny", **flags, train_steps=2, model_dir=str(model_dir)),
+                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+
+
+def _run_two_workers(model_dirs, **flags):
+    """Worker i of a 2-worker cluster on loopback trains in model_dirs[i]; returns
+    [(exit status, stdout, stderr)] per worker."""
     sock = [socket.socket() for _ in range(2)]
     for s_ in sock:
         s_.bind(("127.0.0.1", 0))
     addresses = [f"127.0.0.1:{s_.getsockname()[1]}" for s_ in sock]
     for s_ in sock:
         s_.close()
-    procs = [_start_worker(i, addresses, _train_flags(tmp_path / name, train_steps=6))
-             for i, name in enumerate(["chief", "other"])]
+    procs = [_start_worker(i, addresses, _train_flags(d, **flags))
+             for i, d in enumerate(model_dirs)]
     results = []
     for proc in procs:
         try:
@@ -248,18 +251,51 @@ def test_workers_that_restored_different_steps_stop_with_one_line(two_worker_run
                 p.kill()
             raise
         results.append((proc.returncode, out, err))
-    for i, (code, out, err) in enumerate(results):
-        errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
-        assert code == 2 and len(errors) == 1, (out[-2000:], err[-4000:])
-        assert errors[0].startswith(
-            "error: the workers restored different states (step differs: worker 0 step 4 "
-            "(weights crc32 "), errors[0]
-        assert "worker 1 step 0 (weights crc32 " in errors[0]
-        assert f"this worker's is {tmp_path / ['chief', 'other'][i]}" in errors[0]
-        assert "Traceback" not in err
-    assert "resumed from step 4 (" in results[0][1]
-    assert "no checkpoint found: starting at step 0" in results[1][1]
-    assert not (tmp_path / "other" / "checkpoints").exists()
+    return results
+
+
+def _one_error_line(result):
+    code, out, err = result
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, (out[-2000:], err[-4000:])
+    return errors[0]
+
+
+_SAME_DIR_ADVICE = ("every worker must see the chief's checkpoints in the same --model_dir "
+                    "(this worker's is {}): use one shared path (for example gs://...) on "
+                    "every host")
+
+
+def test_workers_that_see_different_checkpoints_stop_with_one_line(tmp_path, cache_dir):
+    """Worker 0's --model_dir has a checkpoint at step 2, worker 1's is empty (a local folder
+    on each host). With --gen_batchnorm restoring is itself collective, so this is checked
+    before restoring: both stop with one line naming each worker's checkpoint."""
+    dirs = [tmp_path / "chief", tmp_path / "other"]
+    _bn_checkpoint(dirs[0], seed=0)
+    dirs[1].mkdir()
+    results = _run_two_workers(dirs, train_steps=4, gen_batchnorm=True, num_wavs=0)
+    for d, result in zip(dirs, results):
+        assert _one_error_line(result) == (
+            "error: the workers would resume from different checkpoints (worker 0 ckpt-2, "
+            "worker 1 no checkpoint); " + _SAME_DIR_ADVICE.format(d))
+    assert not (dirs[1] / "checkpoints").exists()
+
+
+def test_workers_that_restored_different_weights_stop_with_one_line(tmp_path, cache_dir):
+    """Both --model_dirs hold a ckpt-2, of different runs (seeds): the weights' checksums
+    differ after the restore."""
+    dirs = [tmp_path / "chief", tmp_path / "other"]
+    for seed, d in enumerate(dirs):
+        _bn_checkpoint(d, seed)
+    results = _run_two_workers(dirs, train_steps=4, gen_batchnorm=True, num_wavs=0)
+    for d, result in zip(dirs, results):
+        line = _one_error_line(result)
+        assert re.fullmatch(
+            r"error: the workers restored different states \(weights differs: worker 0 step 2 "
+            r"\(weights crc32 [0-9a-f]{8}\), worker 1 step 2 \(weights crc32 [0-9a-f]{8}\)\); "
+            + re.escape(_SAME_DIR_ADVICE.format(d)), line), line
+    first, second = re.findall(r"crc32 ([0-9a-f]{8})", line)
+    assert first != second
 
 
 def test_sigterm_stops_every_worker_at_the_same_voted_step(tmp_path, cache_dir):

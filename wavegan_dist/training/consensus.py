@@ -10,12 +10,19 @@ every worker restored.
 
 from __future__ import annotations
 
+import os
+import re
 import zlib
 
 import numpy as np
 import tensorflow as tf
 
 from wavegan_dist.errors import UserError
+
+
+_SAME_MODEL_DIR = ("every worker must see the chief's checkpoints in the same --model_dir "
+                   "(this worker's is {model_dir}): use one shared path (for example gs://...) "
+                   "on every host")
 
 
 def _workers(strategy: tf.distribute.Strategy) -> tuple[list[str], int]:
@@ -82,13 +89,42 @@ class Workers:
         ignored)."""
         return bool(self.gather([float(flag)])[0, 0] > 0)
 
+    def check_same_checkpoint(self, path: str | None, model_dir: str) -> None:
+        """Stops the run unless every worker is about to restore the same checkpoint.
+
+        Checked before restoring, because restoring is collective for variables
+        synchronised on read (batch-norm statistics): a worker with nothing to restore
+        would leave its peers' restore collectives unmatched. A worker that cannot read
+        the chief's checkpoints (a local --model_dir on each host, a different bucket)
+        is what this catches.
+
+        Args:
+          path: this worker's checkpoint to restore (a `ckpt-N` path prefix), or None.
+          model_dir: the run's --model_dir on this worker (named in the message).
+        Raises:
+          UserError naming each worker's checkpoint when they differ.
+        """
+        if not self.multi:
+            return
+        name = os.path.basename(path) if path else ""
+        number = int(name[5:]) if re.fullmatch(r"ckpt-\d+", name) else (-2 if path else -1)
+        rows = self.gather([number])[:, 0]
+        if np.all(rows == rows[0]):
+            return
+        found = {-1: "no checkpoint", -2: "a checkpoint not named ckpt-N"}
+        states = ", ".join(f"{who} {found.get(int(n), f'ckpt-{int(n)}')}"
+                           for who, n in zip(self.names, rows))
+        raise UserError(f"the workers would resume from different checkpoints ({states}); "
+                        + _SAME_MODEL_DIR.format(model_dir=model_dir))
+
     def check_same_state(self, step: int, variables, model_dir: str) -> None:
         """Stops the run unless every worker holds the same step and weights.
 
-        A worker that cannot read the chief's checkpoints (a local --model_dir on each
-        host, a different bucket) would start from another step or other weights: the
-        loops then differ in length (a hang) or the replicas silently train different
-        models. Compares the step and a CRC32 of the variables' bytes, in one all-reduce.
+        Run after check_same_checkpoint and the restore: workers that restored checkpoints
+        of the same number from different runs (a different bucket) would silently train
+        different models, and loops of different lengths would hang. Compares the step
+        and a CRC32 of the variables' bytes, in one all-reduce (reading variables
+        synchronised on read is itself collective, in the same order on every worker).
 
         Args:
           step: the step this worker restored (0 if it found no checkpoint).
@@ -109,7 +145,5 @@ class Workers:
         states = ", ".join(f"{name} step {int(s)} (weights crc32 {int(c):08x})"
                            for name, (s, c) in zip(self.names, rows))
         what = "step" if np.any(rows[:, 0] != rows[0, 0]) else "weights"
-        raise UserError(
-            f"the workers restored different states ({what} differs: {states}); every worker "
-            f"must see the chief's checkpoints in the same --model_dir (this worker's is "
-            f"{model_dir}): use one shared path (for example gs://...) on every host")
+        raise UserError(f"the workers restored different states ({what} differs: {states}); "
+                        + _SAME_MODEL_DIR.format(model_dir=model_dir))

@@ -191,6 +191,7 @@ def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, count
     workers = consensus.Workers(strategy)
     trainer = make_trainer(cfg, strategy, counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
+    workers.check_same_checkpoint(ckpt.to_resume(cfg.resume_from), cfg.model_dir)
     restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
     if restored is None:
