@@ -7,7 +7,7 @@ r"""Runs a multi-worker training on this machine: N processes of `python -m wave
 Every worker gets its own TF_CONFIG (the same cluster of N workers on 127.0.0.1, on free
 ports, and its own task index) and the train flags given after `--`, which must include
 `--strategy=multiworker`. Worker 0 is the chief: it writes the run's checkpoints, config
-and TensorBoard events; the others write throwaway checkpoints under MODEL_DIR/.workers/.
+and TensorBoard events; the others write throwaway checkpoints to a local temporary folder.
 
 Output: every line a worker prints appears here prefixed with `[worker I] ` (stdout lines on
 stdout, stderr lines on stderr); the launcher's own lines start with `[launcher] `.

@@ -5,12 +5,15 @@ The launcher is run as a user runs it (`python launch/local_multiworker.py ... -
 flags>`); its output is read line by line while it runs.
 """
 
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -21,6 +24,7 @@ from conftest import TINY_TEST_FLAGS, checkpoint_weights, max_diff
 from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
+from wavegan_dist.training import faults
 from wavegan_dist.training.loop import run_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,10 +133,13 @@ def test_two_workers_train_and_the_chief_writes_the_run(two_worker_run):
     assert os.path.exists(d / "checkpoints" / "ckpt-4.index")
     assert sorted(os.listdir(d / "samples" / "step_0000004")) == ["generated_00.wav",
                                                                   "generated_01.wav"]
-    # Worker 1 saved its throwaway checkpoints under .workers/worker-1 and removed them.
-    assert any(ln.startswith("[worker 1] checkpoint ") and "/.workers/worker-1/" in ln
-               for ln in lines)
-    assert not (d / ".workers").exists()
+    # Worker 1 saved its throwaway checkpoints in a local temporary folder, removed at exit.
+    scratch = [ln.split()[3] for ln in lines if ln.startswith("[worker 1] checkpoint ")]
+    assert scratch and all(p.startswith(tempfile.gettempdir() + "/wavegan_dist_worker-1_")
+                           for p in scratch), out[-4000:]
+    assert not os.path.exists(os.path.dirname(os.path.dirname(scratch[0])))
+    assert sorted(names) == sorted(["config.json", "checkpoints", "samples", *(
+        n for n in names if n.startswith("events.out.tfevents."))]), names
 
 
 def test_two_workers_match_one_process_with_two_replicas(two_worker_run, tmp_path):
@@ -176,6 +183,141 @@ def test_rerunning_a_finished_run_trains_nothing(two_worker_run, tmp_path):
     assert again.wait(240) == 0, again.text()[-4000:]
     for i in (0, 1):
         assert f"[worker {i}] already at step 4 >= --train_steps=4: nothing to train" in again.lines
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, cache_dir):
+    """A pitch classifier for --eval_every (one epoch: only the decisions matter here)."""
+    out = tmp_path_factory.mktemp("cls") / "cls"
+    proc = subprocess.run([sys.executable, "-m", "wavegan_dist.evaluate", "train-classifier",
+                           f"--out={out}", "--slice_len=2048", "--epochs=1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_eval_every_with_generator_batch_norm_keeps_the_best_on_every_worker_alike(
+        tmp_path, classifier):
+    """Only the chief knows the best score; if the other worker decided for itself it would
+    save (a collective with batch norm) at steps where the chief trains on: the run failed
+    with unmatched collectives. The chief's decision is shared, so both save together."""
+    run = Launch(["--workers=2"], _train_flags(
+        tmp_path, train_steps=8, eval_every=2, ckpt_every=10, eval_examples=16,
+        eval_classifier=classifier, gen_batchnorm=True, num_wavs=0))
+    code = run.wait(300)
+    out = run.text()
+    assert code == 0, out[-4000:]
+    for i in (0, 1):
+        evals = [ln.split()[5].rstrip(":") for ln in run.lines
+                 if ln.startswith(f"[worker {i}] eval at step ")]
+        assert evals == ["2", "4", "6", "8"], out[-4000:]
+        assert any(ln.startswith(f"[worker {i}] done at step 8:") for ln in run.lines)
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["step"] in (2, 4, 6, 8)
+
+
+def _start_worker(index, addresses, flags):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses},
+                                   "task": {"type": "worker", "index": index}})
+    return subprocess.Popen([sys.executable, "-m", "wavegan_dist.train", *flags], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _bn_checkpoint(model_dir, seed):
+    """A --gen_batchnorm run's checkpoint at step 2, trained in this process."""
+    flags = dict(TINY_TEST_FLAGS, gen_batchnorm=True, num_wavs=0, seed=seed)
+    run_training(make_config("tiny", **flags, train_steps=2, model_dir=str(model_dir)),
+                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+
+
+def _run_two_workers(model_dirs, **flags):
+    """Worker i of a 2-worker cluster on loopback trains in model_dirs[i]; returns
+    [(exit status, stdout, stderr)] per worker."""
+    sock = [socket.socket() for _ in range(2)]
+    for s_ in sock:
+        s_.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s_.getsockname()[1]}" for s_ in sock]
+    for s_ in sock:
+        s_.close()
+    procs = [_start_worker(i, addresses, _train_flags(d, **flags))
+             for i, d in enumerate(model_dirs)]
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        results.append((proc.returncode, out, err))
+    return results
+
+
+def _one_error_line(result):
+    code, out, err = result
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, (out[-2000:], err[-4000:])
+    return errors[0]
+
+
+_SAME_DIR_ADVICE = ("every worker must see the chief's checkpoints in the same --model_dir "
+                    "(this worker's is {}): use one shared path (for example gs://...) on "
+                    "every host")
+
+
+def test_workers_that_see_different_checkpoints_stop_with_one_line(tmp_path, cache_dir):
+    """Worker 0's --model_dir has a checkpoint at step 2, worker 1's is empty (a local folder
+    on each host). With --gen_batchnorm restoring is itself collective, so this is checked
+    before restoring: both stop with one line naming each worker's checkpoint."""
+    dirs = [tmp_path / "chief", tmp_path / "other"]
+    _bn_checkpoint(dirs[0], seed=0)
+    dirs[1].mkdir()
+    results = _run_two_workers(dirs, train_steps=4, gen_batchnorm=True, num_wavs=0)
+    for d, result in zip(dirs, results):
+        assert _one_error_line(result) == (
+            "error: the workers would resume from different checkpoints (worker 0 ckpt-2, "
+            "worker 1 no checkpoint); " + _SAME_DIR_ADVICE.format(d))
+    assert not (dirs[1] / "checkpoints").exists()
+
+
+def test_workers_that_restored_different_weights_stop_with_one_line(tmp_path, cache_dir):
+    """Both --model_dirs hold a ckpt-2, of different runs (seeds): the weights' checksums
+    differ after the restore."""
+    dirs = [tmp_path / "chief", tmp_path / "other"]
+    for seed, d in enumerate(dirs):
+        _bn_checkpoint(d, seed)
+    results = _run_two_workers(dirs, train_steps=4, gen_batchnorm=True, num_wavs=0)
+    for d, result in zip(dirs, results):
+        line = _one_error_line(result)
+        assert re.fullmatch(
+            r"error: the workers restored different states \(weights differs: worker 0 step 2 "
+            r"\(weights crc32 [0-9a-f]{8}\), worker 1 step 2 \(weights crc32 [0-9a-f]{8}\)\); "
+            + re.escape(_SAME_DIR_ADVICE.format(d)), line), line
+    first, second = re.findall(r"crc32 ([0-9a-f]{8})", line)
+    assert first != second
+
+
+def test_sigterm_stops_every_worker_at_the_same_voted_step(tmp_path, cache_dir):
+    """The workers vote on a stop only after the host calls that reach a multiple of
+    STOP_VOTE_STEPS steps (one step per call here), so both save that step."""
+    run = Launch(["--workers=2", "--timeout=120"],
+                 _train_flags(tmp_path, train_steps=1000, ckpt_every=1000, sample_every=1000))
+    try:
+        run.wait_for_line(r"^\[worker 0\] step 3/1000 ", timeout=180)
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.wait(240)
+    finally:
+        run.kill()
+    out = run.text()
+    assert code == 128 + signal.SIGTERM, out[-4000:]
+    stops = [re.match(r"\[worker (\d)\] stopped by SIGTERM at step (\d+): checkpoint ", ln)
+             for ln in run.lines]
+    steps = {int(m.group(1)): int(m.group(2)) for m in stops if m}
+    assert steps.keys() == {0, 1} and steps[0] == steps[1], out[-4000:]
+    step = steps[0]
+    assert step % faults.STOP_VOTE_STEPS == 0 and step >= faults.STOP_VOTE_STEPS, step
+    assert os.path.exists(tmp_path / "checkpoints" / f"ckpt-{step}.index")
 
 
 @pytest.mark.parametrize("victim", [1, 0])

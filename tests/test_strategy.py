@@ -57,3 +57,10 @@ def test_mirrored_strategies_in_one_process_do_not_share_collective_keys(tmp_pat
         result = run_training(cfg, strategies.mirrored(["/cpu:0", "/cpu:1"]),
                               log=lambda _: None)
         assert result.step == 2 and result.replica_divergence == 0.0
+
+
+def test_multiworker_all_reduce_is_nccl_on_gpus_and_the_ring_on_cpus():
+    kind = tf.distribute.experimental.CommunicationImplementation
+    gpu = strategies.multiworker_communication("GPU")
+    cpu = strategies.multiworker_communication("CPU")
+    assert gpu.implementation == kind.NCCL and cpu.implementation == kind.RING

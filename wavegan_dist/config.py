@@ -72,6 +72,8 @@ class Config:
     on_nan: str = "stop"  # stop | rollback (restore the last checkpoint, new noise seed)
     max_rollbacks: int = 3  # rollbacks allowed in one process before stopping
     debug_nan_at_step: int = 0  # test hook: poison the generator loss at this step (0 = off)
+    # Watch a Google Cloud VM's metadata server for a preemption notice: auto | on | off.
+    preemption_watch: str = "auto"
 
     # Outputs.
     model_dir: str = ""
@@ -196,6 +198,8 @@ class Config:
              f"--steps_per_loop must be in [1, 10000], got {self.steps_per_loop}")
         need(0 <= self.generator_ema < 1,
              f"--generator_ema must be in [0, 1) (0 = off), got {self.generator_ema}")
+        need(self.preemption_watch in ("auto", "on", "off"),
+             f"--preemption_watch={self.preemption_watch} is not one of auto, on, off")
         need(self.on_nan in ("stop", "rollback"),
              f"--on_nan={self.on_nan} is not one of stop, rollback")
         need(self.max_rollbacks >= 0, f"--max_rollbacks must be >= 0, got {self.max_rollbacks}")

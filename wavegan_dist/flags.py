@@ -110,6 +110,11 @@ flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed in on
 flags.DEFINE_integer("debug_nan_at_step", _D.debug_nan_at_step, "Testing aid: make the "
                      "generator loss NaN at this step (once, with the run's own seed), to "
                      "exercise --on_nan. 0 = off.")
+flags.DEFINE_enum("preemption_watch", _D.preemption_watch, ["auto", "on", "off"], "Watch "
+                  "the Google Cloud metadata server for a preemption or host-maintenance "
+                  "notice and checkpoint and stop as on SIGTERM: 'auto' on a Google Cloud VM "
+                  "(GCE_METADATA_IP set, or the DMI product name says Google) whose server "
+                  "answers within 1 s; 'on' always (error if no server answers); 'off'.")
 # Outputs.
 flags.DEFINE_string("model_dir", _D.model_dir, "Folder for checkpoints, TensorBoard events and "
                     "samples; an existing run there is resumed.")

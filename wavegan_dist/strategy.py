@@ -245,11 +245,30 @@ def _restore_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _multiworker_strategy() -> tf.distribute.Strategy:
+def multiworker_communication(device_type: str) -> tf.distribute.experimental.CommunicationOptions:
+    """The collective implementation MultiWorkerMirroredStrategy gets on `device_type`.
+
+    NCCL on GPUs, the gRPC ring otherwise. TF 2.17's AUTO does not pick NCCL by itself in
+    TF2 code (it becomes the collectives' communication_hint "auto", and the runtime uses
+    NCCL only for the hint "nccl"), so a GPU cluster must ask for it; NCCL does nothing on
+    a CPU, where TF falls back to the ring anyway.
+
+    Args:
+      device_type: "GPU" or "CPU" (the workers' accelerator).
+    Returns:
+      tf.distribute.experimental.CommunicationOptions.
+    """
+    kind = tf.distribute.experimental.CommunicationImplementation
+    return tf.distribute.experimental.CommunicationOptions(
+        implementation=kind.NCCL if device_type.upper() == "GPU" else kind.RING)
+
+
+def _multiworker_strategy(device_type: str) -> tf.distribute.Strategy:
     cluster, task_type, index = _multiworker_cluster()
     _configure_coordination(cluster)
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=multiworker_communication(device_type))
     except (RuntimeError, ValueError, tf.errors.OpError) as err:
         reason = first_line(err, 200)
         raise UserError(
@@ -307,7 +326,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
     if name == "tpu":
         return _tpu_strategy(tpu, check_tpu_input)
     if name == "multiworker":
-        return _multiworker_strategy()
+        return _multiworker_strategy("GPU" if gpus else "CPU")
     if name == "cpu":
         if cpu_replicas > 1:
             raise UserError("--strategy=cpu runs on one device; for several CPU replicas "
@@ -338,5 +357,11 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
 def describe(strategy: tf.distribute.Strategy) -> str:
     """Returns one line naming the strategy, its replica count and its devices."""
     devices = [d.split("/device:")[-1] for d in strategy.extended.worker_devices]
+    collectives = ""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # pinned TF 2.17: the options the strategy was built with have no public getter
+        options = getattr(strategy.extended, "_communication_options", None)
+        if options is not None:
+            collectives = f", {options.implementation.name} all-reduce"
     return (f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in sync "
-            f"on {', '.join(devices)}")
+            f"on {', '.join(devices)}{collectives}")

@@ -112,6 +112,11 @@ class Checkpointer:
             self.manager = self._open_manager()
         return step
 
+    def to_resume(self, resume_from: str = "") -> str | None:
+        """The checkpoint `resume` would restore (path prefix), or None; reads no weights.
+        Raises UserError for a `resume_from` that names no checkpoint."""
+        return self._named(resume_from) if resume_from else self.latest
+
     def restore_latest(self) -> int | None:
         """Restores the run's newest checkpoint, if any; returns its step or None.
 

@@ -2,8 +2,9 @@
 
 A stop request is a flag set on a signal and acted on at the next step boundary (the
 training loop checkpoints and returns normally), so a preempted VM's SIGTERM or a
-Ctrl-C costs at most one host call of steps. Divergence is an exception raised by
-the loop before any checkpoint of the diverged weights could be written.
+Ctrl-C costs at most one host call of steps (a multi-worker run a few steps more: see
+StopRequest.agreed). Divergence is an exception raised by the loop before any
+checkpoint of the diverged weights could be written.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import sys
 import threading
 
 import numpy as np
-import tensorflow as tf
 
 # Multiplies the rollback count into a new noise seed (a prime, so successive seeds
 # do not repeat the run's seed modulo 2^31 for any realistic count).
 _SEED_STRIDE = 1_000_003
+# A multi-worker run votes on stopping after the host calls that reach a multiple of this
+# many steps (see StopRequest.agreed).
+STOP_VOTE_STEPS = 10
 
 
 class StopRequest:
@@ -61,7 +64,6 @@ class StopRequest:
         self._previous_wakeup = -1
         self._sockets = None
         self._watcher = None
-        self._vote = None
 
     def _handle(self, signum, frame):
         if self.exit_at_once:
@@ -118,6 +120,18 @@ class StopRequest:
             self._interrupts += 1
         return not self.graceful or self._interrupts >= 2
 
+    def request(self, reason: str) -> None:
+        """Requests a stop at the next step boundary as SIGTERM does, from any thread (a
+        preemption notice); `reason` names it in the stop line. Unlike a signal it never
+        ends the process at once: the run stops after its first host call if it has not
+        made one yet.
+
+        Args:
+          reason: what asked, e.g. 'a preemption notice (instance/preempted is TRUE)'.
+        """
+        self.signal_name = self.signal_name or reason
+        self.requested = True
+
     def _exit(self, sig: signal.Signals) -> None:
         if sig == signal.SIGINT:
             message = "error: interrupted"
@@ -129,22 +143,27 @@ class StopRequest:
             self.on_abort()
         os._exit(128 + int(sig))
 
-    def agreed(self, strategy: tf.distribute.Strategy) -> bool:
-        """True if this process, or in a multi-worker run any worker, was asked to stop.
+    def agreed(self, workers, step: int, end: int) -> bool:
+        """True if this process, or in a multi-worker run any worker, was asked to stop,
+        checked after the host call that ran steps step+1..end.
 
         Every worker must save the same checkpoint at the same step (saving is
-        collective), so workers agree with one tiny all-reduce per host call.
+        collective), so workers vote with one tiny all-reduce, but only after a host call
+        that reaches or passes a multiple of STOP_VOTE_STEPS steps, so the vote is not a
+        round trip on every call. A stop is then acted on after fewer than
+        STOP_VOTE_STEPS + steps_per_loop - 1 more steps (at most 9 with one step per
+        call; at once when every call is 10 steps or longer). Which calls vote follows
+        from the steps alone, the same on every worker.
+
+        Args:
+          workers: the run's consensus.Workers.
+          step, end: the steps before and after the host call.
         """
-        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if not workers.multi:
             return self.requested
-        if self._vote is None:
-            # Compiled once: eager collectives warn about their overhead on every call.
-            @tf.function
-            def vote(flag):
-                votes = strategy.run(tf.identity, args=(flag,))
-                return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
-            self._vote = vote
-        return float(self._vote(tf.constant(1.0 if self.requested else 0.0))) > 0
+        if end // STOP_VOTE_STEPS == step // STOP_VOTE_STEPS:
+            return False
+        return workers.any(self.requested)
 
 
 class Diverged(Exception):

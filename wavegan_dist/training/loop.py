@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
-import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -24,7 +25,8 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import checkpoints, faults, run_lock, summaries, tpu_input
+from wavegan_dist.training import (checkpoints, consensus, faults, preemption, run_lock,
+                                   summaries, tpu_input)
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -41,9 +43,11 @@ class TrainResult:
       replica_divergence: max |weight on replica r - weight on replica 0| at the end.
       wavs: WAV files of the final generator (empty if the run stopped early).
       num_replicas: replicas in sync.
-      stopped: the run stopped early on SIGTERM or Ctrl-C (after checkpointing).
+      stopped: the run stopped early on SIGTERM, Ctrl-C or a preemption notice (after
+        checkpointing).
       rollbacks: how many times a NaN/Inf loss was rolled back (--on_nan=rollback).
-      stop_signal: the signal that stopped the run ("SIGTERM", "SIGINT"), or "".
+      stop_signal: what stopped the run ("SIGTERM", "SIGINT", "a preemption notice
+        (...)"), or "".
     """
 
     step: int
@@ -102,7 +106,8 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
 
     The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
-    before it writes anything until it returns, and turns SIGTERM and Ctrl-C into a
+    before it writes anything until it returns, and turns SIGTERM, Ctrl-C and a Google
+    Cloud preemption notice (--preemption_watch, see preemption.py) into a
     stop at the next step boundary (see faults.StopRequest).
 
     Args:
@@ -129,7 +134,9 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     if isinstance(strategy, tf.distribute.TPUStrategy):
         tpu_input.check_tpu_strategy(strategy, prepared, cfg)
     with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
-            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop:
+            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop, \
+            preemption.watch(cfg.preemption_watch,
+                             lambda why: stop.request(f"a preemption notice ({why})"), log):
         log(f"strategy {strategies.describe(strategy)}")
         return _train_locked(cfg, strategy, changes, prepared, stop, log)
 
@@ -158,15 +165,33 @@ def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[s
         pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
         counts = None if labels is None else label_counts(labels, cfg.condition)
 
-    chief = is_chief(strategy)
-    # Non-chief workers must still save (the save is collective) but somewhere throwaway;
-    # every worker restores from the run's own checkpoints.
-    scratch = None if chief else os.path.join(
-        cfg.model_dir, ".workers", f"{strategy.cluster_resolver.task_type}-"
-        f"{strategy.cluster_resolver.task_id}")
+    # Non-chief workers must still save (the save is collective) but somewhere throwaway:
+    # a local temporary folder (a copy of the model per save, not worth a bucket's
+    # traffic); every worker restores from the run's own checkpoints.
+    scratch = None if is_chief(strategy) else tempfile.mkdtemp(
+        prefix=f"wavegan_dist_{strategy.cluster_resolver.task_type}-"
+        f"{strategy.cluster_resolver.task_id}_")
+    try:
+        return _train_from_checkpoint(cfg, strategy, changes, source, labels, counts, scratch,
+                                      stop, log)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
+
+def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, counts,
+                           scratch: str | None, stop: faults.StopRequest, log) -> TrainResult:
+    """_train_locked's models, restore and training, once the data is open.
+
+    Args:
+      source, labels, counts: the training data, its labels and rows per class.
+      scratch: where a non-chief worker saves, or None (the chief saves in the run).
+    """
+    chief = is_chief(strategy)
+    workers = consensus.Workers(strategy)
     trainer = make_trainer(cfg, strategy, counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
+    workers.check_same_checkpoint(ckpt.to_resume(cfg.resume_from), cfg.model_dir)
     restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
     if restored is None:
@@ -178,6 +203,7 @@ def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[s
             trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
         for note in changes:
             log(f"note: {note}")
+    workers.check_same_state(start, state_variables(trainer), cfg.model_dir)
     if chief:
         # The sample rate is recorded with the config so `generate` can write files
         # at the dataset's rate without opening the dataset.
@@ -188,11 +214,8 @@ def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[s
     if cfg.eval_every:
         from wavegan_dist.training.evaluator import TrainingEvaluator
         evaluator = TrainingEvaluator(cfg, log)
-    result = _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
-                         evaluator, stop)
-    if scratch:
-        _remove_scratch(scratch)
-    return result
+    return _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
+                       evaluator, stop, workers)
 
 
 def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
@@ -229,16 +252,13 @@ def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
         optional=optional)
 
 
-def _remove_scratch(scratch: str) -> None:
-    """Removes a non-chief worker's throwaway checkpoints, and `.workers` once it is empty."""
-    if tf.io.gfile.exists(scratch):  # absent if this run saved nothing (already finished)
-        tf.io.gfile.rmtree(scratch)
-    workers_dir = os.path.dirname(scratch)
-    try:
-        if not tf.io.gfile.listdir(workers_dir):
-            tf.io.gfile.rmtree(workers_dir)
-    except tf.errors.OpError:
-        pass  # another worker removed it first, or is still using it
+def state_variables(trainer: WganGpTrainer) -> list:
+    """The trained state a restore brings back, in a fixed order: the models', the
+    optimizers' and the generator EMA's variables."""
+    parts = [trainer.generator, trainer.critic, trainer.g_opt, trainer.d_opt]
+    if trainer.generator_ema is not None:
+        parts.append(trainer.generator_ema)
+    return [v for part in parts for v in part.variables]
 
 
 def _after_restore(cfg: Config, trainer: WganGpTrainer, ckpt, log) -> None:
@@ -259,7 +279,8 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
 
 
 def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
-                start: int, chief: bool, log, evaluator, stop: faults.StopRequest) -> TrainResult:
+                start: int, chief: bool, log, evaluator, stop: faults.StopRequest,
+                workers: consensus.Workers) -> TrainResult:
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
@@ -302,10 +323,11 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
         try:
             step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
                                                 step, sample_inputs, real_clips, stop, log,
-                                                evaluator, chief, snapshots)
+                                                evaluator, chief, snapshots, workers)
         except faults.Diverged as bad:
             rollbacks += 1
             step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
+            workers.check_same_state(step, state_variables(trainer), cfg.model_dir)
         finally:
             # A live from_generator iterator at interpreter exit can hang the process
             # (seen with deeplake reads in flight), so it is released here, now.
@@ -357,14 +379,20 @@ def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
 
 
 def _evaluate(cfg: Config, evaluator, trainer, ckpt, writer, step: int, saved: str | None,
-              chief: bool, log) -> None:
-    """Scores the generator, logs and writes eval/ scalars, keeps the best checkpoint."""
+              chief: bool, log, workers: consensus.Workers) -> None:
+    """Scores the generator, logs and writes eval/ scalars, keeps the best checkpoint.
+
+    Only the chief tracks the best score, so it decides, and every worker follows (a
+    save is collective): all save at the same steps.
+    """
     started = time.perf_counter()
     values = evaluator(trainer)
     writer.evaluation(step, values)
     shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items() if v is not None)
     log(f"eval at step {step}: {shown}  ({time.perf_counter() - started:.1f} s)")
-    if evaluator.best is None or values["frechet_distance"] < evaluator.best["frechet_distance"]:
+    better = (evaluator.best is None
+              or values["frechet_distance"] < evaluator.best["frechet_distance"])
+    if workers.chief_says(better):
         # The best is kept as a checkpoint, so one is written here if the step had none.
         path = saved or ckpt.save()
         if chief and evaluator.keep_if_best(step, values, path):
@@ -380,11 +408,13 @@ def _loop_length(cfg: Config, step: int) -> int:
 
 def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
                start: int, sample_inputs, real_clips, stop: faults.StopRequest,
-               log, evaluator=None, chief: bool = True,
-               snapshots: summaries.WavSnapshots | None = None) -> tuple[int, dict, bool]:
+               log, evaluator, chief: bool,
+               snapshots: summaries.WavSnapshots | None,
+               workers: consensus.Workers) -> tuple[int, dict, bool]:
     """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
 
     Writes audio summaries, and WAV files through `snapshots`, every --sample_every steps.
+    `workers` agree on stopping and on keeping the best.
 
     Returns (step reached, last fetched metrics, stopped by a stop request). Raises
     faults.Diverged (before anything is saved) when a fetched loss is not finite.
@@ -399,7 +429,7 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
         first, end = step == start, step + n
         logged = [s for s in range(step + 1, end + 1)
                   if s == start + 1 or s % cfg.log_every == 0 or s == cfg.train_steps]
-        stopping = stop.agreed(strategy)
+        stopping = stop.agreed(workers, step, end)
         saves = end % cfg.ckpt_every == 0 or end == cfg.train_steps or stopping
         if logged or saves:
             # Fetching waits for the device; it happens only when a value is needed, and
@@ -438,7 +468,7 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
         if sampling and snapshots is not None:
             snapshots.write(step)  # after the checkpoint, which matters more
         if evaluator is not None and step % cfg.eval_every == 0:
-            _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log)
+            _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log, workers)
         if stopping:
             return step, metrics, True
     return step, metrics, False
