@@ -19,6 +19,8 @@ from wavegan_dist.config import PRECISIONS
 
 flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin' or a deeplake path).")
 flags.DEFINE_enum("split", "train", ["train", "valid", "test"], "Split.")
+flags.DEFINE_integer("num_samples", 0, "data: use the first N rows of --data (0 = all), as "
+                     "training's --num_samples: for measuring at several sizes.")
 flags.DEFINE_integer("slice_len", 16384, "Samples per example.")
 flags.DEFINE_integer("batch_size", None, "Global batch: of the pipeline measurement for "
                      "`data` (default 64), of the timed updates for `train` (default 16).")
@@ -108,7 +110,7 @@ DESCRIPTIONS = {
 COMMAND_FLAGS = {
     "data": {"data", "split", "slice_len", "batch_size", "batches", "cpu_replicas",
              "train_batch", "dim", "n_critic", "train_steps", "repeats", "prepared",
-             "diversity_batches"},
+             "diversity_batches", "num_samples"},
     "train": {"slice_len", "dim", "batch_size", "repeats", "no_torch", "no_plain", "device",
               "precision", "jit_compile"},
     "scale": {"from_json", "utilization", "write_mb_per_sec"},
@@ -133,7 +135,7 @@ def _data_bench() -> dict:
     repeats = DATA_REPEATS if FLAGS.repeats is None else FLAGS.repeats
     # Checked before the dataset is read, so a bad value is one line and nothing else.
     for name, value, least in (("batches", FLAGS.batches, 1), ("train_steps", FLAGS.train_steps, 0),
-                               ("repeats", repeats, 1),
+                               ("repeats", repeats, 1), ("num_samples", FLAGS.num_samples, 0),
                                ("diversity_batches", FLAGS.diversity_batches, 1),
                                ("n_critic", FLAGS.n_critic, 1), ("train_batch", FLAGS.train_batch, 1),
                                ("batch_size", batch_size, 1), ("cpu_replicas", FLAGS.cpu_replicas, 1),
@@ -153,14 +155,17 @@ def _data_bench() -> dict:
 
     strategy = strategies.make_strategy("mirrored" if FLAGS.cpu_replicas > 1 else "cpu",
                                         cpu_replicas=FLAGS.cpu_replicas)
-    source = load_source(FLAGS.data, FLAGS.split, log=lambda m: print(m, file=sys.stderr))
+    from wavegan_dist.data.filters import RowFilter
+
+    source = load_source(FLAGS.data, FLAGS.split, RowFilter(num_samples=FLAGS.num_samples),
+                         log=lambda m: print(m, file=sys.stderr))
     log = lambda m: print(m, file=sys.stderr, flush=True)
     if FLAGS.prepared:  # checked (or written) before anything is measured
         from wavegan_dist.bench.side_by_side import check_batch, open_or_prepare
 
         check_batch(batch_size)
-        opened = open_or_prepare(FLAGS.data, FLAGS.split, source, FLAGS.prepared,
-                                 FLAGS.slice_len, batch_size, log)
+        opened = open_or_prepare(FLAGS.data, FLAGS.split, FLAGS.num_samples, source,
+                                 FLAGS.prepared, FLAGS.slice_len, batch_size, log)
     report = {
         "dataset": source.path, "dataset_rows": int(len(source.rows)),
         "slice_len": FLAGS.slice_len, "replicas": strategy.num_replicas_in_sync,
@@ -365,7 +370,7 @@ def _host_rate() -> tuple[float, str]:
     quiet = lambda _: None
     source = load_source("builtin", "train", log=quiet)
     with tempfile.TemporaryDirectory() as folder:
-        opened = open_or_prepare("builtin", "train", source, f"{folder}/p", 16384,
+        opened = open_or_prepare("builtin", "train", 0, source, f"{folder}/p", 16384,
                                  DATA_BATCH, quiet)
         dataset = opened.make_dataset_fn(DATA_BATCH, seed=0)(tf.distribute.InputContext())
         rate = measure_pipelines([dataset], DATA_BATCH, 200)["examples_per_sec"]

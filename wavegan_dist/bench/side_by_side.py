@@ -25,6 +25,7 @@ from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
 from wavegan_dist.data.prepared import manifest as mf
 from wavegan_dist.data.prepared import reader
+from wavegan_dist.data.prepared.writer import prepare
 from wavegan_dist.errors import UserError
 
 PREPARED_TARGET = 24000.0  # examples/s of one prepared pipeline at slice 16384
@@ -41,18 +42,16 @@ def check_batch(global_batch: int) -> None:
                         "pipelines take half each")
 
 
-def open_or_prepare(data: str, split: str, source, prepared: str, slice_len: int,
-                    global_batch: int, log):
+def open_or_prepare(data: str, split: str, num_samples: int, source, prepared: str,
+                    slice_len: int, global_batch: int, log):
     """The prepared form of `source` at `prepared`, written there first if absent.
 
     Returns:
       reader.PreparedSource. Raises UserError if the folder was prepared from other
       data or with another selection, or cannot feed 1 and 2 pipelines `global_batch`.
     """
-    cfg = Config(data=data, split=split, slice_len=slice_len)
-    if not mf.is_prepared(prepared):
-        from wavegan_dist.data.prepared.writer import prepare
-
+    cfg = Config(data=data, split=split, num_samples=num_samples, slice_len=slice_len)
+    if mf.read_json(mf.join(prepared, mf.MANIFEST)) is None:  # new, or interrupted
         log(f"preparing {source.path} into {prepared} (slice {slice_len})")
         prepare(cfg, prepared, log=log)
     opened = reader.open_prepared(prepared, cfg, log=log)

@@ -150,18 +150,24 @@ class PreparedSource:
                 cycle_length=min(CYCLE, len(mine_files)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             shuffle_seed = tf.random.stateless_uniform([], _sub(key, 2), 0, 2**62, tf.int64)
-            records = records.shuffle(buffer, seed=shuffle_seed).take(per_epoch).enumerate()
+            records = records.shuffle(buffer, seed=shuffle_seed).take(per_epoch)
             skip = tf.where(e == start_epoch, tf.constant(within * per_pipeline, tf.int64),
                             tf.constant(0, tf.int64))
-            records = records.skip(skip)
+            if room == 0:  # every window starts at 0: no per-position offsets to carry
+                return records.skip(skip).batch(per_replica, drop_remainder=True)
             # Offsets belong to positions in the epoch, whatever the batch size.
-            offsets = (tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1,
-                                                   tf.int64) if room > 0
-                       else tf.zeros([per_epoch], tf.int64))
-            return records.batch(per_replica, drop_remainder=True).map(
+            offsets = tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1,
+                                                  tf.int64)
+            return records.enumerate().skip(skip).batch(per_replica, drop_remainder=True).map(
                 lambda i, r: (r, tf.gather(offsets, i)))
 
-        def decoded(r, o):
+        def decoded(*element):
+            # element: records [+ offsets when room > 0]; records are (positions, bytes)
+            # with_positions.
+            if room == 0:
+                r, o = (element if with_positions else element[0]), None
+            else:
+                r, o = element
             if with_positions:
                 return (*decode(r[1], stored, slice_len, o), r[0])
             return decode(r, stored, slice_len, o)
