@@ -91,7 +91,7 @@ DESCRIPTIONS = {
              "peak, 2 replicas within 10% of 1.",
     "scale": "`scale`: the scaling table: for v4-8, v4-32, v5e-64, 1x8 and 8x8 A100, the "
              "per-core batch, the real examples/s the accelerators need at --utilization of "
-             "their peak bf16 FLOP/s (analytic FLOPs of bench/flops.py), the measured "
+             "their peak bf16 FLOP/s (the analytic FLOPs `bench train` prints), the measured "
              "per-host input rate (--from_json) and the headroom, and the checkpoint size "
              "and its write time to gs://.",
     "make-nsynth-size": "`make-nsynth-size`: writes an NSynth-sized local deeplake dataset "
