@@ -88,12 +88,14 @@ def test_make_nsynth_size_writes_notes_sorted_by_instrument(tmp_path):
 
 def test_data_bench_with_prepared_reports_both_paths_side_by_side(tmp_path):
     prepared = tmp_path / "p"
-    flags = ["--slice_len=1024", "--batch_size=16", "--batches=5", "--train_steps=0",
+    flags = ["--slice_len=1024", "--batch_size=16", "--batches=5", "--prepared_batches=8",
+             "--train_steps=0",
              f"--prepared={prepared}", "--repeats=1", "--diversity_batches=30", "--json"]
     proc = run_module("bench", "data", *flags)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert (prepared / "manifest.json").exists()
+    assert (r["side_by_side_batches_deeplake"], r["side_by_side_batches_prepared"]) == (5, 8)
     for path in ("deeplake", "prepared"):
         for p in ("1_pipeline", "2_pipelines"):
             assert r[f"{path}_examples_per_sec_{p}"] > 0
@@ -106,7 +108,7 @@ def test_data_bench_with_prepared_reports_both_paths_side_by_side(tmp_path):
     assert isinstance(r["meets_prepared_target"], bool)
     # A folder prepared at another slice length is refused in one line, before any
     # measurement (after the "using built-in dataset" line).
-    proc = run_module("bench", "data", *flags[1:4], "--slice_len=2048",
+    proc = run_module("bench", "data", *flags[1:5], "--slice_len=2048",
                       f"--prepared={prepared}", "--repeats=1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(

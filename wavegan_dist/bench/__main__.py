@@ -40,6 +40,8 @@ flags.DEFINE_integer("repeats", None, "Timed rounds, each measurement once per r
 flags.DEFINE_string("prepared", "", "data: also measure the prepared path on the same data: "
                     "a prepared folder of --data at --slice_len (written there first if it "
                     "does not exist yet).")
+flags.DEFINE_integer("prepared_batches", 1000, "data: global batches timed through the "
+                     "prepared path (--batches: through the deeplake path).")
 flags.DEFINE_integer("diversity_batches", 1000, "data: global batches over which distinct "
                      "instruments per batch are averaged (with --prepared).")
 flags.DEFINE_string("dest", "", "make-nsynth-size: the new folder to write the dataset to.")
@@ -110,7 +112,7 @@ DESCRIPTIONS = {
 COMMAND_FLAGS = {
     "data": {"data", "split", "slice_len", "batch_size", "batches", "cpu_replicas",
              "train_batch", "dim", "n_critic", "train_steps", "repeats", "prepared",
-             "diversity_batches", "num_samples"},
+             "diversity_batches", "num_samples", "prepared_batches"},
     "train": {"slice_len", "dim", "batch_size", "repeats", "no_torch", "no_plain", "device",
               "precision", "jit_compile"},
     "scale": {"from_json", "utilization", "write_mb_per_sec"},
@@ -137,6 +139,7 @@ def _data_bench() -> dict:
     for name, value, least in (("batches", FLAGS.batches, 1), ("train_steps", FLAGS.train_steps, 0),
                                ("repeats", repeats, 1), ("num_samples", FLAGS.num_samples, 0),
                                ("diversity_batches", FLAGS.diversity_batches, 1),
+                               ("prepared_batches", FLAGS.prepared_batches, 1),
                                ("n_critic", FLAGS.n_critic, 1), ("train_batch", FLAGS.train_batch, 1),
                                ("batch_size", batch_size, 1), ("cpu_replicas", FLAGS.cpu_replicas, 1),
                                ("slice_len", FLAGS.slice_len, 1), ("dim", FLAGS.dim, 1)):
@@ -199,7 +202,9 @@ def _data_bench() -> dict:
         from wavegan_dist.bench.side_by_side import compare_paths
 
         report.update(compare_paths(source, opened, FLAGS.slice_len, batch_size,
-                                    FLAGS.batches, repeats, FLAGS.diversity_batches, log))
+                                    {"deeplake": FLAGS.batches,
+                                     "prepared": FLAGS.prepared_batches},
+                                    repeats, FLAGS.diversity_batches, log))
     return report
 
 
@@ -228,7 +233,8 @@ def _print_text(r: dict) -> None:
 def _print_side_by_side(r: dict) -> None:
     ok = lambda flag: "met" if flag else "NOT met"
     print(f"side by side, host only, medians of {r['side_by_side_rounds']} rounds of "
-          f"{r['side_by_side_batches']} batches (1-min load per round: "
+          f"{r['side_by_side_batches_deeplake']} (deeplake) / "
+          f"{r['side_by_side_batches_prepared']} (prepared) batches (1-min load per round: "
           f"{', '.join(str(x) for x in r['load_average_1min_per_round'])}):")
     for path in ("deeplake", "prepared"):
         one, two = (r[f"{path}_examples_per_sec_1_pipeline"],

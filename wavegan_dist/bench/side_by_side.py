@@ -97,7 +97,7 @@ def _dataset_fn(path: str, source, opened, slice_len: int, global_batch: int):
     return opened.make_dataset_fn(global_batch, seed=0)
 
 
-def compare_paths(source, opened, slice_len: int, global_batch: int, batches: int,
+def compare_paths(source, opened, slice_len: int, global_batch: int, batches: dict,
                   repeats: int, diversity_batches: int, log=print) -> dict:
     """Both paths on the same data, `repeats` rounds in rotating order; medians.
 
@@ -105,7 +105,8 @@ def compare_paths(source, opened, slice_len: int, global_batch: int, batches: in
       source: the deeplake DataSource of --data / --split (all rows).
       opened: its prepared form (open_or_prepare).
       global_batch: examples per global batch (even: 2 pipelines split it).
-      batches: global batches timed per measurement.
+      batches: {"deeplake": n, "prepared": n} global batches timed per measurement
+        of each path (the deeplake path is far slower at scale).
       repeats: rounds.
       diversity_batches: global batches the distinct-instrument counts average over.
     Returns:
@@ -121,16 +122,17 @@ def compare_paths(source, opened, slice_len: int, global_batch: int, batches: in
             path, p = key
             datasets = pipeline_datasets(_dataset_fn(path, source, opened, slice_len,
                                                      global_batch), p)
-            rate = measure_pipelines(datasets, global_batch, batches)["examples_per_sec"]
+            rate = measure_pipelines(datasets, global_batch, batches[path])["examples_per_sec"]
             runs[key].append(rate)
             del datasets
             gc.collect()
             log(f"round {r + 1}/{repeats}: {path}, {p} pipeline(s): {rate:,.0f} examples/s")
         for name, rate in numpy_ceiling(opened.manifest["record_bytes"], slice_len,
-                                        global_batch, batches).items():
+                                        global_batch, batches["prepared"]).items():
             ceilings[name].append(rate)
     loads.append(round(os.getloadavg()[0], 2))
-    out = {"side_by_side_rounds": repeats, "side_by_side_batches": batches,
+    out = {"side_by_side_rounds": repeats,
+           **{f"side_by_side_batches_{path}": n for path, n in batches.items()},
            "prepared_folder": opened.path, "prepared_shards": len(opened.manifest["shards"]),
            "prepared_record_bytes": opened.manifest["record_bytes"],
            "load_average_1min_per_round": loads}
