@@ -161,7 +161,7 @@ def batch_diversity(source, opened, global_batch: int, batches: int) -> dict:
         out[f"batch_distinct_instruments_deeplake_{shuffle}_shuffle"] = diversity.mean_distinct(
             diversity.deeplake_batches(instrument, len(instrument), global_batch, batches,
                                        shuffle))
-    worst = 1.0
+    worst = float("inf")
     for p in PIPELINES:
         name = f"batch_distinct_instruments_prepared_{p}_pipeline{'s' if p > 1 else ''}"
         out[name] = diversity.mean_distinct(
