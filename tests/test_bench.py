@@ -41,7 +41,12 @@ def test_bad_bench_flags_are_one_line_errors(tmp_path):
         ("train", "--learn_steps=5"): "--learn_steps is a flag of bench learn, not of bench train",
         ("data", "--slice_len=1000"): "--slice_len=1000 is not supported",
         ("data", "--slice_len=0"): "--slice_len=0 must be at least 1",
-        ("learn", "--repeats=3"): "--repeats is a flag of bench train, not of bench learn",
+        ("learn", "--repeats=3"): "--repeats is a flag of bench data and bench train, not of "
+                                  "bench learn",
+        ("scale", "--rows=5"): "--rows is a flag of bench make-nsynth-size, not of bench scale",
+        ("data", "--repeats=0"): "--repeats=0 must be at least 1",
+        ("scale", "--utilization=0"): "--utilization=0.0 must be in (0, 1]",
+        ("make-nsynth-size",): "--dest is required",
         ("train", "--data=builtin"): "--data is a flag of bench data and bench learn, not of "
                                      "bench train",
     }

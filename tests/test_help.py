@@ -20,12 +20,16 @@ COMMANDS = {
                     {"model_dir", "classifier", "heldout_split", "json"}),
     ("evaluate", "train-classifier"): ("`python -m wavegan_dist.evaluate`",
                                        {"out", "target", "epochs"}),
-    ("bench",): ("`python -m wavegan_dist.bench {data,train,learn}",
+    ("bench",): ("`python -m wavegan_dist.bench {data,train,learn,scale,make-nsynth-size}",
                  {"batches", "repeats", "learn_steps", "json"}),
     ("bench", "data"): ("`python -m wavegan_dist.bench data", {"batches", "train_batch", "json"}),
     ("bench", "train"): ("`python -m wavegan_dist.bench train", {"repeats", "no_torch", "device"}),
     ("bench", "learn"): ("`python -m wavegan_dist.bench learn",
                          {"learn_steps", "generated", "workdir"}),
+    ("bench", "scale"): ("`python -m wavegan_dist.bench scale",
+                         {"from_json", "utilization", "write_mb_per_sec", "json"}),
+    ("bench", "make-nsynth-size"): ("`python -m wavegan_dist.bench make-nsynth-size",
+                                    {"dest", "rows", "json"}),
 }
 # Words from the code that are no help to a user (exception classes, module constants,
 # absl's module-by-module listing, notes meant for developers).

@@ -128,6 +128,22 @@ def test_two_pipelines_read_disjoint_shards(prepared):
         source.batches_per_epoch(8, 1)
 
 
+def test_positions_name_each_examples_source_row_without_changing_the_stream(prepared):
+    source = _source(prepared)
+    want_pcm, want_scale, _ = _expected(_cfg())
+    order = write_order(40, 0)
+    for pipeline_id in (0, 1):
+        plain = source.pipeline_dataset(2, pipeline_id, 4, 4, seed=0)
+        named = source.pipeline_dataset(2, pipeline_id, 4, 4, seed=0, with_positions=True)
+        for (audio, labels), (audio2, labels2, positions) in zip(plain.take(7), named.take(7)):
+            np.testing.assert_array_equal(audio, audio2)
+            np.testing.assert_array_equal(labels, labels2)
+            rows = order[positions.numpy()]
+            np.testing.assert_array_equal(audio[..., 0], want_pcm[rows] * want_scale[rows, None])
+            # Pipeline p reads shards p, p + 2 of 4: positions p, p + 2 (mod 4).
+            assert set(positions.numpy() % 4) <= {pipeline_id, pipeline_id + 2}
+
+
 def test_random_offsets_are_seeded_per_position_and_new_each_epoch(tmp_path, builtin_root):
     dest = str(tmp_path / "r")
     prepare(_cfg(slice_offset="random", condition="pitch"), dest, shards=2, **QUIET)

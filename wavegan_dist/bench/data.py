@@ -3,6 +3,7 @@ training step consumes them, measured in one run on the same machine."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import tensorflow as tf
@@ -75,3 +76,57 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
         del iterator, dataset
     return {"consumed_examples_per_sec": n_critic * global_batch / seconds,
             "step_seconds": seconds, "first_step_seconds": first, "steps": steps}
+
+
+def pipeline_datasets(make_dataset_fn, num_pipelines: int) -> list[tf.data.Dataset]:
+    """The per-pipeline datasets that `num_pipelines` hosts (one replica each) would build
+    from a dataset_fn: dataset_fn(InputContext(num_pipelines, p, num_pipelines))."""
+    return [make_dataset_fn(tf.distribute.InputContext(num_pipelines, p, num_pipelines))
+            for p in range(num_pipelines)]
+
+
+def measure_pipelines(datasets: list[tf.data.Dataset], global_batch: int, batches: int,
+                      warmup: int = 10) -> dict:
+    """Times input pipelines that together give one global batch per step, each consumed
+    by its own Python thread, all at once in this process (on the host: no devices).
+
+    Args:
+      datasets: one per input pipeline, each yielding its part of every global batch.
+      global_batch: examples per global batch over all the pipelines.
+      batches: global batches timed, after `warmup` untimed ones (which also fill
+        shuffle buffers).
+    Returns:
+      {"examples_per_sec", "seconds", "batches"}, examples counted over all pipelines.
+    """
+    iterators = [iter(d) for d in datasets]
+    ready = threading.Barrier(len(iterators) + 1)
+    errors = []
+
+    def consume(iterator):
+        try:
+            for _ in range(warmup):
+                next(iterator)
+            ready.wait()
+            for _ in range(batches):
+                out = next(iterator)
+            out[0].numpy()
+        except BaseException as err:  # re-raised in the caller's thread
+            errors.append(err)
+            ready.abort()
+
+    threads = [threading.Thread(target=consume, args=(it,), daemon=True) for it in iterators]
+    for t in threads:
+        t.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    del iterators
+    if errors:
+        raise errors[0]
+    return {"examples_per_sec": batches * global_batch / seconds, "seconds": seconds,
+            "batches": batches}

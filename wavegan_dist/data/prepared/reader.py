@@ -103,7 +103,8 @@ class PreparedSource:
         return batches
 
     def pipeline_dataset(self, num_pipelines: int, pipeline_id: int, per_replica: int,
-                         per_pipeline: int, seed: int, start_batch: int = 0) -> tf.data.Dataset:
+                         per_pipeline: int, seed: int, start_batch: int = 0,
+                         with_positions: bool = False) -> tf.data.Dataset:
         """Input pipeline `pipeline_id`'s infinite stream of per-replica batches.
 
         Args:
@@ -112,13 +113,27 @@ class PreparedSource:
           per_pipeline: examples per global batch that this pipeline supplies.
           seed: the run's seed.
           start_batch: global batch index to start at.
+          with_positions: also yield each example's position in the write order
+            (writer.write_order's index, which names its source row), read alongside
+            the records: the same stream, for measuring what batches hold.
         Returns:
-          tf.data.Dataset of (float32 [per_replica, slice_len, 1], int32 [per_replica]).
+          tf.data.Dataset of (float32 [per_replica, slice_len, 1], int32 [per_replica]),
+          and int64 [per_replica] positions with with_positions.
         """
         stored, slice_len = self.manifest["stored_len"], self.manifest["slice_len"]
         batches = self.batches_per_epoch(num_pipelines, per_pipeline)
+        num_shards = len(self.manifest["shards"])
         mine_files = self.files()[pipeline_id::num_pipelines]
         files = tf.constant(mine_files)
+        shard_ids = tf.range(pipeline_id, num_shards, num_pipelines, dtype=tf.int64)
+
+        def read(k):
+            records = tf.data.TFRecordDataset(tf.gather(files, k), buffer_size=READ_BUFFER)
+            if not with_positions:
+                return records
+            # Shard s holds write positions s, s + S, s + 2S, ... (writer.py).
+            return records.enumerate().map(
+                lambda n, r: (n * num_shards + tf.gather(shard_ids, k), r))
         mine = sum(s["examples"] for s in self.manifest["shards"][pipeline_id::num_pipelines])
         buffer = min(mine, max(MIN_SHUFFLE, SHUFFLE_BYTES // self.manifest["record_bytes"]))
         start_epoch, within = divmod(start_batch, batches)
@@ -128,27 +143,37 @@ class PreparedSource:
         def epoch(e):
             key = tf.stack([tf.constant(seed, tf.int64), e])
             key = tf.random.experimental.stateless_fold_in(key, pipeline_id)
-            order = tf.gather(files, tf.random.experimental.stateless_shuffle(
-                tf.range(len(mine_files)), _sub(key, 1)))
+            order = tf.random.experimental.stateless_shuffle(tf.range(len(mine_files)),
+                                                              _sub(key, 1))
             records = tf.data.Dataset.from_tensor_slices(order).interleave(
-                lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER),
+                read,
                 cycle_length=min(CYCLE, len(mine_files)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             shuffle_seed = tf.random.stateless_uniform([], _sub(key, 2), 0, 2**62, tf.int64)
-            records = records.shuffle(buffer, seed=shuffle_seed).take(per_epoch).enumerate()
+            records = records.shuffle(buffer, seed=shuffle_seed).take(per_epoch)
             skip = tf.where(e == start_epoch, tf.constant(within * per_pipeline, tf.int64),
                             tf.constant(0, tf.int64))
-            records = records.skip(skip)
+            if room == 0:  # every window starts at 0: no per-position offsets to carry
+                return records.skip(skip).batch(per_replica, drop_remainder=True)
             # Offsets belong to positions in the epoch, whatever the batch size.
-            offsets = (tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1,
-                                                   tf.int64) if room > 0
-                       else tf.zeros([per_epoch], tf.int64))
-            return records.batch(per_replica, drop_remainder=True).map(
+            offsets = tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1,
+                                                  tf.int64)
+            return records.enumerate().skip(skip).batch(per_replica, drop_remainder=True).map(
                 lambda i, r: (r, tf.gather(offsets, i)))
 
+        def decoded(*element):
+            # element: records [+ offsets when room > 0]; records are (positions, bytes)
+            # with_positions.
+            if room == 0:
+                r, o = (element if with_positions else element[0]), None
+            else:
+                r, o = element
+            if with_positions:
+                return (*decode(r[1], stored, slice_len, o), r[0])
+            return decode(r, stored, slice_len, o)
+
         ds = tf.data.Dataset.range(start_epoch, MAX_EPOCHS).flat_map(epoch)
-        ds = ds.map(lambda r, o: decode(r, stored, slice_len, o),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -168,17 +193,17 @@ def decode(records, stored_len: int, slice_len: int, offsets=None):
     Returns:
       (float32 [B, slice_len, 1] audio in [-1, 1], int32 [B] labels).
     """
-    values = tf.io.decode_raw(records, tf.int16)
-    if stored_len == slice_len:
-        pcm = values[:, :slice_len]
-    else:
-        starts = tf.zeros_like(values[:, 0], tf.int64) if offsets is None else offsets
-        pcm = tf.gather(values, starts[:, None] + tf.range(slice_len, dtype=tf.int64),
+    # fixed_length decodes just the PCM (or the window's note) in one copy; the
+    # trailer is decoded apart, as int32 so no float op ever touches the label's bits.
+    pcm = tf.io.decode_raw(records, tf.int16, fixed_length=2 * stored_len)
+    if stored_len != slice_len:
+        starts = tf.zeros_like(pcm[:, 0], tf.int64) if offsets is None else offsets
+        pcm = tf.gather(pcm, starts[:, None] + tf.range(slice_len, dtype=tf.int64),
                         batch_dims=1)
-    trailer = tf.reshape(values[:, stored_len:], [-1, 2, 2])
+    trailer = tf.io.decode_raw(tf.strings.substr(records, 2 * stored_len, mf.TRAILER_BYTES),
+                               tf.int32)
     scale = tf.bitcast(trailer[:, 0], tf.float32)
-    labels = tf.bitcast(trailer[:, 1], tf.int32)
-    return (tf.cast(pcm, tf.float32) * scale[:, None])[..., None], labels
+    return (tf.cast(pcm, tf.float32) * scale[:, None])[..., None], trailer[:, 1]
 
 
 def open_prepared(data: str, cfg, log=print) -> PreparedSource:
