@@ -97,7 +97,7 @@ def test_train_bench_json_reports_every_documented_figure():
     assert (r["precision"], r["jit_compile"], r["device"]) == ("fp32", False, "cpu")
     assert r["peak_dtype"] == "float32"
     # The plain formulation is measured beside the default one.
-    assert r["conv_impl"] == "fast"
+    assert r["kernels"] == "fast"
     for update in ("critic", "generator"):
         assert r[f"plain_{update}_update_examples_per_sec"] > 0
         assert abs(r[f"{update}_update_fast_over_plain"]
@@ -146,7 +146,7 @@ def test_text_report_marks_the_targets():
 
     r = {"slice_len": 1024, "dim": 4, "batch_size": 8, "repeats": 1, "warmup": 1,
          "cpu_cores": 2, "tensorflow_version": "2.17.1", "torch_version": None,
-         "conv_impl": "fast", "critic_update_fast_over_plain": 1.7,
+         "kernels": "fast", "critic_update_fast_over_plain": 1.7,
          "device": "cpu", "precision": "fp32", "jit_compile": False, "peak_dtype": "float32",
          "generator_update_fast_over_plain": 1.2,
          "torch_status": TORCH_MISSING, "torch_threads": None,
@@ -165,8 +165,8 @@ def test_text_report_marks_the_targets():
                 r.setdefault(f"{update}_{what}{replicas}", 0.5)
             r.setdefault(f"plain_{update}_{what}", 0.8)
     text = format_text(r)
-    assert "TF keras, 1 replica" in text and "TF fast, 2 replicas" in text
-    assert "TF fast / TF keras, 1 replica (examples/s): critic 1.70x, generator 1.20x" in text
+    assert "TF reference, 1 replica" in text and "TF fast, 2 replicas" in text
+    assert "TF fast / TF reference, 1 replica (examples/s): critic 1.70x, generator 1.20x" in text
     assert "PyTorch not installed: pip install -c constraints.txt '.[bench]'" in text
     assert "of peak (1 replica): 50.0% [NOT met]" in text
     assert "0.95x [met]" in text

@@ -291,7 +291,7 @@ def test_matmul_pair_equals_tf_matmul_to_second_order(rows, jit):
     _assert_close(dict(zip(names, plain)), dict(zip(names, fast)), 1e-5)
 
 
-# --- whole networks: conv_impl="fast" is the same function as conv_impl="keras" ---
+# --- whole networks: kernels="fast" is the same function as kernels="reference" ---
 
 def _critic_and_generator_quantities(generator, critic, batch, spec, seed=0):
     from wavegan_dist import losses
@@ -326,7 +326,7 @@ def test_fast_networks_equal_the_plain_keras_networks(slice_len):
     from wavegan_dist.models.spec import ModelSpec
 
     fast_spec = ModelSpec(slice_len=slice_len, dim=4)
-    plain_spec = dataclasses.replace(fast_spec, conv_impl="keras")
+    plain_spec = dataclasses.replace(fast_spec, kernels="reference")
     fast_g, fast_d = models.build_models(fast_spec)
     plain_g, plain_d = models.build_models(plain_spec)
     assert isinstance(fast_d.conv_0, PolyphaseConv1D)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from wavegan_dist.errors import UserError
+from wavegan_dist.kernels import KERNELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Config:
     kernel_len: int | None = None  # None: the model's default (MODEL_DEFAULTS)
     latent_dim: int = 100
     phase_shuffle: int | None = None  # None: the model's default (MODEL_DEFAULTS)
+    # Critic layers followed by phase shuffle, counted from the waveform end and never
+    # the last: the authors' code shuffles after its first 4 at every slice length.
+    phase_shuffle_layers: int = 4
     upsample: str = "zeros"  # zeros (transposed conv) | nn (nearest neighbour + conv)
     post_filter: bool = False  # learned 512-tap filter after the generator
     gen_batchnorm: bool = False  # batch norm in the generator
@@ -58,11 +62,12 @@ class Config:
     learning_rate: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.9
+    adam_epsilon: float = 1e-8  # tf.train.AdamOptimizer's, which the authors' code uses
     train_steps: int = 200_000  # generator steps
     seed: int = 0
     jit_compile: bool = False  # XLA-compile each replica's forward/backward (TPU: whole step)
     precision: str = "fp32"  # fp32 | bf16 (mixed: bfloat16 compute, float32 weights)
-    conv_impl: str = "fast"  # fast (polyphase convolutions) | keras (Keras's own layers)
+    kernels: str = "auto"  # auto | fast | reference (wavegan_dist/kernels.py)
     steps_per_loop: int = 1  # generator steps per host call (one tf.function loop)
     # Decay of the exponential moving average of the generator's weights that draws all
     # audio (training/steps.py); 0 = off. About 1 / (1 - decay) steps are averaged.
@@ -103,24 +108,36 @@ class Config:
         """Rebuilds a Config from to_dict()'s output (e.g. a run's config.json).
 
         Keys that are not Config fields (extra facts a run records) are ignored;
-        lists become tuples again. Raises UserError if a value is not usable.
+        lists become tuples again; fields added since the run was recorded take the
+        values it trained with (`recorded_defaults`). Raises UserError if a value is
+        not usable.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         kept = {k: tuple(v) if isinstance(v, list) else v
                 for k, v in values.items() if k in names}
-        return cls(**kept).validated()
+        return cls(**{**recorded_defaults(values), **kept}).validated()
 
-    def model_spec(self):
-        """The networks this config describes, as a models.ModelSpec."""
+    def model_spec(self, device_type: str | None = None):
+        """The networks this config describes, as a models.ModelSpec.
+
+        Args:
+          device_type: "CPU", "GPU" or "TPU", the device the networks run on, which
+            --kernels=auto decides by; None: this process's own (kernels.local_device_type).
+        """
         from wavegan_dist.data.schema import LABEL_CLASSES
+        from wavegan_dist.kernels import local_device_type, resolve_kernels
         from wavegan_dist.models.spec import ModelSpec
+
+        kernels = self.kernels
+        if kernels == "auto":
+            kernels = resolve_kernels(kernels, device_type or local_device_type())
         return ModelSpec(
             model=self.model, slice_len=self.slice_len, dim=self.dim,
             kernel_len=self.kernel_len, latent_dim=self.latent_dim,
-            phase_shuffle=self.phase_shuffle, upsample=self.upsample,
-            post_filter=self.post_filter, gen_batchnorm=self.gen_batchnorm,
-            num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed,
-            precision=self.precision, conv_impl=self.conv_impl)
+            phase_shuffle=self.phase_shuffle, phase_shuffle_layers=self.phase_shuffle_layers,
+            upsample=self.upsample, post_filter=self.post_filter,
+            gen_batchnorm=self.gen_batchnorm, num_classes=LABEL_CLASSES.get(self.condition, 0),
+            seed=self.seed, precision=self.precision, kernels=kernels)
 
     def row_filter(self):
         """The RowFilter these data flags describe."""
@@ -172,9 +189,12 @@ class Config:
         need(self.kernel_len >= 1, f"--kernel_len must be >= 1, got {self.kernel_len}")
         need(self.latent_dim >= 1, f"--latent_dim must be >= 1, got {self.latent_dim}")
         need(self.phase_shuffle >= 0, f"--phase_shuffle must be >= 0, got {self.phase_shuffle}")
+        need(self.phase_shuffle_layers >= 0,
+             f"--phase_shuffle_layers must be >= 0, got {self.phase_shuffle_layers}")
         need(self.gp_weight >= 0, f"--gp_weight must be >= 0, got {self.gp_weight}")
         need(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
+        need(self.adam_epsilon > 0, f"--adam_epsilon must be > 0, got {self.adam_epsilon}")
         need(self.num_samples >= 0, f"--num_samples must be >= 0, got {self.num_samples}")
         need(self.read_rows >= 1, f"--read_rows must be >= 1, got {self.read_rows}")
         need(self.shuffle_window >= 1, f"--shuffle_window must be >= 1, got {self.shuffle_window}")
@@ -192,8 +212,8 @@ class Config:
              f"--eval_split={self.eval_split} is not one of train, valid, test")
         need(self.precision in PRECISIONS,
              f"--precision={self.precision} is not one of {', '.join(PRECISIONS)}")
-        need(self.conv_impl in CONV_IMPLS,
-             f"--conv_impl={self.conv_impl} is not one of {', '.join(CONV_IMPLS)}")
+        need(self.kernels in KERNELS,
+             f"--kernels={self.kernels} is not one of {', '.join(KERNELS)}")
         need(1 <= self.steps_per_loop <= 10_000,
              f"--steps_per_loop must be in [1, 10000], got {self.steps_per_loop}")
         need(0 <= self.generator_ema < 1,
@@ -224,7 +244,6 @@ SHUFFLES = ("rows", "blocks", "none")
 MODELS = ("wavegan", "seed2d")
 UPSAMPLES = ("zeros", "nn")
 PRECISIONS = ("fp32", "bf16")
-CONV_IMPLS = ("fast", "keras")
 CONDITIONS = ("none", "pitch", "instrument_family")
 # Per-model defaults of the fields left None: the paper's WaveGAN and the user's 2-D sketch.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -245,6 +264,29 @@ PRESETS: dict[str, dict[str, Any]] = {
                  ckpt_every=20, log_every=5, sample_every=20, learning_rate=5e-4,
                  generator_ema=0.995),
 }
+
+
+def recorded_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
+    """What a run recorded before some fields existed trained with, for those fields.
+
+    Args:
+      recorded: a run's config.json as a dict.
+    Returns:
+      {field: value} for each field `recorded` lacks whose default has changed since:
+      adam_epsilon 1e-7 (Keras's default, used until it became a flag); for wavegan,
+      phase_shuffle_layers = the critic's layers but the last (what it shuffled after);
+      kernels "fast", or "reference" where the run chose --conv_impl=keras.
+      Empty for a run recorded with all of them.
+    """
+    legacy: dict[str, Any] = {}
+    if "adam_epsilon" not in recorded:
+        legacy["adam_epsilon"] = 1e-7
+    if "phase_shuffle_layers" not in recorded and recorded.get("model", "wavegan") == "wavegan":
+        from wavegan_dist.models.wavegan import layer_strides
+        legacy["phase_shuffle_layers"] = len(layer_strides(recorded["slice_len"])) - 1
+    if "kernels" not in recorded:
+        legacy["kernels"] = "reference" if recorded.get("conv_impl") == "keras" else "fast"
+    return legacy
 
 
 def make_config(preset: str = "paper", **overrides: Any) -> Config:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from absl import flags
 
-from wavegan_dist.config import (CONDITIONS, CONV_IMPLS, MODELS, PRECISIONS, PRESETS, SHUFFLES, STRATEGIES,
-                                 UPSAMPLES, Config, make_config)
+from wavegan_dist.config import (CONDITIONS, MODELS, PRECISIONS, PRESETS, SHUFFLES, STRATEGIES,
+                                 UPSAMPLES, Config, make_config, recorded_defaults)
 from wavegan_dist.errors import UserError
+from wavegan_dist.kernels import KERNELS
 
 _D = Config()  # paper defaults, shown in --help
 
@@ -61,6 +62,10 @@ flags.DEFINE_integer("kernel_len", None, "Convolution kernel length (default 25 
 flags.DEFINE_integer("latent_dim", _D.latent_dim, "Size of z.")
 flags.DEFINE_integer("phase_shuffle", None, "Critic phase-shuffle radius, 0 = off (default 2 "
                      "for wavegan; seed2d has none).")
+flags.DEFINE_integer("phase_shuffle_layers", _D.phase_shuffle_layers, "wavegan: phase shuffle "
+                     "after this many critic layers from the waveform end, never after the "
+                     "last (the authors' code: 4 at every slice length). A run started "
+                     "before this flag existed keeps all but the last unless it is given.")
 flags.DEFINE_enum("upsample", _D.upsample, list(UPSAMPLES), "wavegan generator upsampling: "
                   "'zeros' (transposed convolution) or 'nn' (nearest-neighbour repeat, then a "
                   "convolution).")
@@ -78,6 +83,9 @@ flags.DEFINE_float("gp_weight", _D.gp_weight, "Gradient penalty weight lambda.")
 flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate (both networks).")
 flags.DEFINE_float("beta1", _D.beta1, "Adam beta1.")
 flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
+flags.DEFINE_float("adam_epsilon", _D.adam_epsilon, "Adam epsilon, both networks (the authors' "
+                   "tf.train.AdamOptimizer's). A run started before this flag existed keeps "
+                   "Keras's 1e-7 unless it is given.")
 flags.DEFINE_integer("train_steps", _D.train_steps, "Total generator steps (a resumed run "
                      "continues up to this).")
 flags.DEFINE_integer("seed", _D.seed, "Seed for weights, data order and noise.")
@@ -88,10 +96,12 @@ flags.DEFINE_bool("jit_compile", _D.jit_compile, "Compile with XLA: the whole st
 flags.DEFINE_enum("precision", _D.precision, list(PRECISIONS), "'bf16': mixed precision "
                   "(bfloat16 compute, float32 weights and losses; TPU and recent GPUs); 'fp32' "
                   "everywhere otherwise.")
-flags.DEFINE_enum("conv_impl", _D.conv_impl, list(CONV_IMPLS), "How WaveGAN's strided "
-                  "convolutions run: 'fast' (polyphase stride-1 convolutions and matmuls, the "
-                  "same mathematics, faster on CPU) or 'keras' (Keras's own layers). "
-                  "Checkpoints are interchangeable.")
+flags.DEFINE_enum("kernels", _D.kernels, list(KERNELS), "'fast': WaveGAN's strided "
+                  "convolutions as polyphase stride-1 convolutions and matmuls, the critic's "
+                  "LeakyReLU without its all-zero second-order path, and Adam as one fused "
+                  "kernel per variable (measured faster on CPU only); 'reference': Keras's own "
+                  "layers, LeakyReLU and Adam; 'auto': fast on CPU, reference on GPU and TPU. "
+                  "The same mathematics: checkpoints are interchangeable.")
 flags.DEFINE_integer("steps_per_loop", _D.steps_per_loop, "Generator steps per host call, run "
                      "in one compiled loop, one strategy.run per step (cuts host overhead on "
                      "TPU/GPU); logged scalars stay exact per step.")
@@ -150,6 +160,9 @@ _INT_LISTS = ("instrument_source", "instrument_family", "velocity")
 def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
     """Builds the run's Config: the preset's values, then every flag the user set explicitly.
 
+    Resuming a run recorded before a field existed, the field takes the value that run
+    trained with unless its flag is given (config.recorded_defaults).
+
     Args:
       flag_values: parsed absl flags.
     Returns:
@@ -164,4 +177,10 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
             except ValueError as err:
                 raise UserError(f"--{name} takes comma-separated integers, got "
                                 f"{','.join(overrides[name])}") from err
+    if flag_values.model_dir:
+        from wavegan_dist.training.checkpoints import recorded_config  # imports TensorFlow
+
+        recorded = recorded_config(flag_values.model_dir)
+        if recorded is not None:
+            overrides = {**recorded_defaults(recorded), **overrides}
     return make_config(flag_values.preset, **overrides)

@@ -62,8 +62,8 @@ flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "train: as training's -
                   "same dtype.")
 flags.DEFINE_bool("jit_compile", False, "train: XLA-compile as training's --jit_compile "
                   "does (the whole update on 1 replica, forward and backward passes on 2).")
-flags.DEFINE_bool("no_plain", False, "train: skip the plain Keras formulation "
-                  "(conv_impl=keras) measured next to the default.")
+flags.DEFINE_bool("no_plain", False, "train: skip the plain formulation (--kernels=reference: "
+                  "Keras's layers and Adam) measured next to the fast kernels.")
 flags.DEFINE_integer("learn_steps", 12000, "learn: generator steps to train.")
 flags.DEFINE_integer("generated", 1000, "learn: clips generated for each score.")
 flags.DEFINE_enum("condition", "none", ["none", "pitch"], "learn: train unconditional or "

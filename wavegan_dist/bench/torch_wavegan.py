@@ -37,7 +37,7 @@ from torch import nn
 from wavegan_dist.losses import GP_EPSILON
 from wavegan_dist.models.fast_conv import same_padding_1d
 from wavegan_dist.models.spec import ModelSpec
-from wavegan_dist.models.wavegan import START_LEN
+from wavegan_dist.models.wavegan import START_LEN, shuffle_layer_count
 
 
 def same_padding(length: int, stride: int, kernel: int) -> tuple[int, int]:
@@ -91,13 +91,13 @@ class SameConvTranspose1d(nn.ConvTranspose1d):
 
 
 class Critic(nn.Module):
-    """WaveGAN critic: [B, 1, slice_len] (+ shifts [B, n - 1]) -> [B]."""
+    """WaveGAN critic: [B, 1, slice_len] (+ shifts [B, num_shuffle_layers]) -> [B]."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.radius = spec.phase_shuffle
         strides = _strides(spec)
-        self.num_shuffle_layers = len(strides) - 1 if self.radius > 0 else 0
+        self.num_shuffle_layers = shuffle_layer_count(spec)
         convs, length, c_in = [], spec.slice_len, 1
         for i, stride in enumerate(strides):
             convs.append(SameConv1d(c_in, spec.dim * 2 ** i, spec.kernel_len, stride, length))
@@ -179,7 +179,7 @@ def critic_loss(critic: Critic, real, fake, alpha, shifts, gp_weight: float = 10
 
     Args:
       real, fake: [B, 1, T]; alpha: [B] interpolation weights;
-      shifts: int [3B, n - 1] (rows: real, fake, interpolates) or None.
+      shifts: int [3B, num_shuffle_layers] (rows: real, fake, interpolates) or None.
     Returns:
       (loss, mean penalty), scalars.
     """
@@ -201,18 +201,18 @@ class TorchWaveGAN:
     Args:
       spec: the ModelSpec (default options only).
       batch: examples per update.
-      gp_weight, learning_rate, beta1, beta2: as training.
+      gp_weight, learning_rate, beta1, beta2, epsilon: as training.
       seed: torch RNG seed for initial weights and noise.
     """
 
     def __init__(self, spec: ModelSpec, batch: int, gp_weight: float = 10.0,
                  learning_rate: float = 1e-4, beta1: float = 0.5, beta2: float = 0.9,
-                 seed: int = 0):
+                 seed: int = 0, epsilon: float = 1e-8):
         torch.manual_seed(seed)
         self.spec, self.batch, self.gp_weight = spec, batch, gp_weight
         self.generator, self.critic = Generator(spec), Critic(spec)
         adam = lambda params: torch.optim.Adam(params, lr=learning_rate, betas=(beta1, beta2),
-                                               eps=1e-7)
+                                               eps=epsilon)
         self.g_opt = adam(self.generator.parameters())
         self.d_opt = adam(self.critic.parameters())
         self.rng = torch.Generator().manual_seed(seed)

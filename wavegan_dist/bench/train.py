@@ -34,10 +34,10 @@ What is timed (all in one process, side by side):
   forward and backward pass on 2)
   apply to every TensorFlow row,
   and the peak kernels run in the same dtype.
-- The plain formulation: the same trainer, 1 replica, on networks built with
-  conv_impl="keras" (Keras's own Conv1D / Conv1DTranspose and LeakyReLU) and the
-  same initial weights, so the speed-up of the default conv_impl="fast"
-  (models/fast_conv.py, models/activations.py) is measured side by side.
+- The plain formulation: the same trainer, 1 replica, with kernels="reference"
+  (Keras's own Conv1D / Conv1DTranspose, LeakyReLU and Adam) and the same initial
+  weights, so the speed-up of kernels="fast" (models/fast_conv.py,
+  models/activations.py, training/optimizers.py) is measured side by side.
 - PyTorch (bench/torch_wavegan.py), when importable: the same networks with the
   same initial weights (copied from TensorFlow), the same real batches, the same
   updates, with torch.set_num_threads(cores). It is a float32 CPU twin, so it is
@@ -193,13 +193,13 @@ class TfUpdates:
         # Training's defaults (learning rate, penalty weight, generator EMA, ...) for the
         # networks `spec` describes; n_critic 1, so one critic update is one call.
         cfg = Config(slice_len=spec.slice_len, dim=spec.dim, precision=spec.precision,
-                     conv_impl=spec.conv_impl, batch_size=global_batch, n_critic=1,
+                     kernels=spec.kernels, batch_size=global_batch, n_critic=1,
                      seed=seed, jit_compile=jit_compile)
         if cfg.model_spec() != spec:
             raise ValueError(f"TfUpdates times Config's networks; {spec} differs from them")
         self.strategy = strategy
         self.trainer = trainer = make_trainer(cfg, strategy)
-        if weights_from is not None:  # same variables whatever conv_impl built them
+        if weights_from is not None:  # same variables whatever kernels built them
             for mine, theirs in ((trainer.generator, weights_from.trainer.generator),
                                  (trainer.critic, weights_from.trainer.critic)):
                 mine.set_weights(theirs.get_weights())
@@ -282,7 +282,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
       precision: "fp32" or "bf16" (mixed: bfloat16 compute, float32 weights).
       jit_compile: XLA-compile as training's --jit_compile does.
       use_torch: measure PyTorch too if it is importable.
-      compare_plain: measure the plain conv_impl="keras" networks too (1 replica).
+      compare_plain: measure the plain kernels="reference" networks too (1 replica).
       log: called with progress lines.
       peak_kwargs: PeakMeter arguments (smaller kernels for a quick check).
 
@@ -299,7 +299,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
       the fastest sample, a hint of the uncontended speed), the same for the whole
       step as train_step_{...}_R (train_step_flops: both updates' FLOPs), and the same for
       PyTorch as torch_U_update_{...} and for the plain Keras formulation as
-      plain_U_update_{...} (None when not measured). conv_impl: what the TF rows
+      plain_U_update_{...} (None when not measured). kernels: what the TF rows
       use. Ratios of examples/s: two_over_one_replica_U (2 replicas / 1; also _step),
       U_update_tf_over_torch (TF 1 replica / PyTorch, or None),
       U_update_fast_over_plain (TF 1 replica / plain Keras, or None). Targets: meets_tf_over_torch_target (or
@@ -325,7 +325,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     else:
         status = TORCH_SKIPPED
     report = {"slice_len": slice_len, "dim": dim, "batch_size": global_batch,
-              "conv_impl": spec.conv_impl, "device": device, "precision": precision,
+              "kernels": spec.kernels, "device": device, "precision": precision,
               "jit_compile": jit_compile,
               "repeats": repeats, "warmup": WARMUP, "cpu_cores": os.cpu_count(),
               "tensorflow_version": tf.__version__,
@@ -342,8 +342,8 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         log(f"warning: FLOP count does not describe the built networks: {problem}")
     report["flops_match_built_models"] = not problems
     if compare_plain:
-        log("building: the plain formulation (conv_impl=keras), 1 replica")
-        runs["plain"] = TfUpdates(one, dataclasses.replace(spec, conv_impl="keras"),
+        log("building: the plain formulation (kernels=reference), 1 replica")
+        runs["plain"] = TfUpdates(one, dataclasses.replace(spec, kernels="reference"),
                                   global_batch, real, weights_from=runs["1_replica"],
                                   jit_compile=jit_compile)
     if torch:
@@ -456,10 +456,10 @@ def format_text(r: dict) -> str:
         f"{'GFLOP/s':>9} {'of peak':>8} {'1st call s':>11}",
     ]
     for update in ("critic", "generator", "step"):
-        rows = [(f"TF {r['conv_impl']}, 1 replica", KEYS[update], "_1_replica"),
-                (f"TF {r['conv_impl']}, 2 replicas", KEYS[update], "_2_replicas")]
+        rows = [(f"TF {r['kernels']}, 1 replica", KEYS[update], "_1_replica"),
+                (f"TF {r['kernels']}, 2 replicas", KEYS[update], "_2_replicas")]
         if r.get("plain_critic_update_seconds") is not None and update != "step":
-            rows.append(("TF keras, 1 replica", f"plain_{update}_update", ""))
+            rows.append(("TF reference, 1 replica", f"plain_{update}_update", ""))
         if torch_label and update != "step":
             rows.append(("PyTorch", f"torch_{update}_update", ""))
         for label, key, suffix in rows:
@@ -476,7 +476,7 @@ def format_text(r: dict) -> str:
         f"whole step {r['two_over_one_replica_step']:.2f}x",
     ]
     if r.get("critic_update_fast_over_plain") is not None:
-        lines.append(f"TF {r['conv_impl']} / TF keras, 1 replica (examples/s): critic "
+        lines.append(f"TF {r['kernels']} / TF reference, 1 replica (examples/s): critic "
                      f"{r['critic_update_fast_over_plain']:.2f}x, generator "
                      f"{r['generator_update_fast_over_plain']:.2f}x")
     if torch_label:

@@ -17,6 +17,7 @@ then has no other reader, so grappler's remapper can fuse convolution, bias and
 LeakyReLU into one oneDNN kernel and no extra tensor is kept for the backward pass.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -48,3 +49,13 @@ def leaky_relu(x, negative_slope=0.2):
         return out, grad
 
     return _leaky_relu(x)
+
+
+def critic_leaky_relu(kernels):
+    """The critic's LeakyReLU for ModelSpec.kernels: `leaky_relu` above for "fast",
+    keras.ops.leaky_relu for "reference"; either is called as f(x, negative_slope)."""
+    if kernels == "fast":
+        return leaky_relu
+    if kernels == "reference":
+        return keras.ops.leaky_relu
+    raise ValueError(f"kernels must be fast or reference, got {kernels!r}")

@@ -110,6 +110,7 @@ class Seed2DCritic(SpecNetwork):
         self.side = frame_side(spec.slice_len)
         self.num_stages = _num_stages(self.side)
         self.to_frame = keras.layers.Reshape((self.side, self.side, 1), name="to_frame")
+        self.leaky_relu = activations.critic_leaky_relu(spec.kernels)  # (x, negative_slope)
         for i in range(self.num_stages):
             setattr(self, f"conv_{i}", keras.layers.Conv2D(
                 spec.dim * 2**i, spec.kernel_len, strides=2, padding="same", name=f"conv_{i}",
@@ -142,8 +143,6 @@ class Seed2DCritic(SpecNetwork):
         """
         x = self.to_frame(keras.ops.cast(x, "float32"))
         for i in range(self.num_stages):
-            # Same values and derivatives as keras.ops.leaky_relu, without the penalty's
-            # all-zero second-order path (models/activations.py).
-            x = activations.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
+            x = self.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
         return critic_score(self.dense, self.projection if self.num_classes else None,
                             self.flatten(x), labels)

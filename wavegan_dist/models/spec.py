@@ -17,6 +17,8 @@ class ModelSpec:
       kernel_len: convolution kernel length (seed2d: kernel_len x kernel_len).
       latent_dim: length of z.
       phase_shuffle: critic phase-shuffle radius (0 = none).
+      phase_shuffle_layers: wavegan critic layers followed by phase shuffle, from the
+        waveform end; at most all but the last (the authors' code: 4).
       upsample: "zeros" or "nn" (wavegan generator).
       post_filter: learned 512-tap output filter (wavegan generator).
       gen_batchnorm: batch norm in the generator (wavegan).
@@ -24,10 +26,11 @@ class ModelSpec:
       seed: initial-weight seed.
       precision: "fp32", or "bf16" for bfloat16 compute with float32 weights; either
         way the networks take and return float32.
-      conv_impl: how WaveGAN's strided convolutions are computed: "fast" (the
-        polyphase layers of models/fast_conv.py and a LeakyReLU without a
-        second-order path, models/activations.py) or "keras" (Keras's own layers).
-        Same variables and mathematics either way, so checkpoints are interchangeable.
+      kernels: "fast" (WaveGAN's strided convolutions as the polyphase layers of
+        models/fast_conv.py, the critic's LeakyReLU without a second-order path,
+        models/activations.py) or "reference" (Keras's own layers and activation);
+        see wavegan_dist/kernels.py. Same variables and mathematics either way, so
+        checkpoints are interchangeable.
     """
 
     model: str = "wavegan"
@@ -36,13 +39,14 @@ class ModelSpec:
     kernel_len: int = 25
     latent_dim: int = 100
     phase_shuffle: int = 2
+    phase_shuffle_layers: int = 4
     upsample: str = "zeros"
     post_filter: bool = False
     gen_batchnorm: bool = False
     num_classes: int = 0
     seed: int = 0
     precision: str = "fp32"
-    conv_impl: str = "fast"
+    kernels: str = "fast"
 
 
 def check_slice_len(spec: ModelSpec) -> None:

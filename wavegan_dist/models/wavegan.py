@@ -66,18 +66,29 @@ def _kernel_init(seed, offset, layer_index):
     return keras.initializers.GlorotUniform(seed=_init_seed(seed, offset, layer_index))
 
 
-def _conv_layers(conv_impl):
-    """(Conv1D class, Conv1DTranspose class) for ModelSpec.conv_impl.
+def _conv_layers(kernels):
+    """(Conv1D class, Conv1DTranspose class) for ModelSpec.kernels.
 
     "fast": the polyphase layers of models/fast_conv.py (the same variables and
     mathematics as Keras's, computed as stride-1 convolutions or matmuls, which the
-    CPU kernels run faster); "keras": Keras's own layers.
+    CPU kernels run faster); "reference": Keras's own layers.
     """
-    if conv_impl == "fast":
+    if kernels == "fast":
         return fast_conv.PolyphaseConv1D, fast_conv.PolyphaseConv1DTranspose
-    if conv_impl == "keras":
+    if kernels == "reference":
         return keras.layers.Conv1D, keras.layers.Conv1DTranspose
-    raise UserError(f"--conv_impl={conv_impl} is not one of fast, keras")
+    raise ValueError(f"kernels must be fast or reference, got {kernels!r}")
+
+
+def shuffle_layer_count(spec: ModelSpec) -> int:
+    """Critic layers followed by phase shuffle: the first spec.phase_shuffle_layers,
+    never the last (its output goes to the dense layer); 0 without phase shuffle.
+
+    With the default 4 this is the authors' code at 16384, 32768 and 65536 samples
+    (after conv_0..conv_3), and 3 at slices with only 4 layers."""
+    if spec.phase_shuffle <= 0:
+        return 0
+    return min(spec.phase_shuffle_layers, len(layer_strides(spec.slice_len)) - 1)
 
 
 POST_FILTER_TAPS = 512  # the public code's post-processing filter length
@@ -102,7 +113,7 @@ class WaveGANGenerator(SpecNetwork):
         def init(i):
             return _kernel_init(spec.seed, _GENERATOR_SEED_OFFSET, i)
 
-        conv_transpose_cls = _conv_layers(spec.conv_impl)[1]
+        conv_transpose_cls = _conv_layers(spec.kernels)[1]
 
         # A bias right before batch norm is cancelled by it (its gradient is pure
         # round-off, which Adam would blow up to full-size steps), so layers followed by
@@ -190,7 +201,8 @@ class WaveGANCritic(SpecNetwork):
     """WaveGAN critic (WGAN-GP, no batch norm): waveform [B, slice_len, 1] -> score [B].
 
     n strided 1-D convolutions ("same", with bias), each followed by LeakyReLU(0.2);
-    phase shuffle after every one but the last; then flatten and a linear Dense to 1,
+    phase shuffle after the first `num_shuffle_layers` (4, as the authors' code, at the
+    paper's lengths; see `shuffle_layer_count`); then flatten and a linear Dense to 1,
     plus a label projection of the flattened features in a conditional model.
     """
 
@@ -203,11 +215,8 @@ class WaveGANCritic(SpecNetwork):
         def init(i):
             return _kernel_init(spec.seed, _CRITIC_SEED_OFFSET, i)
 
-        conv_cls = _conv_layers(spec.conv_impl)[0]
-        # tf.nn.leaky_relu's gradient would send the penalty's all-zero second-order
-        # term back through the interpolates' forward pass (models/activations.py).
-        self._leaky_relu = (activations.leaky_relu if spec.conv_impl == "fast"
-                            else keras.ops.leaky_relu)
+        conv_cls = _conv_layers(spec.kernels)[0]
+        self.leaky_relu = activations.critic_leaky_relu(spec.kernels)  # (x, negative_slope)
         for i, stride in enumerate(self.strides):
             # Attributes rather than a list so tf.train.Checkpoint tracks them (see generator).
             setattr(self, f"conv_{i}", conv_cls(
@@ -239,8 +248,8 @@ class WaveGANCritic(SpecNetwork):
 
     @property
     def num_shuffle_layers(self):
-        """Number of layers that take a phase shift: n - 1, or 0 without phase shuffle."""
-        return len(self.strides) - 1 if self.phase_shuffle_radius > 0 else 0
+        """Number of layers that take a phase shift (`shuffle_layer_count`)."""
+        return shuffle_layer_count(self.spec)
 
     def call(self, x, shifts=None, labels=None, training=False):
         """Scores waveforms.
@@ -258,7 +267,7 @@ class WaveGANCritic(SpecNetwork):
         """
         x = keras.ops.cast(x, "float32")
         for i, conv in enumerate(self.convs):
-            x = self._leaky_relu(conv(x), negative_slope=0.2)
+            x = self.leaky_relu(conv(x), negative_slope=0.2)
             if shifts is not None and i < self.num_shuffle_layers:
                 x = _phase_shuffle(x, shifts[:, i], self.phase_shuffle_radius)
         return critic_score(self.dense, self.projection if self.num_classes else None,

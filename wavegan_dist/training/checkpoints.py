@@ -15,6 +15,7 @@ import time
 
 import tensorflow as tf
 
+from wavegan_dist.config import Config, recorded_defaults
 from wavegan_dist.errors import UserError, first_line
 from wavegan_dist.paths import check_output_folder
 
@@ -393,7 +394,7 @@ def has_node(path: str, name: str) -> bool:
 ORDER_FIELDS = ("data", "split", "num_samples", "subset", "instrument_source",
                 "instrument_family", "pitch_min", "pitch_max", "velocity", "batch_size",
                 "n_critic", "seed", "shuffle", "shuffle_window", "slice_offset", "normalize",
-                "phase_shuffle", "precision")
+                "phase_shuffle", "phase_shuffle_layers", "precision")
 
 
 # Fields that change how training goes on but not the data order: a resume may change
@@ -411,8 +412,10 @@ TRAINING_FIELDS = {
                      "the generator's own weights)",
     "jit_compile": "the step is compiled the other way from now on; results differ in "
                    "rounding only",
-    "conv_impl": "the convolutions are computed the other way from now on; results differ "
-                 "in rounding only",
+    "adam_epsilon": "both optimizers use the new epsilon from the resumed step on (Adam's "
+                    "moment estimates are kept)",
+    "kernels": "the networks and Adam run on the kernels it picks from now on; results "
+               "differ in rounding only",
 }
 
 
@@ -433,21 +436,11 @@ def check_config(model_dir: str, config: dict) -> list[str]:
       a folder this process cannot write or create (checked before any work is done).
     """
     check_output_folder("--model_dir", model_dir)
-    path = os.path.join(model_dir, CONFIG_FILE)
-    try:
-        if not tf.io.gfile.exists(path):
-            return []
-    except tf.errors.OpError as err:
-        # e.g. a gs:// model_dir without network or credentials
-        reason = first_line(err, 200)
-        raise UserError(f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
-                        "the network and the credentials") from err
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            old = json.load(f)
-    except (tf.errors.OpError, ValueError) as err:
-        raise UserError(f"{path} is unreadable ({err}); move it away or use a new "
-                        "--model_dir") from err
+    old = recorded_config(model_dir)
+    if old is None:
+        return []
+    legacy = recorded_defaults(old)
+    old = {**legacy, **old}  # fields it never recorded: the values it trained with
     changed = [f"--{k}={config[k]} (run has {old[k]})" for k in MODEL_FIELDS
                if k in old and old[k] != config[k]]
     if changed:
@@ -455,14 +448,55 @@ def check_config(model_dir: str, config: dict) -> list[str]:
                         f"{', '.join(changed)}; use a new --model_dir or the same flags")
     changed = [k for k in (*ORDER_FIELDS, *TRAINING_FIELDS)
                if k in old and not _json_equal(old[k], config[k])]
-    return [f"--{k} changed from {old[k]} to {config[k]} since the run started; " + (
+    notes = [f"--{k} changed from {old[k]} to {config[k]} since the run started; " + (
         TRAINING_FIELDS[k] if k in TRAINING_FIELDS else "training continues with the new "
         "value, so it no longer repeats an uninterrupted run exactly") for k in changed]
+    kept = [k for k in legacy if k not in changed]
+    if kept:
+        defaults = Config()
+        notes.insert(0, "the run was started before " + ", ".join(f"--{k}" for k in kept)
+                     + " existed and keeps what it trained with: "
+                     + " ".join(f"--{k}={old[k]}" for k in kept) + " (new runs: "
+                     + " ".join(f"--{k}={getattr(defaults, k)}" for k in kept)
+                     + "); give the flag to change it")
+    return notes
+
+
+def recorded_config(model_dir: str) -> dict | None:
+    """The configuration the run in `model_dir` recorded (its config.json), or None if
+    there is none. Raises UserError if the folder or the file cannot be read."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    try:
+        if not tf.io.gfile.exists(path):
+            return None
+    except tf.errors.OpError as err:
+        # e.g. a gs:// model_dir without network or credentials
+        reason = first_line(err, 200)
+        raise UserError(f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
+                        "the network and the credentials") from err
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except (tf.errors.OpError, ValueError) as err:
+        raise UserError(f"{path} is unreadable ({err}); move it away or use a new "
+                        "--model_dir") from err
 
 
 def record_config(model_dir: str, config: dict) -> None:
-    """Writes `config` to <model_dir>/config.json (local or remote), replacing it whole."""
+    """Writes `config` to <model_dir>/config.json (local or remote), replacing it whole.
+
+    A field the run's config.json lacked (the run started before it existed) stays
+    out while the run keeps the value it trained with, and keys of the old file that
+    are no longer Config fields (such as conv_impl) stay in, so every later resume
+    reads the same values from it (config.recorded_defaults).
+    """
     path = os.path.join(model_dir, CONFIG_FILE)
+    before = recorded_config(model_dir) or {}
+    legacy = recorded_defaults(before) if before else {}
+    fields = Config.__dataclass_fields__
+    config = {**{k: v for k, v in before.items() if k not in config and k not in fields},
+              **{k: v for k, v in config.items()
+                 if not (k in legacy and _json_equal(v, legacy[k]))}}
     try:
         tf.io.gfile.makedirs(model_dir)
         _write_whole(path, json.dumps(config, indent=2, sort_keys=True))

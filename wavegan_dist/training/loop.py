@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_dist import models, strategy as strategies
+from wavegan_dist.kernels import resolve_kernels, strategy_device_type
 from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
 from wavegan_dist.data.labels import attach_labels, label_counts
@@ -189,6 +190,9 @@ def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, count
     """
     chief = is_chief(strategy)
     workers = consensus.Workers(strategy)
+    device_type = strategy_device_type(strategy)
+    log(f"kernels {resolve_kernels(cfg.kernels, device_type)} (--kernels={cfg.kernels} on "
+        f"{device_type})")
     trainer = make_trainer(cfg, strategy, counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
     workers.check_same_checkpoint(ckpt.to_resume(cfg.resume_from), cfg.model_dir)
@@ -225,14 +229,15 @@ def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
     Args:
       counts: rows per class of the training set, for a conditional run.
     """
-    spec = cfg.model_spec()
+    spec = cfg.model_spec(strategy_device_type(strategy))
     return build_trainer(
         strategy, lambda: models.build_models(spec),
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
                    cfg.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step,
                    cfg.generator_ema),
         cfg.learning_rate, cfg.beta1, cfg.beta2, counts,
-        generator_fn=lambda: models.build_generator(spec))
+        generator_fn=lambda: models.build_generator(spec), epsilon=cfg.adam_epsilon,
+        kernels=spec.kernels)
 
 
 def make_checkpointer(cfg: Config, trainer: WganGpTrainer,

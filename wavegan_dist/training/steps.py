@@ -458,7 +458,7 @@ def _all_reduce_sum(values: dict) -> dict:
 def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
                   learning_rate: float, beta1: float, beta2: float,
                   label_counts: np.ndarray | None = None,
-                  generator_fn=None) -> WganGpTrainer:
+                  generator_fn=None, *, epsilon: float, kernels: str) -> WganGpTrainer:
     """Creates models, optimizers and the step counter under `strategy.scope()`.
 
     Optimizers are built eagerly here: Keras 3 would otherwise create their slots
@@ -469,6 +469,9 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
       label_counts: rows per class, for conditional networks (see WganGpTrainer).
       generator_fn: () -> a generator like model_fn's, for the EMA copy when
         step_cfg.generator_ema > 0 (then required: ValueError without it).
+      epsilon: Adam's epsilon, both optimizers.
+      kernels: "fast" (training/optimizers.FusedAdam) or "reference"
+        (keras.optimizers.Adam), the same update (wavegan_dist/kernels.py).
     Returns:
       A WganGpTrainer ready to run.
     """
@@ -479,7 +482,8 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
             if generator_fn is None:  # model_fn()[0] would build a whole critic to drop
                 raise ValueError("generator_ema needs generator_fn")
             generator_ema = generator_fn()
-        adam = lambda: FusedAdam(learning_rate, beta_1=beta1, beta_2=beta2)
+        adam_cls = {"fast": FusedAdam, "reference": keras.optimizers.Adam}[kernels]
+        adam = lambda: adam_cls(learning_rate, beta_1=beta1, beta_2=beta2, epsilon=epsilon)
         g_opt, d_opt = adam(), adam()
         g_opt.build(generator.trainable_variables)
         d_opt.build(critic.trainable_variables)
