@@ -205,6 +205,23 @@ def test_pitch_range_is_one_process_writing_n_wavs_per_pitch_and_one_row_each(ou
             assert not any(_marked(cell, other) for other in others), (pitch, col)
 
 
+def test_tensorboard_spectrograms_are_the_labelled_panels_with_pitch_marks(runs):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    h, w = grid.cell_size()
+    for condition, marked in (("none", False), ("pitch", True)):
+        acc = event_accumulator.EventAccumulator(str(runs[condition]), size_guidance={"tensors": 0})
+        acc.Reload()
+        image = tf.io.decode_png(acc.Tensors("spectrogram/generated")[-1].tensor_proto
+                                 .string_val[2]).numpy()
+        assert image.shape == (2 * h + grid.GAP, 2 * w + grid.GAP, 3)  # 4 clips: 2 x 2 panels
+        for row in range(2):
+            for col in range(2):
+                margin = _cell(image, row, col)[grid.TOP:grid.TOP + grid.PANEL_H,
+                                                grid.LEFT + grid.PANEL_W + 1]
+                assert (margin == grid.MARK).all(axis=-1).any() == marked, (condition, row, col)
+
+
 def test_parse_labels_reads_numbers_lists_and_inclusive_ranges():
     assert parse_labels("pitch", "60", 0, 127) == [60]
     assert parse_labels("pitch", " 48, 60,72 ", 0, 127) == [48, 60, 72]
