@@ -19,8 +19,8 @@ def _number(flag: str, text: str, token: str, meaning: str) -> int:
     try:
         return int(token.strip())
     except ValueError:
-        shown = token.strip() or "an empty value"
-        raise UserError(f"--{flag}={text}: {shown!r} is not a {meaning} number; pass "
+        shown = repr(token.strip()) if token.strip() else "an empty value"
+        raise UserError(f"--{flag}={text}: {shown} is not a {meaning} number; pass "
                         f"{SYNTAX}") from None
 
 
