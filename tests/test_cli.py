@@ -4,9 +4,11 @@ import functools
 import os
 
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import TINY_TEST_FLAGS, error_line, run_module
+from wavegan_dist.inference import grid
 
 EXPECTED_TAGS = {"loss/critic", "loss/generator", "loss/gradient_penalty", "loss/wasserstein",
                  "perf/examples_per_sec", "audio/generated", "audio/real",
@@ -60,6 +62,10 @@ def test_event_files_hold_every_tag(mirrored_run):
     assert wav[:4] == b"RIFF" and int.from_bytes(wav[24:28], "little") == 16000
     image = acc.Tensors("spectrogram/generated")[-1].tensor_proto
     assert image.string_val[2][:4] == b"\x89PNG"
+    # The two clips as generate draws them: labelled panels of 256 x 200 pixels side by side.
+    h, w = grid.cell_size()
+    assert [int(v) for v in image.string_val[:2]] == [2 * w + grid.GAP, h]
+    assert tf.io.decode_png(image.string_val[2]).shape == (h, 2 * w + grid.GAP, 3)
     text = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
     assert "| batch_size | 8 |" in text and "| strategy | mirrored |" in text
 

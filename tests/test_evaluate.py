@@ -62,6 +62,53 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
         assert values["nearest_train_distance"] >= 0
 
 
+def test_compare_png_puts_a_real_note_beside_a_generated_one_per_pitch(trained, tmp_path,
+                                                                      builtin_root):
+    import numpy as np
+
+    from wavegan_dist.inference import compare, grid
+    from wavegan_dist.inference.labels import midi_hz
+
+    root, _ = trained
+    png = tmp_path / "pictures" / "compare.png"  # its folder is created
+    proc = _evaluate(f"--model_dir={root / 'run'}", f"--classifier={root / 'cls'}", "--n=8",
+                     "--k=4", f"--compare_png={png}")
+    assert proc.returncode == 0, proc.stderr
+    pitches = sorted(set(_column(os.path.join(builtin_root, "valid"), "pitch").tolist()))
+    line = proc.stdout.splitlines()[-1]
+    assert line.startswith(f"wrote {png}: {len(pitches)} pitch labels ({pitches[0]}-"
+                           f"{pitches[-1]}), real valid note beside generated"), line
+    image = tf.io.decode_png(tf.io.read_file(str(png))).numpy()
+    h, w = grid.cell_size()
+    cols = 2 * compare.pairs_per_row(len(pitches))
+    rows = -(-2 * len(pitches) // cols)
+    assert image.shape == (rows * h + (rows - 1) * grid.GAP, cols * w + (cols - 1) * grid.GAP, 3)
+    for i, pitch in enumerate(pitches):
+        y = grid.TOP + grid.freq_row(midi_hz(pitch), 16000)
+        for side in (0, 1):  # real, then generated: both marked at the pitch's f0
+            top, left = divmod(2 * i + side, cols)
+            cell = image[top * (h + grid.GAP):, left * (w + grid.GAP):]
+            mark = cell[y, grid.LEFT + grid.PANEL_W + 1:grid.LEFT + grid.PANEL_W + 6]
+            assert (mark == grid.MARK).all(), (pitch, side)
+    for side in (0, 1):  # spectrograms, not flat fills
+        left = side * (w + grid.GAP) + grid.LEFT
+        panel = image[grid.TOP:grid.TOP + grid.PANEL_H, left:left + grid.PANEL_W]
+        assert panel.std() > 10
+    # Never overwritten; an unconditional run has no labels to pair notes by.
+    before = png.read_bytes()
+    assert "already exists; nothing is overwritten" in error_line(_evaluate(
+        f"--model_dir={root / 'run'}", f"--classifier={root / 'cls'}", f"--compare_png={png}"))
+    assert png.read_bytes() == before
+    unconditional = tmp_path / "unconditional"
+    shutil.copytree(root / "run", unconditional)
+    config = json.loads((unconditional / "config.json").read_text())
+    (unconditional / "config.json").write_text(json.dumps({**config, "condition": "none"}))
+    assert "is unconditional" in error_line(_evaluate(
+        f"--model_dir={unconditional}", f"--classifier={root / 'cls'}",
+        f"--compare_png={tmp_path / 'u.png'}"))
+    assert not (tmp_path / "u.png").exists()
+
+
 def test_evaluate_bad_input_is_one_line(trained, tmp_path):
     root, _ = trained
     assert "pass --model_dir=RUN and --classifier" in error_line(_evaluate())
@@ -111,13 +158,18 @@ def test_scoring_data_at_another_rate_than_the_classifier_is_refused(builtin_roo
         evaluation.load_references(info, builtin_root, "none", log=lambda _: None)
 
 
-def _heldout_count(split_path, pitch_min):
+def _column(split_path, name):
     import deeplake
     import numpy as np
 
     ds = deeplake.open_read_only(str(split_path))  # kept open while its column is read
-    pitch = np.asarray(ds["pitch"][:])
-    return int(np.sum(pitch >= pitch_min))
+    return np.asarray(ds[name][:])
+
+
+def _heldout_count(split_path, pitch_min):
+    import numpy as np
+
+    return int(np.sum(_column(split_path, "pitch") >= pitch_min))
 
 
 def test_evaluate_scores_against_the_data_and_filters_the_run_recorded(trained, tmp_path,

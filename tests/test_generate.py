@@ -21,11 +21,13 @@ import tensorflow as tf
 from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
+from wavegan_dist.inference import grid
+from wavegan_dist.inference.labels import midi_hz, parse_labels
 from wavegan_dist.training.loop import run_training
 
 N = 5  # not a square: the grid then has an empty cell
 SEED = 7
-GAP = 2
+RANGE = list(range(36, 85, 4))  # --pitch=36:84:4, stop included: 13 pitches
 
 
 _generate = functools.partial(run_module, "generate")
@@ -50,6 +52,23 @@ def _wavs(folder):
 
 def _snapshot(folder):
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+def _png(path):
+    return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+
+
+def _cell(image, row, col):
+    """The pixels of the panel (with its margins) at grid position (row, col)."""
+    h, w = grid.cell_size()
+    top, left = row * (h + grid.GAP), col * (w + grid.GAP)
+    return image[top:top + h, left:left + w]
+
+
+def _marked(cell, pitch):
+    """True if the panel's pitch mark (the triangle right of the panel) is at `pitch`'s f0."""
+    y = grid.TOP + grid.freq_row(midi_hz(pitch), 16000)
+    return (cell[y, grid.LEFT + grid.PANEL_W + 1:grid.LEFT + grid.PANEL_W + 6] == grid.MARK).all()
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +99,13 @@ def outputs(runs, tmp_path_factory):
                     f"--out={d / 'pitch40'}", f"--export={d / 'empty_export'}"),
         "pitch80": (f"--model_dir={runs['pitch']}", "--n=3", "--pitch=80", f"--seed={SEED}",
                     f"--out={d / 'pitch80'}"),
+        "range": (f"--model_dir={runs['pitch']}", "--n=3", "--pitch=36:84:4", f"--seed={SEED}",
+                  f"--out={d / 'range'}"),
     }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         procs = dict(zip(jobs, pool.map(lambda flags: _generate(*flags), jobs.values())))
     folders = {"none": d / "none", "none_again": d / "empty_out", "pitch40": d / "pitch40",
-               "pitch80": d / "pitch80", "none_export": d / "none_export",
+               "pitch80": d / "pitch80", "range": d / "range", "none_export": d / "none_export",
                "pitch_export": d / "empty_export"}
     return procs, folders
 
@@ -99,22 +120,28 @@ def test_writes_wavs_grid_and_summary(runs, outputs):
         samples, channels, width, rate = _read_wav(out / name)
         assert (channels, width, rate, len(samples)) == (1, 2, 16000, 1024)
         assert np.abs(samples).max() > 0
-    # One line per thing written (N WAVs, the PNG, the SavedModel), then the summary.
+    # One line per set of WAVs, one for the PNG, one for the SavedModel, then the summary.
     wrote = [line for line in lines if line.startswith("wrote ")]
-    assert len(wrote) == N + 2 and sum(".wav" in line for line in wrote) == N
-    assert any("spectrograms.png" in line for line in wrote)
+    assert len(wrote) == 3 and wrote[0].startswith(f"wrote {N} WAV files: ")
+    assert "spectrograms.png (2 x 3 spectrograms of 256 x 200 pixels" in wrote[1]
     assert lines[-1].startswith("done: ") and f"{N} WAV files" in lines[-1]
     assert "1 SavedModel" in lines[-1]
 
-    image = tf.io.decode_png(tf.io.read_file(str(out / "spectrograms.png"))).numpy()
-    rows, cols = 2, 3  # near-square grid of 5 tiles
-    # Each tile is one clip's spectrogram: 512-sample frames (257 bins) every 128 samples.
-    tile_h, tile_w = 257, 1024 // 128
-    assert image.shape == (rows * tile_h + GAP * (rows - 1), cols * tile_w + GAP * (cols - 1), 1)
+    image = _png(out / "spectrograms.png")
+    rows, cols = 2, 3  # near-square grid of 5 panels
+    h, w = grid.cell_size()
+    assert image.shape == (rows * h + grid.GAP * (rows - 1), cols * w + grid.GAP * (cols - 1), 3)
     assert image.dtype == np.uint8
-    assert (image[tile_h:tile_h + GAP] == 255).all()  # the separator between the rows
-    assert (image[tile_h + GAP:, 2 * (tile_w + GAP):] == 255).all()  # the empty sixth cell
-    assert image[:tile_h, :tile_w].std() > 0  # a real spectrogram, not a flat fill
+    # A 1024-sample clip is 8 STFT frames, yet its panel is drawn 256 pixels wide.
+    assert grid.PANEL_W >= 200 and image.shape[1] / cols >= 200
+    assert (image[h:h + grid.GAP] == 255).all()  # the gap between the rows
+    assert (image[h + grid.GAP:, 2 * (w + grid.GAP):] == 255).all()  # the empty sixth cell
+    panel = _cell(image, 0, 0)[grid.TOP:grid.TOP + grid.PANEL_H, grid.LEFT:grid.LEFT + grid.PANEL_W]
+    assert panel.std() > 0  # a real spectrogram, not a flat fill
+    # Axis labels: ink in the left margin (Hz) and below the panel (seconds).
+    assert (_cell(image, 0, 0)[grid.TOP:grid.TOP + grid.PANEL_H, :grid.LEFT - 4] == 0).any()
+    assert (_cell(image, 0, 0)[grid.TOP + grid.PANEL_H + 4:, grid.LEFT:] == 0).any()
+    assert not (image == grid.MARK).all(axis=-1).any()  # no pitch mark without a pitch
 
 
 def test_same_seed_gives_same_files_and_seed_is_used(runs, outputs):
@@ -137,10 +164,73 @@ def test_pitch_label_changes_audio(outputs):
     lines = _ok(procs["pitch40"])
     _ok(procs["pitch80"])
     assert "pitch 40" in lines[-1]
+    assert _wavs(folders["pitch40"]) == [f"generated_pitch040_0{i}.wav" for i in range(3)]
     low, high = (np.stack([_read_wav(folders[k] / n)[0] for n in _wavs(folders[k])])
                  for k in ("pitch40", "pitch80"))
     assert low.shape == high.shape == (3, 1024)
     assert np.abs(low.astype(np.int32) - high).max() > 100
+    image = _png(folders["pitch40"] / "spectrograms.png")
+    h, w = grid.cell_size()
+    assert image.shape == (2 * h + grid.GAP, 2 * w + grid.GAP, 3)  # 3 clips: 2 x 2 grid
+    assert _marked(_cell(image, 0, 0), 40) and not _marked(_cell(image, 0, 0), 80)
+
+
+def test_pitch_range_is_one_process_writing_n_wavs_per_pitch_and_one_row_each(outputs):
+    procs, folders = outputs
+    lines = _ok(procs["range"])
+    out = folders["range"]
+    # One restore for all 13 pitches, the stop (84) included.
+    assert sum(line.startswith("restored generator") for line in lines) == 1
+    assert _wavs(out) == [f"generated_pitch{p:03d}_{i:02d}.wav" for p in RANGE for i in range(3)]
+    per_pitch = [line for line in lines if line.startswith("wrote 3 WAV files for pitch ")]
+    assert [int(line.split()[6]) for line in per_pitch] == RANGE
+    assert "wrote 3 WAV files for pitch 60 (C4, 261.6 Hz): " in "\n".join(per_pitch)
+    assert lines[-1].endswith("pitch " + ", ".join(map(str, RANGE)) + ")")
+    # Every pitch uses the same latent vectors: its clips are those of a one-pitch run.
+    for pitch in (40, 80):
+        for i in range(3):
+            name = f"generated_pitch{pitch:03d}_{i:02d}.wav"
+            assert (out / name).read_bytes() == (folders[f"pitch{pitch}"] / name).read_bytes()
+    # 39 clips: a row per pitch, a column per clip, every panel still 256 x 200 pixels.
+    image = _png(out / "spectrograms.png")
+    h, w = grid.cell_size()
+    rows, cols = len(RANGE), 3
+    assert image.shape == (rows * h + grid.GAP * (rows - 1), cols * w + grid.GAP * (cols - 1), 3)
+    assert (image.shape[1] + grid.GAP) / cols - grid.LEFT - grid.RIGHT - grid.GAP >= 200
+    for row, pitch in enumerate(RANGE):
+        others = [p for p in RANGE if abs(p - pitch) >= 4]
+        for col in range(cols):
+            cell = _cell(image, row, col)
+            assert _marked(cell, pitch), (pitch, col)
+            assert not any(_marked(cell, other) for other in others), (pitch, col)
+
+
+def test_tensorboard_spectrograms_are_the_labelled_panels_with_pitch_marks(runs):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    h, w = grid.cell_size()
+    for condition, marked in (("none", False), ("pitch", True)):
+        acc = event_accumulator.EventAccumulator(str(runs[condition]), size_guidance={"tensors": 0})
+        acc.Reload()
+        image = tf.io.decode_png(acc.Tensors("spectrogram/generated")[-1].tensor_proto
+                                 .string_val[2]).numpy()
+        assert image.shape == (2 * h + grid.GAP, 2 * w + grid.GAP, 3)  # 4 clips: 2 x 2 panels
+        for row in range(2):
+            for col in range(2):
+                margin = _cell(image, row, col)[grid.TOP:grid.TOP + grid.PANEL_H,
+                                                grid.LEFT + grid.PANEL_W + 1]
+                assert (margin == grid.MARK).all(axis=-1).any() == marked, (condition, row, col)
+
+
+def test_parse_labels_reads_numbers_lists_and_inclusive_ranges():
+    assert parse_labels("pitch", "60", 0, 127) == [60]
+    assert parse_labels("pitch", " 48, 60,72 ", 0, 127) == [48, 60, 72]
+    assert parse_labels("pitch", "36:84:6", 0, 127) == list(range(36, 85, 6))
+    assert parse_labels("pitch", "36:40", 0, 127) == [36, 37, 38, 39, 40]
+    assert parse_labels("pitch", "84:60:-12", 0, 127) == [84, 72, 60]
+    assert parse_labels("pitch", "36:84:10", 0, 127) == [36, 46, 56, 66, 76]  # 84 not on a step
+    with pytest.raises(UserError, match="not a MIDI pitch number"):
+        parse_labels("pitch", "C4", 0, 127)
 
 
 CLEAN_LOAD = r"""
@@ -203,6 +293,12 @@ def _error_cases(runs, tmp):
     (tmp / "not_a_run").mkdir()
     (tmp / "no_checkpoint").mkdir()
     shutil.copy(runs["none"] / "config.json", tmp / "no_checkpoint" / "config.json")
+    # A run recorded before the trained labels were, filtered to pitches 60-72.
+    (tmp / "filtered").mkdir()
+    values = json.loads((runs["pitch"] / "config.json").read_text())
+    del values["trained_labels"]
+    (tmp / "filtered" / "config.json").write_text(json.dumps(
+        {**values, "pitch_min": 60, "pitch_max": 72}))
     none, pitch, out = f"--model_dir={runs['none']}", f"--model_dir={runs['pitch']}", f"--out={tmp / 'o'}"
     return {
         "model_dir_missing": ((f"--model_dir={tmp / 'nowhere'}", out), "does not exist"),
@@ -217,6 +313,20 @@ def _error_cases(runs, tmp):
         "family_out_of_range": ((pitch, out, "--instrument_family=11"), "0-10"),
         "label_not_matching": ((pitch, out, "--instrument_family=3"), "not instrument_family"),
         "label_on_unconditional": ((none, out, "--pitch=60"), "unconditional"),
+        "range_on_unconditional": ((none, out, "--pitch=36:84:6"), "unconditional"),
+        "pitch_not_a_number": ((pitch, out, "--pitch=C4"), "'C4' is not a MIDI pitch number"),
+        "list_with_a_hole": ((pitch, out, "--pitch=48,,60"), "an empty value"),
+        "range_step_0": ((pitch, out, "--pitch=36:84:0"), "the step must not be 0"),
+        "range_empty": ((pitch, out, "--pitch=84:36:6"), "is an empty range"),
+        "range_not_numbers": ((pitch, out, "--pitch=36:x"), "'x' is not a MIDI pitch number"),
+        "range_four_parts": ((pitch, out, "--pitch=36:84:6:1"), "is not a range"),
+        "range_out_of_range": ((pitch, out, "--pitch=120:130:5"), "--pitch=130 is out of range"),
+        "pitch_twice": ((pitch, out, "--pitch=60,72,60"), "names 60 more than once"),
+        "family_range_step_0": ((pitch, out, "--instrument_family=0:10:0"), "must not be 0"),
+        "outside_trained": ((pitch, out, "--pitch=12:36:12"),
+                            "--pitch=12 is outside the MIDI pitch range the run in"),
+        "outside_filtered": ((f"--model_dir={tmp / 'filtered'}", out, "--pitch=48,84"),
+                             "--pitch=48,84 is outside the MIDI pitch range the run in"),
     }
 
 

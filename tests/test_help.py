@@ -17,7 +17,7 @@ COMMANDS = {
     ("generate",): ("`python -m wavegan_dist.generate`",
                     {"model_dir", "n", "out", "export", "pitch", "weights"}),
     ("evaluate",): ("`python -m wavegan_dist.evaluate`",
-                    {"model_dir", "classifier", "heldout_split", "json"}),
+                    {"model_dir", "classifier", "heldout_split", "json", "compare_png"}),
     ("evaluate", "train-classifier"): ("`python -m wavegan_dist.evaluate`",
                                        {"out", "target", "epochs"}),
     ("bench",): ("`python -m wavegan_dist.bench {data,train,learn,scale,make-nsynth-size}",
@@ -58,6 +58,12 @@ def test_help_lists_the_commands_own_flags(command):
     assert not {"verbosity", "logtostderr", "pdb", "help"} & listed  # absl's, not the command's
     for word in INTERNAL:
         assert word not in proc.stdout, word
+
+
+def test_generate_help_says_a_pitch_range_includes_its_stop():
+    text = " ".join(run_module("generate", "--help", timeout=60).stdout.split())
+    assert "start:stop:step whose stop is included" in text
+    assert "36:84:6 is 36, 42, ..., 84" in text
 
 
 def test_every_help_flag_gives_the_same_help():

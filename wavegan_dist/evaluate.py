@@ -4,6 +4,8 @@ Examples:
   python -m wavegan_dist.evaluate train-classifier --data=builtin --out=classifiers/pitch
   python -m wavegan_dist.evaluate --model_dir=runs/tiny --classifier=classifiers/pitch \
       --json=runs/tiny/eval.json
+  python -m wavegan_dist.evaluate --model_dir=runs/pitch --classifier=classifiers/pitch \
+      --compare_png=runs/pitch/compare.png
 
 train-classifier trains the pitch (or --target=instrument_family) classifier on the
 dataset's train split and reports its accuracy on --heldout_split. Without a
@@ -13,7 +15,9 @@ entropy, NDB (k-means bins of log spectrograms) and the distance to the nearest
 training example. The real notes come from the data the run recorded in its
 config.json (its --data, --split and filters) unless --data names another dataset.
 A held-out split that is the training data itself (a dataset without splits) is
-refused. This command defines its own flags (not the training flags).
+refused. --compare_png also draws, for each pitch (label) of a conditional run found
+in the held-out notes, a real note's spectrogram beside a generated one's. This
+command defines its own flags (not the training flags).
 """
 
 from wavegan_dist import cli  # noqa: F401  (sets TF log level before TensorFlow loads)
@@ -49,6 +53,10 @@ flags.DEFINE_integer("max_train", 2000, "Training notes in the reference set (se
 flags.DEFINE_integer("seed", 0, "Seed of latent vectors, subsets and k-means.")
 flags.DEFINE_string("json", None, "Also write the report as JSON to this file (its folder "
                     "is created if missing).")
+flags.DEFINE_string("compare_png", None, "Also write a PNG to this new file (its folder is "
+                    "created if missing): for each label of a conditional run (each pitch of "
+                    "--condition=pitch) in the held-out notes, a real held-out note's "
+                    "spectrogram beside a generated one's, the pitch marked.")
 
 FLAGS = flags.FLAGS
 
@@ -69,6 +77,49 @@ def _check_output_folder(flag: str, folder: str) -> None:
         raise UserError(f"{flag}: {existing} is a file, not a folder; pass another path")
     if not os.access(existing, os.W_OK):
         raise UserError(f"{flag}: the folder {existing} is not writable; pass another path")
+
+
+def _check_new_file(flag: str, path: str) -> None:
+    """Raises UserError before any work unless `path` is a new file that can be written."""
+    from wavegan_dist.errors import UserError
+
+    if os.path.isdir(path):
+        raise UserError(f"{flag}={path} is a folder; pass a file name")
+    if os.path.exists(path):
+        raise UserError(f"{flag}={path} already exists; nothing is overwritten: pass a new "
+                        "file name or move that file away")
+    _check_output_folder(f"{flag}={path}", os.path.dirname(path) or ".")
+
+
+def _write_compare_png(generator, cfg, sample_rate: int, data: str, cache_dir: str,
+                       row_filter) -> None:
+    """Writes --compare_png: per label of the run's condition in the held-out notes
+    (filtered as the run's training rows), a real note beside a generated one."""
+    import tensorflow as tf
+
+    from wavegan_dist.errors import UserError
+    from wavegan_dist.evaluation.run import labelled_audio
+    from wavegan_dist.inference.compare import compare_image
+    from wavegan_dist.inference.grid import write_png
+    from wavegan_dist.inference.restore import generate_waves
+    from wavegan_dist.training.checkpoints import os_reason
+
+    held_filter = dataclasses.replace(row_filter, num_samples=0)
+    real, labels, _ = labelled_audio(data, FLAGS.heldout_split, cfg.condition, cfg.slice_len,
+                                     cache_dir, log=_say, row_filter=held_filter)
+    image, shown = compare_image(real, labels, lambda z, y: generate_waves(generator, z, y),
+                                 cfg.latent_dim, cfg.condition, sample_rate, FLAGS.seed)
+    try:
+        os.makedirs(os.path.dirname(FLAGS.compare_png) or ".", exist_ok=True)
+        write_png(FLAGS.compare_png, image)
+    except (OSError, tf.errors.OpError) as err:  # e.g. the disk filled up
+        if os.path.exists(FLAGS.compare_png):  # new before (checked), so a partial write
+            os.remove(FLAGS.compare_png)
+        raise UserError(f"cannot write --compare_png={FLAGS.compare_png} ({os_reason(err)}); "
+                        "the report is printed above") from err
+    _say(f"wrote {FLAGS.compare_png}: {len(shown)} {cfg.condition} labels "
+         f"({shown[0]}-{shown[-1]}), real {FLAGS.heldout_split} note beside generated, "
+         f"{image.shape[1]} x {image.shape[0]} pixels")
 
 
 def _train_classifier() -> None:
@@ -120,12 +171,18 @@ def _evaluate() -> None:
         if os.path.isdir(FLAGS.json):
             raise UserError(f"--json={FLAGS.json} is a folder; pass a file name")
         _check_output_folder(f"--json={FLAGS.json}", os.path.dirname(FLAGS.json) or ".")
+    if FLAGS.compare_png:
+        _check_new_file("--compare_png", FLAGS.compare_png)
     from wavegan_dist.evaluation import classifier, report
     from wavegan_dist.evaluation.run import check_heldout_split, evaluate_generator
     from wavegan_dist.inference.restore import load_generator, read_run_config
 
-    data, cache_dir, row_filter, train_split = _reference_data(
-        read_run_config(FLAGS.model_dir)[0])
+    run_cfg = read_run_config(FLAGS.model_dir)[0]
+    if FLAGS.compare_png and run_cfg.condition == "none":
+        raise UserError(f"--compare_png pairs real and generated notes by label, but the run in "
+                        f"{FLAGS.model_dir} is unconditional (--condition=none); leave "
+                        "--compare_png out, or listen with python -m wavegan_dist.generate")
+    data, cache_dir, row_filter, train_split = _reference_data(run_cfg)
     try:
         check_heldout_split(data, FLAGS.heldout_split, cache_dir, _say)
     except UserError as err:
@@ -156,6 +213,8 @@ def _evaluate() -> None:
             raise UserError(f"cannot write --json={FLAGS.json} ({err.strerror or err}); the "
                             "report is printed above") from err
         _say(f"wrote {FLAGS.json}")
+    if FLAGS.compare_png:
+        _write_compare_png(generator, cfg, sample_rate, data, cache_dir, row_filter)
 
 
 def main(argv: list[str]) -> None:

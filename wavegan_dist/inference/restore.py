@@ -75,6 +75,18 @@ def read_run_config(model_dir: str):
     return cfg, sample_rate, notes
 
 
+def trained_labels(model_dir: str) -> list[int] | None:
+    """The labels a conditional run trained on (the classes with training rows), as
+    its config.json records them; None for an unconditional run or one recorded
+    before the labels were. Call after read_run_config has checked the file."""
+    values = json.loads(inference.read_text(os.path.join(model_dir, CONFIG_FILE)))
+    labels = values.get("trained_labels")
+    if not isinstance(labels, list) or not labels or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return None
+    return sorted(labels)
+
+
 def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
     """The checkpoint to restore: `checkpoint` if given, else the run's newest one.
 

@@ -210,9 +210,12 @@ def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, count
     workers.check_same_state(start, state_variables(trainer), cfg.model_dir)
     if chief:
         # The sample rate is recorded with the config so `generate` can write files
-        # at the dataset's rate without opening the dataset.
+        # at the dataset's rate without opening the dataset; the labels the run trained
+        # on, so it can refuse labels whose one-hot input the networks never saw.
+        trained = None if counts is None else np.flatnonzero(counts).tolist()
         checkpoints.record_config(cfg.model_dir, {**cfg.to_dict(),
-                                                  "sample_rate": source.sample_rate})
+                                                  "sample_rate": source.sample_rate,
+                                                  "trained_labels": trained})
 
     evaluator = None
     if cfg.eval_every:
@@ -465,7 +468,8 @@ def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iter
         step = end
         sampling = step % cfg.sample_every == 0 or step == cfg.train_steps
         if sampling:
-            writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips)
+            writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips,
+                         sample_inputs[1] if cfg.condition == "pitch" else None)
         saved = None
         if saves:
             saved = ckpt.save()

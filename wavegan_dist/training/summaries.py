@@ -18,28 +18,6 @@ LOSS_TAGS = {"critic": "loss/critic", "generator": "loss/generator",
              "gradient_penalty": "loss/gradient_penalty", "wasserstein": "loss/wasserstein"}
 
 
-def spectrogram_image(waves: tf.Tensor, frame_length: int = 512, frame_step: int = 128,
-                      floor_db: float = -80.0) -> tf.Tensor:
-    """Log-magnitude spectrograms of a few waveforms, side by side, as one image.
-
-    Args:
-      waves: float32 [K, T, 1] or [K, T] in [-1, 1].
-    Returns:
-      float32 [1, frame_length // 2 + 1, K * frames, 1] in [0, 1], low frequencies at
-      the bottom.
-    """
-    waves = tf.reshape(tf.convert_to_tensor(waves, tf.float32), [tf.shape(waves)[0], -1])
-    frame_length = min(frame_length, int(waves.shape[-1]))
-    frame_step = max(1, min(frame_step, frame_length // 2))
-    mag = tf.abs(tf.signal.stft(waves, frame_length, frame_step, pad_end=True))  # [K, F, bins]
-    db = 20.0 * tf.math.log(mag + 1e-6) / tf.math.log(10.0)
-    db = db - tf.reduce_max(db)
-    scaled = tf.clip_by_value((db - floor_db) / -floor_db, 0.0, 1.0)
-    image = tf.reverse(tf.transpose(scaled, [2, 0, 1]), axis=[0])  # [bins, K, F]
-    image = tf.reshape(image, [tf.shape(image)[0], -1])  # examples side by side in time
-    return image[None, :, :, None]
-
-
 class RunSummaries:
     """Writes a run's TensorBoard events; a no-op writer on non-chief workers.
 
@@ -62,13 +40,21 @@ class RunSummaries:
             if examples_per_sec is not None:
                 tf.summary.scalar("perf/examples_per_sec", examples_per_sec)
 
-    def audio(self, step: int, generated: np.ndarray, real: np.ndarray) -> None:
-        """Writes generated and real clips (float32 [K, T, 1]) and the generated spectrograms."""
+    def audio(self, step: int, generated: np.ndarray, real: np.ndarray,
+              pitches: np.ndarray | None = None) -> None:
+        """Writes generated and real clips (float32 [K, T, 1]) and the generated
+        spectrograms (inference.grid's labelled panels; with `pitches`, int [K], each
+        panel is titled and marked with its clip's requested MIDI pitch)."""
+        from wavegan_dist.inference.grid import spectrogram_grid
+        from wavegan_dist.inference.labels import describe
+
+        titles = None if pitches is None else [describe("pitch", int(p)) for p in pitches]
+        image = spectrogram_grid(generated, self.sample_rate, titles, pitches)
         with self.writer.as_default(step=step):
             tf.summary.audio("audio/generated", generated, self.sample_rate,
                              max_outputs=len(generated))
             tf.summary.audio("audio/real", real, self.sample_rate, max_outputs=len(real))
-            tf.summary.image("spectrogram/generated", spectrogram_image(generated))
+            tf.summary.image("spectrogram/generated", image[None])
 
     def config(self, step: int, config: dict) -> None:
         """Records the run's configuration as a markdown table under the tag `config`, and
