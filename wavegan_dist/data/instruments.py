@@ -52,7 +52,7 @@ HOLD_MS, NOTE_MS = 3000, 4000
 # into the next note.
 SPACING_MS = 5000
 # One fixed gain for the whole set (never per note, so velocity stays audible):
-# the loudest rendered notes (velocity 127) then peak at 0.6-0.75 of full scale.
+# each instrument's loudest note (velocity 127) then peaks at 0.52-0.90 of full scale.
 GAIN = 3.0
 _SOURCE = SOURCES.index("acoustic")
 
