@@ -98,3 +98,11 @@ def builtin_root(cache_dir):
     from wavegan_dist.data import builtin
 
     return builtin.ensure_builtin_dataset(cache_dir, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def instruments_root(cache_dir):
+    """Root of the built-in instruments dataset in the session cache (rendered once)."""
+    from wavegan_dist.data import instruments
+
+    return instruments.ensure_instruments_dataset(cache_dir, log=lambda _: None)

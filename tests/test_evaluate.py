@@ -60,6 +60,10 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
         assert values["frechet_distance"] >= 0 and 0 <= values["ndb"] <= 10
         assert 0.0 <= values["pitch_accuracy"] <= 1.0  # conditional on pitch: scored
         assert values["nearest_train_distance"] >= 0
+        # The independent judge: pYIN accuracy (a pitch-conditional run) and artifact lines.
+        assert 0.0 <= values["judge_pitch_accuracy"] <= values["judge_pitch_accuracy_octave"] <= 1
+        assert 0.0 < values["artifact_power_sr_over_256"] < 1.0
+    assert result["generated"]["artifact_vs_real_sr_over_16"] > 0
 
 
 def test_compare_png_puts_a_real_note_beside_a_generated_one_per_pitch(trained, tmp_path,
@@ -124,6 +128,7 @@ def test_eval_every_writes_eval_scalars_hparams_and_keeps_the_best_checkpoint(tr
     logs = []
     run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "slice_len": 1024, "train_steps": 4,
                                         "num_wavs": 0, "eval_every": 2, "ckpt_every": 4,
+                                        "condition": "pitch",
                                         "eval_classifier": str(root / "cls"),
                                         "model_dir": str(tmp_path)}),
                  tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append)
@@ -133,6 +138,8 @@ def test_eval_every_writes_eval_scalars_hparams_and_keeps_the_best_checkpoint(tr
     acc.Reload()
     tags = set(acc.Tags()["tensors"])
     assert {"eval/inception_score", "eval/frechet_distance", "eval/ndb"} <= tags
+    assert {"eval/judge_pitch_accuracy", "eval/judge_pitch_accuracy_octave",
+            "eval/artifact_power_sr_over_256", "eval/artifact_vs_real_sr_over_16"} <= tags
     assert "_hparams_/session_start_info" in tags
     assert [e.step for e in acc.Tensors("eval/frechet_distance")] == [2, 4]
     best = json.loads((tmp_path / "best" / "best.json").read_text())
@@ -248,3 +255,19 @@ def test_a_run_folder_on_unreachable_cloud_storage_is_one_line(module, flag, tmp
     proc = run_module(module, "--model_dir=gs://bucket/runs/tiny", f"{flag}={tmp_path / 'x'}",
                       timeout=150)
     assert error_line(proc).startswith("error: cannot read gs://bucket/runs/tiny (")
+
+
+def test_bench_learn_reports_the_independent_judge(trained, tmp_path):
+    from wavegan_dist.bench.learn import measure_learning
+
+    root, _ = trained
+    report = measure_learning(1, condition="pitch", classifier_dir=str(root / "cls"),
+                              workdir=str(tmp_path / "learn"), generated=8,
+                              log=lambda _: None)
+    for name in ("untrained", "trained", "real"):
+        assert 0.0 <= report[f"judge_pitch_accuracy_{name}"] <= 1.0
+        assert report[f"judge_pitch_accuracy_octave_{name}"] >= \
+            report[f"judge_pitch_accuracy_{name}"]
+        assert 0.0 < report[f"artifact_power_sr_over_256_{name}"] < 1.0
+        assert 0.0 < report[f"artifact_power_sr_over_16_{name}"] < 1.0
+    assert report["judge_pitch_accuracy_real"] >= 0.9  # the procedural notes are on pitch

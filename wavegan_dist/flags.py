@@ -25,10 +25,11 @@ flags.DEFINE_integer("cpu_replicas", _D.cpu_replicas,
                      "Split the CPU into this many logical devices (mirrored/auto without GPUs).")
 # Data.
 flags.DEFINE_string("data", _D.data, "'builtin' (procedural NSynth-like set, built on first use), "
-                    "a deeplake dataset path (a folder with train/valid/test subfolders is "
+                    "'builtin-instruments' (sampled acoustic instrument notes, built on first "
+                    "use), a deeplake dataset path (a folder with train/valid/test subfolders is "
                     "read at --split), or a folder written by `python -m wavegan_dist.prepare`.")
 flags.DEFINE_enum("split", _D.split, ["train", "valid", "test"], "Dataset split.")
-flags.DEFINE_string("data_cache", _D.data_cache, "Cache folder for the built-in dataset (default "
+flags.DEFINE_string("data_cache", _D.data_cache, "Cache folder for the built-in datasets (default "
                     "$WAVEGAN_DIST_CACHE or ~/.cache/wavegan_dist).")
 flags.DEFINE_integer("num_samples", _D.num_samples, "Train on the first N rows only (0 = all).")
 flags.DEFINE_enum("subset", _D.subset, ["all", "gansynth"], "Named row subset: 'gansynth' is "

@@ -17,7 +17,8 @@ from absl import app, flags
 from wavegan_dist.bench.train import DEVICES  # numpy only: no TensorFlow at import
 from wavegan_dist.config import PRECISIONS
 
-flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin' or a deeplake path).")
+flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin', 'builtin-instruments' "
+                    "or a deeplake path).")
 flags.DEFINE_enum("split", "train", ["train", "valid", "test"], "Split.")
 flags.DEFINE_integer("num_samples", 0, "data: use the first N rows of --data (0 = all), as "
                      "training's --num_samples: for measuring at several sizes.")
@@ -102,8 +103,10 @@ DESCRIPTIONS = {
                         "measuring input speed at scale (the audio is cheap synthetic "
                         "notes). Full size is about 37 GB.",
     "learn": "`learn`: the tiny preset trained on the built-in data for --learn_steps steps; "
-             "the Frechet distance (and, with --condition=pitch, the pitch accuracy) of the "
-             "untrained and the trained generator. Target: trained at most half the untrained "
+             "the Frechet distance (and, with --condition=pitch, the pitch accuracy, by the "
+             "classifier and by an independent pYIN judge) and the power on the upsampling "
+             "artifact lines of the untrained and the trained generator and of real notes. "
+             "Target: trained at most half the untrained "
              "Frechet distance, within about 20 minutes on 2 cores.",
 }
 
@@ -322,6 +325,15 @@ def _print_learn(r: dict) -> None:
         print(f"  pitch accuracy: untrained {r['pitch_accuracy_untrained']:.3f}, trained "
               f"{r['pitch_accuracy_trained']:.3f} [target: higher: "
               f"{ok(r['meets_pitch_accuracy_target'])}]")
+    if r["judge_pitch_accuracy_trained"] is not None:
+        print("  independent pitch judge (pYIN, strict / octave-tolerant): " + ", ".join(
+            f"{name} {r[f'judge_pitch_accuracy_{name}']:.3f} / "
+            f"{r[f'judge_pitch_accuracy_octave_{name}']:.3f}"
+            for name in ("untrained", "trained", "real")))
+    for period in (256, 16):
+        print(f"  power on the sample_rate/{period} artifact lines: " + ", ".join(
+            f"{name} {r[f'artifact_power_sr_over_{period}_{name}']:.4f}"
+            for name in ("untrained", "trained", "real")))
     print(f"  run and classifier kept in {r['workdir']}")
 
 

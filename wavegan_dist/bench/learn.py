@@ -1,5 +1,6 @@
 """Does training make better sound? The Frechet distance of the untrained generator next
-to the same generator after a fixed number of steps, on the built-in data."""
+to the same generator after a fixed number of steps, on the built-in data, and the
+independent judge's figures (evaluation/pitch_judge.py) for both and for real notes."""
 
 from __future__ import annotations
 
@@ -41,10 +42,13 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
     Returns:
       {"frechet_distance_untrained", "frechet_distance_trained", "trained_over_untrained",
        "pitch_accuracy_untrained", "pitch_accuracy_trained" (None if unconditional),
-       "steps", "train_seconds", "classifier_heldout_accuracy", ...}.
+       "steps", "train_seconds", "classifier_heldout_accuracy", ...} and, for each of
+      pitch_judge.JUDGE_KEYS, "<key>_untrained", "<key>_trained" and "<key>_real" (the
+      real held-out notes); the judge's pitch accuracies are None for an
+      unconditional run (the real notes' too, when the classifier is not of pitch).
     """
     from wavegan_dist import strategy as strategies
-    from wavegan_dist.evaluation import classifier, run as evaluation
+    from wavegan_dist.evaluation import classifier, pitch_judge, run as evaluation
     from wavegan_dist.inference.restore import load_generator
     from wavegan_dist.models import build_generator
     from wavegan_dist.training.loop import run_training
@@ -69,19 +73,23 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
     def score(generator) -> dict:
         return evaluation.score(lambda z, labels: generator(z, labels, training=False).numpy(),
                                 cfg.latent_dim, model, info, refs, n=generated,
-                                seed=seed)["generated"]
+                                seed=seed)
 
     # The untrained generator is the one the run starts from (same spec and seed).
-    before = score(build_generator(cfg.model_spec()))
+    scored = score(build_generator(cfg.model_spec()))
+    before, real = scored["generated"], scored["real_heldout"]
     log(f"untrained generator: Frechet distance {before['frechet_distance']:.2f}")
     strategy = strategies.make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_replicas, log)
     started = time.perf_counter()
     run_training(cfg, strategy, log=log)
     seconds = time.perf_counter() - started
     generator, *_ = load_generator(cfg.model_dir)
-    after = score(generator)
+    after = score(generator)["generated"]
     log(f"after {steps} steps: Frechet distance {after['frechet_distance']:.2f}")
+    judged = {f"{key}_{name}": row[key] for key in pitch_judge.JUDGE_KEYS
+              for name, row in (("untrained", before), ("trained", after), ("real", real))}
     return {
+        **judged,
         "steps": steps, "condition": condition, "train_seconds": seconds,
         "frechet_distance_untrained": before["frechet_distance"],
         "frechet_distance_trained": after["frechet_distance"],

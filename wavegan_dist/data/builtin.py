@@ -1,25 +1,17 @@
 """The built-in dataset (`--data=builtin`): procedurally synthesised notes in the
-NSynth schema, written once to a cache folder and reused after.
-
-Layout: `<root>/{train,valid,test}`, each a deeplake dataset made with
-`create_nsynth_dataset`, plus `<root>/COMPLETE` (JSON) written last. A build
-goes to `<root>.tmp-<pid>` and is renamed into place, so a folder named `<root>`
-with a marker is always complete; an flock on `<root>.lock` keeps concurrent
-builders from doing the work twice.
+NSynth schema, written once to a cache folder and reused after (data/dataset_cache.py:
+`<root>/{train,valid,test}`, each a deeplake dataset made with `create_nsynth_dataset`,
+and a COMPLETE marker).
 """
 
 from __future__ import annotations
 
-import fcntl
-import glob
-import json
 import os
-import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from wavegan_dist.data.dataset_cache import MARKER, build_once, default_cache_dir, write_marker
 from wavegan_dist.data.schema import (
     FAMILIES, NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE, SOURCES, SPLITS, VELOCITIES,
     create_nsynth_dataset)
@@ -27,20 +19,14 @@ from wavegan_dist.data.synth import (
     family_pitches, instrument_params, note_qualities, synthesize_note)
 from wavegan_dist.errors import UserError
 
-__all__ = ["BUILTIN_VERSION", "DEFAULT_SEED", "DEFAULT_SIZES", "default_cache_dir",
+__all__ = ["BUILTIN_VERSION", "DEFAULT_SEED", "DEFAULT_SIZES", "MARKER", "default_cache_dir",
            "builtin_root", "ensure_builtin_dataset", "synthesize_note"]
 
 BUILTIN_VERSION = 1  # bump when the generated content changes
 DEFAULT_SEED = 1234
 DEFAULT_SIZES = {"train": 320, "valid": 48, "test": 48}
 INSTRUMENTS_PER_FAMILY = 3  # one per source: acoustic, electronic, synthetic
-MARKER = "COMPLETE"
 _CHUNK = 64  # rows per append: bounds memory at ~8 MB of audio
-
-
-def default_cache_dir() -> str:
-    """$WAVEGAN_DIST_CACHE if set, else ~/.cache/wavegan_dist."""
-    return os.environ.get("WAVEGAN_DIST_CACHE") or os.path.expanduser("~/.cache/wavegan_dist")
 
 
 def builtin_root(cache_dir: str | None = None) -> str:
@@ -74,34 +60,6 @@ def _check_sizes(sizes: dict[str, int] | None) -> dict[str, int]:
         raise UserError(f"built-in dataset sizes {sizes} ask for more distinct notes than "
                         f"{num_instruments} instruments x {capacity} notes; use smaller sizes")
     return sizes
-
-
-def _read_marker(root: str) -> dict | None:
-    """The marker's contents if `root` is a complete build, None if there is no marker."""
-    path = os.path.join(root, MARKER)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            marker = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError(f"built-in dataset marker {path} is unreadable ({e}); delete the "
-                        f"folder {root} to rebuild it") from e
-    if marker.get("version") != BUILTIN_VERSION:
-        raise UserError(f"{root} holds built-in dataset version {marker.get('version')}, "
-                        f"expected {BUILTIN_VERSION}; delete the folder to rebuild it")
-    return marker
-
-
-def _reuse(root: str, log) -> bool:
-    """True if `root` is a complete build; raises UserError for a folder that is not ours."""
-    if _read_marker(root) is not None:
-        log(f"using built-in dataset at {root}")
-        return True
-    if os.path.lexists(root):
-        raise UserError(f"{root} exists but is not a complete built-in dataset (no {MARKER} "
-                        "marker); move or delete it, or set WAVEGAN_DIST_CACHE to another folder")
-    return False
 
 
 def _instruments(seed: int) -> list[dict]:
@@ -180,10 +138,8 @@ def _build(tmp: str, seed: int, sizes: dict[str, int]) -> None:
         for index, split in enumerate(SPLITS):
             notes = _plan_split(index, sizes[split], seed, instruments, taken)
             _write_split(os.path.join(tmp, split), notes, pool, seed)
-    with open(os.path.join(tmp, MARKER), "w") as f:
-        json.dump({"version": BUILTIN_VERSION, "seed": seed, "sizes": sizes,
-                   "num_samples": NSYNTH_NUM_SAMPLES, "sample_rate": NSYNTH_SAMPLE_RATE}, f)
-        f.write("\n")
+    write_marker(tmp, {"version": BUILTIN_VERSION, "seed": seed, "sizes": sizes,
+                       "num_samples": NSYNTH_NUM_SAMPLES, "sample_rate": NSYNTH_SAMPLE_RATE})
 
 
 def ensure_builtin_dataset(cache_dir: str | None = None, *, seed: int = DEFAULT_SEED,
@@ -207,36 +163,5 @@ def ensure_builtin_dataset(cache_dir: str | None = None, *, seed: int = DEFAULT_
     seed = int(seed)
     sizes = _check_sizes(sizes)
     root = _root_for(cache_dir, seed, sizes)
-    if _reuse(root, log):
-        return root
-    parent = os.path.dirname(root)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        lock = open(root + ".lock", "a")
-    except OSError as e:
-        raise UserError(f"cannot write the built-in dataset cache {parent} ({e}); set "
-                        "WAVEGAN_DIST_CACHE to a writable folder") from e
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another process to finish building {root}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        # Another process may have finished the build while we waited.
-        if _reuse(root, log):
-            return root
-        # Under the lock, any temporary sibling is left over from a killed build.
-        for stale in glob.glob(glob.escape(root) + ".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        total = sum(sizes.values())
-        log(f"building built-in dataset ({total} notes) at {root} ...")
-        start = time.perf_counter()
-        tmp = f"{root}.tmp-{os.getpid()}"
-        try:
-            _build(tmp, seed, sizes)
-            os.rename(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        log(f"built built-in dataset ({total} notes) in {time.perf_counter() - start:.1f} s")
-    return root
+    return build_once(root, BUILTIN_VERSION, "built-in dataset", sum(sizes.values()),
+                      lambda tmp: _build(tmp, seed, sizes), log)

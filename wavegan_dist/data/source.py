@@ -1,6 +1,7 @@
 """Finding and opening the dataset a run trains on, and choosing its rows.
 
-`--data` is "builtin" (the procedural dataset, built on first use) or a deeplake
+`--data` is "builtin" (the procedural dataset, built on first use),
+"builtin-instruments" (sampled instrument notes, built on first use) or a deeplake
 path: a local folder, file://, s3://, gcs:// (or gs://), azure://, al:// or
 hub:// (hub:// is Activeloop's old name for al://). How splits are laid out:
   * a path containing "{split}" has it replaced by --split
@@ -24,7 +25,7 @@ import time
 import deeplake
 import numpy as np
 
-from wavegan_dist.data import prepared, schema
+from wavegan_dist.data import dataset_cache, prepared, schema
 from wavegan_dist.data.filters import RowFilter, select_rows
 from wavegan_dist.errors import UserError, first_line
 
@@ -59,16 +60,17 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
     """Turns a --data/--split pair into the path of one deeplake dataset.
 
     Args:
-      data: "builtin" or a deeplake path (local folder or URL), optionally with "{split}".
+      data: "builtin", "builtin-instruments" or a deeplake path (local folder or URL),
+        optionally with "{split}".
       split: train | valid | test.
-      cache_dir: where the built-in dataset is cached ("" = its default).
-      log: one-line progress messages (building the built-in set).
+      cache_dir: where the built-in sets are cached ("" = their default).
+      log: one-line progress messages (building a built-in set).
     Returns:
       The path to open (gs:// is normalised to deeplake's gcs://, hub:// to al://).
     """
-    if data == "builtin":
-        from wavegan_dist.data import builtin  # builds on demand; keep import light
-        return os.path.join(builtin.ensure_builtin_dataset(cache_dir or None, log=log), split)
+    if data in dataset_cache.BUILTIN_SETS:  # built on demand
+        return os.path.join(dataset_cache.ensure_builtin_set(data, cache_dir or None, log),
+                            split)
     pattern, data = data, data.replace("{split}", split)
     if data.startswith(REMOTE_SCHEMES):
         for old, new in (("gs://", "gcs://"), ("hub://", "al://"), ("az://", "azure://")):
@@ -85,7 +87,7 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
                         f"{', '.join(found) or 'no split'})")
     if not os.path.exists(local):
         raise UserError(f"--data={data}: no such file or folder; give a deeplake dataset "
-                        "path or --data=builtin")
+                        "path, --data=builtin or --data=builtin-instruments")
     if os.path.isfile(local):
         raise _not_a_dataset(data, os.path.dirname(local) or ".",
                              "an audio file" if _is_audio(local) else "a file")

@@ -3,24 +3,31 @@
 The training set is the reference distribution throughout: Frechet distance and NDB
 compare a set with the training set, and memorisation is the distance to the
 nearest training example. The real held-out row shows what unseen real audio
-scores, the floor a generator can hope to reach.
+scores, the floor a generator can hope to reach. Next to the classifier's figures are
+those of an independent judge (evaluation/pitch_judge.py: pYIN pitch accuracy, and the
+power on the generator's upsampling artifact lines).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from wavegan_dist.evaluation import classifier, features, metrics
+from wavegan_dist.evaluation import classifier, features, metrics, pitch_judge
 
 ROWS = ("generated", "real_heldout")
 METRIC_NAMES = ("inception_score", "frechet_distance", "pitch_accuracy", "pitch_entropy",
-                "ndb", "ndb_over_k", "nearest_train_distance")
+                "ndb", "ndb_over_k", "nearest_train_distance",
+                "judge_pitch_accuracy", "judge_pitch_accuracy_octave",
+                "artifact_power_sr_over_256", "artifact_power_sr_over_16",
+                "artifact_vs_real_sr_over_256", "artifact_vs_real_sr_over_16")
 
 
 def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
                   generated_labels: np.ndarray | None, heldout: np.ndarray,
                   heldout_labels: np.ndarray, train: np.ndarray, k: int = 50,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, generated_pitch: np.ndarray | None = None,
+                  heldout_pitch: np.ndarray | None = None,
+                  heldout_judge: dict | None = None) -> dict:
     """Computes every metric for a generated set and for a real held-out set.
 
     Args:
@@ -30,9 +37,16 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
       heldout: float32 [M, T] real held-out audio; heldout_labels: int [M] true labels.
       train: float32 [R, T] real training audio (R >= k for NDB).
       k: NDB bins.
+      generated_pitch: int [N] MIDI pitches the generator was asked for (a
+        pitch-conditional run), else None; heldout_pitch: int [M] the held-out notes'
+        pitches, else None. The judge's pitch accuracy of a set without pitches is None.
+      heldout_judge: the judge's figures of the same held-out set from an earlier call
+        (pitch_judge.judge_set), to skip measuring it again; None measures it.
     Returns:
       {"generated": {metric: value}, "real_heldout": {...}, "n_generated", "n_heldout",
-       "n_train", "k"}; pitch accuracy of the generated set is None when unconditional.
+       "n_train", "k"}; pitch accuracy of the generated set is None when unconditional;
+      "artifact_vs_real_*" (generated row only) is the generated set's artifact power
+      over the real held-out set's.
     """
     sets = {"generated": classifier.fit_length(generated, info.slice_len),
             "real_heldout": classifier.fit_length(heldout, info.slice_len),
@@ -57,6 +71,17 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
             "nearest_train_distance": metrics.nearest_neighbour_distance(spectra[name],
                                                                          spectra["train"]),
         }
+    pitches = {"generated": generated_pitch, "real_heldout": heldout_pitch}
+    for name in ROWS:
+        judged = heldout_judge if name == "real_heldout" and heldout_judge else \
+            pitch_judge.judge_set(sets[name], info.sample_rate, pitches[name])
+        report[name].update(judged)
+    for period in pitch_judge.ARTIFACT_PERIODS:
+        real = report["real_heldout"][f"artifact_power_sr_over_{period}"]
+        generated = report["generated"][f"artifact_power_sr_over_{period}"]
+        report["generated"][f"artifact_vs_real_sr_over_{period}"] = (
+            generated / real if real > 0 else None)
+        report["real_heldout"][f"artifact_vs_real_sr_over_{period}"] = None
     return report
 
 
@@ -68,7 +93,7 @@ def format_table(report: dict) -> str:
         return f"{value:d}" if isinstance(value, int) else f"{value:.4f}"
 
     rows = [("metric", "generated", "real held-out")]
-    rows += [(name, cell(report["generated"][name]), cell(report["real_heldout"][name]))
+    rows += [(name, cell(report["generated"].get(name)), cell(report["real_heldout"].get(name)))
              for name in METRIC_NAMES]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
@@ -76,5 +101,8 @@ def format_table(report: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"({report['n_generated']} generated, {report['n_heldout']} held-out and "
                  f"{report['n_train']} training examples; NDB with k={report['k']}; Frechet "
-                 "distance, NDB and distances against the training set)")
+                 "distance, NDB and distances against the training set; judge_*: pYIN, "
+                 f"strict within {pitch_judge.STRICT_CENTS:g} cents or octave-tolerant; "
+                 "artifact_power_sr_over_P: fraction of spectral power on the lines at "
+                 "multiples of sample_rate/P)")
     return "\n".join(lines)

@@ -10,12 +10,13 @@ import dataclasses
 
 import numpy as np
 
+from wavegan_dist.data.dataset_cache import BUILTIN_SETS
 from wavegan_dist.data.extract import extract_audio
 from wavegan_dist.data.filters import RowFilter
 from wavegan_dist.data.labels import attach_labels
 from wavegan_dist.data.source import load_source, resolve_path
 from wavegan_dist.errors import UserError
-from wavegan_dist.evaluation import classifier, report
+from wavegan_dist.evaluation import classifier, pitch_judge, report
 
 
 def check_heldout_split(data: str, heldout_split: str, cache_dir: str = "", log=print) -> None:
@@ -26,7 +27,7 @@ def check_heldout_split(data: str, heldout_split: str, cache_dir: str = "", log=
     every held-out score would describe the training set. Raises UserError then,
     unless heldout_split is "train" (scoring against the training notes on purpose).
     """
-    if data == "builtin":  # split by construction; resolving it would log twice more
+    if data in BUILTIN_SETS:  # split by construction; resolving it would log twice more
         return
     held = resolve_path(data, heldout_split, cache_dir, log)
     if heldout_split != "train" and held == resolve_path(data, "train", cache_dir, log):
@@ -99,6 +100,11 @@ class References:
       scored: whether the generated set's pitch accuracy can be measured (the run is
         conditioned on what the classifier predicts).
       heldout_split: the split name.
+      condition: the run's condition ("none", "pitch", ...).
+      heldout_pitch: int [M] MIDI pitches of the held-out notes when known (a pitch
+        classifier or a pitch-conditional run), else None: the independent judge's.
+      heldout_judge: the judge's figures of the held-out notes, kept by the first
+        score() so that later evaluations (--eval_every) do not measure them again.
     """
 
     heldout: np.ndarray
@@ -107,6 +113,9 @@ class References:
     condition_labels: np.ndarray | None
     scored: bool
     heldout_split: str
+    condition: str = "none"
+    heldout_pitch: np.ndarray | None = None
+    heldout_judge: dict | None = None
 
 
 def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
@@ -143,7 +152,9 @@ def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
     elif condition != "none":
         cond = labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log,
                               row_filter=held_filter)[1]
-    return References(held, held_labels, train, cond, condition == info.target, heldout_split)
+    pitch = held_labels if info.target == "pitch" else cond if condition == "pitch" else None
+    return References(held, held_labels, train, cond, condition == info.target, heldout_split,
+                      condition, pitch)
 
 
 def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, refs: References,
@@ -167,7 +178,12 @@ def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, ref
                             for i in range(0, n, 64)])
     out = report.evaluate_sets(model, info, waves, labels if refs.scored else None,
                                refs.heldout, refs.heldout_labels, refs.train,
-                               k=min(k, len(refs.train)), seed=seed)
+                               k=min(k, len(refs.train)), seed=seed,
+                               generated_pitch=labels if refs.condition == "pitch" else None,
+                               heldout_pitch=refs.heldout_pitch,
+                               heldout_judge=refs.heldout_judge)
+    if refs.heldout_judge is None:
+        refs.heldout_judge = {key: out["real_heldout"][key] for key in pitch_judge.JUDGE_KEYS}
     out["heldout_split"] = refs.heldout_split
     return out
 

@@ -20,6 +20,7 @@ import posixpath
 
 import tensorflow as tf
 
+from wavegan_dist.data.dataset_cache import BUILTIN_SETS
 from wavegan_dist.data.prepared import MANIFEST, PLAN
 from wavegan_dist.errors import UserError, first_line
 
@@ -55,7 +56,7 @@ def _may_hold_prepared(data: str) -> bool:
     # Only local folders and gs:// are looked at: tf.io.gfile cannot open deeplake's
     # other schemes (s3://, al://, ...), which are never prepared folders. A "{split}"
     # path is deeplake's per-split layout, which prepared data does not use.
-    return (data != "builtin" and "{split}" not in data
+    return (data not in BUILTIN_SETS and "{split}" not in data
             and ("://" not in data or data.startswith(("file://", "gs://"))))
 
 
