@@ -168,7 +168,7 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
                              changes=changes, prepared=prepared)
 
 
-def _train_locked(run: _Run, changes: list[str], prepared: bool) -> TrainResult:
+def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResult:
     """run_training's work once the run lock is held: data, models, restore, training.
 
     Args:
@@ -205,7 +205,7 @@ def _train_locked(run: _Run, changes: list[str], prepared: bool) -> TrainResult:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train_from_checkpoint(run: _Run, data: _Data, changes: list[str],
+def _train_from_checkpoint(run: _Run, data: _Data, *, changes: list[str],
                            scratch: str | None) -> TrainResult:
     """_train_locked's models, restore and training, once the data is open.
 
@@ -241,9 +241,9 @@ def _train_from_checkpoint(run: _Run, data: _Data, changes: list[str],
     if cfg.eval_every:
         from wavegan_dist.training.evaluator import TrainingEvaluator
         evaluator = TrainingEvaluator(cfg, log)
-    ctl = _controller(run, data, runner, workers, evaluator)
+    ctl = _controller(run, data, runner, workers=workers, evaluator=evaluator)
     ctl.run()
-    return _result(run, ctl, start)
+    return _result(run, ctl, trainer, start)
 
 
 def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
@@ -302,7 +302,7 @@ class PipelineTrainer:
         strategy.distribute_datasets_from_function whose batches start at that step.
     """
 
-    def __init__(self, trainer: WganGpTrainer, cfg: Config,
+    def __init__(self, *, trainer: WganGpTrainer, cfg: Config,
                  checkpointer: checkpoints.Checkpointer, log: Callable[[str], None],
                  dataset_fn_at: Callable[[int], Callable]):
         self.trainer = trainer
@@ -371,7 +371,7 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
     return None if labels is None else np.resize(labels, count).astype(np.int32)
 
 
-def _controller(run: _Run, data: _Data, runner: PipelineTrainer, workers: consensus.Workers,
+def _controller(run: _Run, data: _Data, runner: PipelineTrainer, *, workers: consensus.Workers,
                 evaluator) -> controller.Controller:
     """The run's Controller, at the step `runner`'s trainer holds, with its summary
     writer, audio and WAV snapshots, and (if `evaluator`, a TrainingEvaluator) evaluation."""
@@ -410,10 +410,10 @@ def _controller(run: _Run, data: _Data, runner: PipelineTrainer, workers: consen
             evaluator=evaluator, model=trainer, chief=chief, model_dir=cfg.model_dir))
 
 
-def _result(run: _Run, ctl: controller.Controller, start: int) -> TrainResult:
-    """The TrainResult of a run that `ctl` ran from `start`, with the final WAV files and
-    the closing log line."""
-    trainer = ctl.trainer.trainer
+def _result(run: _Run, ctl: controller.Controller, trainer: WganGpTrainer,
+            start: int) -> TrainResult:
+    """The TrainResult of a run that `ctl` ran from `start` with `trainer`, with the final
+    WAV files and the closing log line."""
     replicas = run.strategy.num_replicas_in_sync
     wavs = [] if ctl.stopped else ctl.snapshots.write(ctl.step)
     divergence = replica_divergence(trainer.generator.trainable_variables
