@@ -14,7 +14,7 @@ from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.inference.restore import load_generator
-from wavegan_dist.training import checkpoints, faults, loop
+from wavegan_dist.training import checkpoints, consensus, controller, faults, loop
 from wavegan_dist.training.steps import ema_decay
 
 # Low, so that 3 steps go through the warm-up (0.1, 0.18) and then the decay itself (0.2).
@@ -26,8 +26,8 @@ def _cfg(model_dir, **kw):
                                   "model_dir": str(model_dir), **kw})
 
 
-def _iterator(strategy, cfg):
-    """Endless real-shaped batches (fixed noise) for the trainer's critic updates."""
+def _dataset_fn(strategy, cfg):
+    """A dataset function of endless real-shaped batches (fixed noise)."""
     per_replica = cfg.batch_size // strategy.num_replicas_in_sync
 
     def dataset_fn(ctx):
@@ -35,7 +35,12 @@ def _iterator(strategy, cfg):
                                              [ctx.input_pipeline_id, 0])
         return tf.data.Dataset.from_tensors((x, tf.zeros([per_replica], tf.int32))).repeat()
 
-    return iter(strategy.distribute_datasets_from_function(dataset_fn))
+    return dataset_fn
+
+
+def _iterator(strategy, cfg):
+    """Endless real-shaped batches (fixed noise) for the trainer's critic updates."""
+    return iter(strategy.distribute_datasets_from_function(_dataset_fn(strategy, cfg)))
 
 
 def _values(model):
@@ -117,9 +122,17 @@ def test_checkpoint_round_trip_rollback_and_load_generator(tmp_path):
     trainer.train_steps(iterator, tf.constant(1, tf.int32))
     assert _max_diff(_values(trainer.generator_ema), saved_ema) > 1e-6
     logs = []
-    step = loop._roll_back(cfg, trainer, ckpt, faults.Diverged(3, {"generator": float("nan")}),
-                           1, logs.append)
+    runner = loop.PipelineTrainer(trainer=trainer, cfg=cfg, checkpointer=ckpt, log=logs.append,
+                                  dataset_fn_at=lambda step: _dataset_fn(trainer.strategy, cfg))
+    ctl = controller.Controller(
+        trainer=runner, checkpointer=ckpt, writer=None, schedule=controller.Schedule.of(cfg),
+        stop=faults.StopRequest(), workers=consensus.Workers(trainer.strategy), step=3,
+        log=logs.append, progress=controller.Progress(examples_per_step=cfg.batch_size),
+        rollback=controller.Rollback(on_nan="rollback", max_rollbacks=1, seed=cfg.seed,
+                                     model_dir=cfg.model_dir), rollbacks=1)
+    step = ctl.rollback(ctl, faults.Diverged(3, {"generator": float("nan")}))
     assert step == 2 and ckpt.missing == ()
+    assert int(trainer.noise_seed.numpy()) == faults.rollback_seed(cfg.seed, 1)
     assert _max_diff(_values(trainer.generator_ema), saved_ema) == 0.0
     assert _max_diff(_values(trainer.generator), saved_raw) == 0.0
 

@@ -3,7 +3,7 @@
 A stop request is a flag set on a signal and acted on at the next step boundary (the
 training loop checkpoints and returns normally), so a preempted VM's SIGTERM or a
 Ctrl-C costs at most one host call of steps (a multi-worker run a few steps more: see
-StopRequest.agreed). Divergence is an exception raised by the loop before any
+controller.Schedule). Divergence is an exception raised by the loop before any
 checkpoint of the diverged weights could be written.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 # do not repeat the run's seed modulo 2^31 for any realistic count).
 _SEED_STRIDE = 1_000_003
 # A multi-worker run votes on stopping after the host calls that reach a multiple of this
-# many steps (see StopRequest.agreed).
+# many steps (see controller.Schedule).
 STOP_VOTE_STEPS = 10
 
 
@@ -142,28 +142,6 @@ class StopRequest:
         if self.on_abort is not None:
             self.on_abort()
         os._exit(128 + int(sig))
-
-    def agreed(self, workers, step: int, end: int) -> bool:
-        """True if this process, or in a multi-worker run any worker, was asked to stop,
-        checked after the host call that ran steps step+1..end.
-
-        Every worker must save the same checkpoint at the same step (saving is
-        collective), so workers vote with one tiny all-reduce, but only after a host call
-        that reaches or passes a multiple of STOP_VOTE_STEPS steps, so the vote is not a
-        round trip on every call. A stop is then acted on after fewer than
-        STOP_VOTE_STEPS + steps_per_loop - 1 more steps (at most 9 with one step per
-        call; at once when every call is 10 steps or longer). Which calls vote follows
-        from the steps alone, the same on every worker.
-
-        Args:
-          workers: the run's consensus.Workers.
-          step, end: the steps before and after the host call.
-        """
-        if not workers.multi:
-            return self.requested
-        if end // STOP_VOTE_STEPS == step // STOP_VOTE_STEPS:
-            return False
-        return workers.any(self.requested)
 
 
 class Diverged(Exception):

@@ -1,18 +1,18 @@
-"""The outer training loop: builds everything from a Config, runs steps, logs, checkpoints.
+"""A training run: builds everything from a Config, resumes, and hands it to the Controller.
 
 This is the only place that ties strategy, data, models, the compiled step,
 checkpoints and summaries together; each of those lives in its own module and
-takes plain arguments.
+takes plain arguments. What runs at which step is training/controller.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
-import math
 import shutil
 import tempfile
-import time
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -26,8 +26,8 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import (checkpoints, consensus, faults, preemption, run_lock,
-                                   summaries, tpu_input)
+from wavegan_dist.training import (checkpoints, consensus, controller, faults, preemption,
+                                   run_lock, summaries, tpu_input)
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -62,6 +62,39 @@ class TrainResult:
     stop_signal: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every stage of a run needs once the run lock is held.
+
+    Attributes:
+      cfg: the run's configuration.
+      strategy: the run's strategy.
+      stop: the active stop request (signals, preemption notices).
+      log: one-line progress messages.
+    """
+
+    cfg: Config
+    strategy: tf.distribute.Strategy
+    stop: faults.StopRequest
+    log: Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """The training data.
+
+    Attributes:
+      source: a data.source.Source (deeplake) or a PreparedSource (TFRecord shards).
+      labels: int [rows] class of each selected row, or None (unconditional, or
+        prepared data, whose records carry their labels).
+      counts: int [classes] rows per class for a conditional run, or None.
+    """
+
+    source: Any
+    labels: np.ndarray | None
+    counts: np.ndarray | None
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True unless this is a non-chief worker of a multi-worker cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -85,13 +118,6 @@ def replica_divergence(variables) -> float:
         for other in copies[1:]:
             worst = max(worst, float(np.max(np.abs(other.numpy() - first))))
     return worst
-
-
-def _format_eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarray:
@@ -139,24 +165,24 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
             preemption.watch(cfg.preemption_watch,
                              lambda why: stop.request(f"a preemption notice ({why})"), log):
         log(f"strategy {strategies.describe(strategy)}")
-        return _train_locked(cfg, strategy, changes, prepared, stop, log)
+        return _train_locked(_Run(cfg=cfg, strategy=strategy, stop=stop, log=log),
+                             changes=changes, prepared=prepared)
 
 
-def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[str],
-                  prepared: bool, stop: faults.StopRequest, log) -> TrainResult:
+def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResult:
     """run_training's work once the run lock is held: data, models, restore, training.
 
     Args:
       changes: check_config's notes on flags changed since the run started.
       prepared: cfg.data is prepared data (TFRecord shards), not a deeplake dataset.
-      stop: the active stop request (signals), passed on to the training loop.
     """
+    cfg, strategy, log = run.cfg, run.strategy, run.log
     replicas = strategy.num_replicas_in_sync
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
     if prepared:
         source = open_prepared(cfg.data, cfg, log)
-        counts, labels = source.label_counts, None
+        data = _Data(source=source, labels=None, counts=source.label_counts)
     else:
         source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
         source, labels = attach_labels(source, cfg.condition, log)
@@ -164,7 +190,8 @@ def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[s
         log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
             f"slice {cfg.slice_len} samples{classes}")
         pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
-        counts = None if labels is None else label_counts(labels, cfg.condition)
+        data = _Data(source=source, labels=labels,
+                     counts=None if labels is None else label_counts(labels, cfg.condition))
 
     # Non-chief workers must still save (the save is collective) but somewhere throwaway:
     # a local temporary folder (a copy of the model per save, not worth a bucket's
@@ -173,28 +200,28 @@ def _train_locked(cfg: Config, strategy: tf.distribute.Strategy, changes: list[s
         prefix=f"wavegan_dist_{strategy.cluster_resolver.task_type}-"
         f"{strategy.cluster_resolver.task_id}_")
     try:
-        return _train_from_checkpoint(cfg, strategy, changes, source, labels, counts, scratch,
-                                      stop, log)
+        return _train_from_checkpoint(run, data, changes=changes, scratch=scratch)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, counts,
-                           scratch: str | None, stop: faults.StopRequest, log) -> TrainResult:
+def _train_from_checkpoint(run: _Run, data: _Data, *, changes: list[str],
+                           scratch: str | None) -> TrainResult:
     """_train_locked's models, restore and training, once the data is open.
 
     Args:
-      source, labels, counts: the training data, its labels and rows per class.
       scratch: where a non-chief worker saves, or None (the chief saves in the run).
     """
-    chief = is_chief(strategy)
+    cfg, strategy, log = run.cfg, run.strategy, run.log
     workers = consensus.Workers(strategy)
     device_type = strategy_device_type(strategy)
     log(f"kernels {resolve_kernels(cfg.kernels, device_type)} (--kernels={cfg.kernels} on "
         f"{device_type})")
-    trainer = make_trainer(cfg, strategy, counts)
+    trainer = make_trainer(cfg, strategy, data.counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
+    runner = PipelineTrainer(trainer=trainer, cfg=cfg, checkpointer=ckpt, log=log,
+                             dataset_fn_at=functools.partial(_dataset_fn, cfg, data))
     workers.check_same_checkpoint(ckpt.to_resume(cfg.resume_from), cfg.model_dir)
     restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
@@ -202,27 +229,28 @@ def _train_from_checkpoint(cfg: Config, strategy, changes, source, labels, count
         log("no checkpoint found: starting at step 0")
     else:
         log(f"resumed from step {restored} ({ckpt.restored})")
-        _after_restore(cfg, trainer, ckpt, log)
-        if any(note.startswith("--seed changed") for note in changes):
-            trainer.noise_seed.assign(cfg.seed)  # a new --seed wins over the saved one
+        # A new --seed wins over the saved one.
+        reseeded = any(note.startswith("--seed changed") for note in changes)
+        runner.restored(noise_seed=cfg.seed if reseeded else None)
         for note in changes:
             log(f"note: {note}")
-    workers.check_same_state(start, state_variables(trainer), cfg.model_dir)
-    if chief:
+    workers.check_same_state(start, runner.state(), cfg.model_dir)
+    if is_chief(strategy):
         # The sample rate is recorded with the config so `generate` can write files
         # at the dataset's rate without opening the dataset; the labels the run trained
         # on, so it can refuse labels whose one-hot input the networks never saw.
-        trained = None if counts is None else np.flatnonzero(counts).tolist()
+        trained = None if data.counts is None else np.flatnonzero(data.counts).tolist()
         checkpoints.record_config(cfg.model_dir, {**cfg.to_dict(),
-                                                  "sample_rate": source.sample_rate,
+                                                  "sample_rate": data.source.sample_rate,
                                                   "trained_labels": trained})
 
     evaluator = None
     if cfg.eval_every:
         from wavegan_dist.training.evaluator import TrainingEvaluator
         evaluator = TrainingEvaluator(cfg, log)
-    return _train_loop(cfg, strategy, trainer, ckpt, source, labels, start, chief, log,
-                       evaluator, stop, workers)
+    ctl = _controller(run, data, runner, workers=workers, evaluator=evaluator)
+    ctl.run()
+    return _result(run, ctl, trainer, start)
 
 
 def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
@@ -248,7 +276,8 @@ def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
     """The Checkpointer of the run in cfg.model_dir for `trainer`'s state.
 
     The noise seed and the generator EMA are optional: checkpoints written before
-    they existed (or with --generator_ema=0) still restore (see _after_restore).
+    they existed (or with --generator_ema=0) still restore (see
+    PipelineTrainer.restored).
     """
     optional = {"noise_seed": trainer.noise_seed}
     if trainer.generator_ema is not None:
@@ -269,16 +298,80 @@ def state_variables(trainer: WganGpTrainer) -> list:
     return [v for part in parts for v in part.variables]
 
 
-def _after_restore(cfg: Config, trainer: WganGpTrainer, ckpt, log) -> None:
-    # The optimizers keep their learning rate as a variable, so a restore would
-    # silently bring back the old one; the flags of this run win.
-    for opt in (trainer.g_opt, trainer.d_opt):
-        opt.learning_rate.assign(cfg.learning_rate)
-    if trainer.generator_ema is not None and checkpoints.GENERATOR_EMA in ckpt.missing:
-        # Otherwise the EMA would keep the new run's random initial weights.
-        trainer.reset_ema()
-        log(f"note: {ckpt.latest} has no generator EMA (saved with --generator_ema=0 or "
-            "before it existed): the EMA starts from the restored generator weights")
+class PipelineTrainer:
+    """The trainer a Controller drives: a WganGpTrainer fed by the run's input pipeline.
+
+    Args:
+      trainer: the run's WganGpTrainer.
+      cfg: the run's Config (its learning rate wins over a restored one).
+      checkpointer: the Checkpointer of `trainer`'s state (what a restore lacked).
+      log: one-line messages.
+      dataset_fn_at: step -> a dataset function for
+        strategy.distribute_datasets_from_function whose batches start at that step.
+    """
+
+    def __init__(self, *, trainer: WganGpTrainer, cfg: Config,
+                 checkpointer: checkpoints.Checkpointer, log: Callable[[str], None],
+                 dataset_fn_at: Callable[[int], Callable]):
+        self.trainer = trainer
+        self.cfg = cfg
+        self.checkpointer = checkpointer
+        self.log = log
+        self.dataset_fn_at = dataset_fn_at
+        self._dataset = self._iterator = None
+
+    def start(self, step: int) -> None:
+        """Opens a fresh input pipeline at `step`: after a rollback the data restart at
+        the restored step, exactly where an uninterrupted run would be."""
+        self._dataset = self.trainer.strategy.distribute_datasets_from_function(
+            self.dataset_fn_at(step))
+        self._iterator = iter(self._dataset)
+
+    def train(self, steps: int) -> dict:
+        """Runs `steps` generator steps in one host call; returns {metric: float32 [steps]}."""
+        return self.trainer.train_steps(self._iterator, tf.constant(steps, tf.int32))
+
+    def finish(self) -> None:
+        """Releases the input pipeline."""
+        # A live from_generator iterator at interpreter exit can hang the process (seen
+        # with deeplake reads in flight), so it is released here, now.
+        self._dataset = self._iterator = None
+        gc.collect()
+
+    def restored(self, noise_seed: int | None = None) -> None:
+        """Brings the run's flags back after the checkpointer restored a checkpoint.
+
+        Args:
+          noise_seed: replaces the restored noise seed if given.
+        """
+        # The optimizers keep their learning rate as a variable, so a restore would
+        # silently bring back the old one; the flags of this run win.
+        trainer = self.trainer
+        for opt in (trainer.g_opt, trainer.d_opt):
+            opt.learning_rate.assign(self.cfg.learning_rate)
+        if trainer.generator_ema is not None and checkpoints.GENERATOR_EMA in self.checkpointer.missing:
+            # Otherwise the EMA would keep the new run's random initial weights.
+            trainer.reset_ema()
+            self.log(f"note: {self.checkpointer.latest} has no generator EMA (saved with "
+                     "--generator_ema=0 or before it existed): the EMA starts from the "
+                     "restored generator weights")
+        if noise_seed is not None:
+            trainer.noise_seed.assign(noise_seed)
+
+    def state(self) -> list:
+        """The trained state a restore brings back (see state_variables)."""
+        return state_variables(self.trainer)
+
+
+def _dataset_fn(cfg: Config, data: _Data, step: int):
+    """The dataset function whose batches start at generator step `step`."""
+    if isinstance(data.source, PreparedSource):
+        return data.source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
+    return pipeline.make_dataset_fn(
+        data.source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+        start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
+        shuffle_window=cfg.shuffle_window, slice_offset=cfg.slice_offset,
+        normalize=cfg.normalize, labels=data.labels)
 
 
 def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
@@ -286,12 +379,17 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
     return None if labels is None else np.resize(labels, count).astype(np.int32)
 
 
-def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, labels,
-                start: int, chief: bool, log, evaluator, stop: faults.StopRequest,
-                workers: consensus.Workers) -> TrainResult:
+def _controller(run: _Run, data: _Data, runner: PipelineTrainer, *, workers: consensus.Workers,
+                evaluator) -> controller.Controller:
+    """The run's Controller, at the step `runner`'s trainer holds, with its summary
+    writer, audio and WAV snapshots, and (if `evaluator`, a TrainingEvaluator) evaluation."""
+    cfg, log, source = run.cfg, run.log, data.source
+    chief = is_chief(run.strategy)
+    trainer, start = runner.trainer, int(runner.trainer.step.numpy())
     writer = summaries.RunSummaries(cfg.model_dir, source.sample_rate, enabled=chief)
     writer.config(start, cfg.to_dict())
     num_clips = max(1, min(cfg.num_wavs or 4, 8))
+    labels = data.labels
     if isinstance(source, PreparedSource):
         real_clips, head_labels = source.head(num_clips)
         labels = None if source.label_counts is None else head_labels
@@ -306,178 +404,40 @@ def _train_loop(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, source, lab
     snapshots = summaries.WavSnapshots(
         cfg.model_dir, lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),
         source.sample_rate, enabled=chief and cfg.num_wavs > 0, log=log)
-    step, metrics, rollbacks, stopped = start, {}, 0, False
-    if start >= cfg.train_steps:
-        log(f"already at step {start} >= --train_steps={cfg.train_steps}: nothing to train")
-    else:
-        # Nothing is printed while the first host call traces, compiles and runs, so the
-        # wait is announced. First calls measured on a 2-core CPU: 9.5 s (tests' tiny
-        # flags), 22 s (--preset=tiny), 19.5 s (paper model at batch 8, 1 critic update);
-        # with the paper's batch 64 and 5 critic updates that step alone takes minutes.
-        log(f"building and compiling the training step: step {start + 1} follows in roughly "
-            "10 s to 3 min on a CPU (longer with --jit_compile, several replicas or "
-            "--steps_per_loop > 1)")
-    while step < cfg.train_steps and not stopped:
-        # A fresh input pipeline per segment: after a rollback the data must restart
-        # at the restored step, exactly where an uninterrupted run would be.
-        dataset = strategy.distribute_datasets_from_function(
-            source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
-            if isinstance(source, PreparedSource) else pipeline.make_dataset_fn(
-                source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-                start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
-                shuffle_window=cfg.shuffle_window,
-                slice_offset=cfg.slice_offset, normalize=cfg.normalize, labels=labels))
-        iterator = iter(dataset)
-        try:
-            step, metrics, stopped = _run_steps(cfg, strategy, trainer, ckpt, writer, iterator,
-                                                step, sample_inputs, real_clips, stop, log,
-                                                evaluator, chief, snapshots, workers)
-        except faults.Diverged as bad:
-            rollbacks += 1
-            step = _roll_back(cfg, trainer, ckpt, bad, rollbacks, log)
-            workers.check_same_state(step, state_variables(trainer), cfg.model_dir)
-        finally:
-            # A live from_generator iterator at interpreter exit can hang the process
-            # (seen with deeplake reads in flight), so it is released here, now.
-            del iterator, dataset
-            gc.collect()
-    stop.graceful = False  # the last checkpoint is written: a signal now ends the run at once
-    writer.flush()
+    return controller.Controller(
+        trainer=runner, checkpointer=runner.checkpointer, writer=writer,
+        schedule=controller.Schedule.of(cfg, multi_worker=workers.multi), stop=run.stop,
+        workers=workers, step=start, log=log,
+        progress=controller.Progress(cfg.n_critic * cfg.batch_size),
+        rollback=controller.Rollback(on_nan=cfg.on_nan, max_rollbacks=cfg.max_rollbacks,
+                                     seed=cfg.seed, model_dir=cfg.model_dir),
+        audio=controller.AudioSummary(generate=lambda: trainer.generate(*sample_inputs).numpy(),
+                                      real=real_clips,
+                                      pitches=sample_inputs[1] if cfg.condition == "pitch"
+                                      else None),
+        snapshots=snapshots,
+        evaluate=None if evaluator is None else controller.Evaluate(
+            evaluator=evaluator, model=trainer, chief=chief, model_dir=cfg.model_dir))
 
-    wavs = [] if stopped else snapshots.write(step)
+
+def _result(run: _Run, ctl: controller.Controller, trainer: WganGpTrainer,
+            start: int) -> TrainResult:
+    """The TrainResult of a run that `ctl` ran from `start` with `trainer`, with the final
+    WAV files and the closing log line."""
+    replicas = run.strategy.num_replicas_in_sync
+    wavs = [] if ctl.stopped else ctl.snapshots.write(ctl.step)
     divergence = replica_divergence(trainer.generator.trainable_variables
                                     + trainer.critic.trainable_variables
                                     + (trainer.generator_ema.variables
                                        if trainer.generator_ema is not None else []))
-    if stopped:
-        log(f"stopped by {stop.signal_name or 'a stop request'} at step {step}: checkpoint "
-            f"{ckpt.latest}; run the same command again to resume")
+    stop = run.stop
+    if ctl.stopped:
+        run.log(f"stopped by {stop.signal_name or 'a stop request'} at step {ctl.step}: "
+                f"checkpoint {ctl.checkpointer.latest}; run the same command again to resume")
     else:
-        log(f"done at step {step}: {strategy.num_replicas_in_sync} replica(s) in sync "
-            f"(max weight difference between replicas {divergence:.3g})")
-    return TrainResult(step=step, start_step=start, metrics=metrics,
-                       replica_divergence=divergence, wavs=wavs,
-                       num_replicas=strategy.num_replicas_in_sync, stopped=stopped,
-                       rollbacks=rollbacks, stop_signal=stop.signal_name if stopped else "")
-
-
-def _roll_back(cfg: Config, trainer: WganGpTrainer, ckpt, bad: faults.Diverged,
-               rollbacks: int, log) -> int:
-    """Restores the last checkpoint with a new noise seed; returns its step. Raises
-    UserError instead when --on_nan=stop, the rollbacks are used up, or there is no
-    checkpoint to go back to."""
-    losses = faults.describe_metrics(bad.metrics)
-    kept = ckpt.latest
-    if cfg.on_nan != "rollback" or rollbacks > cfg.max_rollbacks or kept is None:
-        if cfg.on_nan == "rollback" and kept is None:
-            why = "; no checkpoint to roll back to yet"
-        elif cfg.on_nan == "rollback":
-            why = f"; --max_rollbacks={cfg.max_rollbacks} used up"
-        else:
-            why = "; --on_nan=rollback would restore it and continue with a fresh noise seed"
-        raise UserError(f"training diverged at step {bad.step} ({losses}); the last checkpoint "
-                        f"is intact: {kept or 'none (no checkpoint was written)'}{why}")
-    step = ckpt.restore_latest()  # the generator EMA too: it rolls back with the rest
-    _after_restore(cfg, trainer, ckpt, log)
-    seed = faults.rollback_seed(cfg.seed, rollbacks)
-    trainer.noise_seed.assign(seed)
-    log(f"rollback {rollbacks}/{cfg.max_rollbacks}: non-finite loss at step {bad.step} "
-        f"({losses}); restored {kept} (step {step}), continuing with noise seed {seed}")
-    return step
-
-
-def _evaluate(cfg: Config, evaluator, trainer, ckpt, writer, step: int, saved: str | None,
-              chief: bool, log, workers: consensus.Workers) -> None:
-    """Scores the generator, logs and writes eval/ scalars, keeps the best checkpoint.
-
-    Only the chief tracks the best score, so it decides, and every worker follows (a
-    save is collective): all save at the same steps.
-    """
-    started = time.perf_counter()
-    values = evaluator(trainer)
-    writer.evaluation(step, values)
-    shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items() if v is not None)
-    log(f"eval at step {step}: {shown}  ({time.perf_counter() - started:.1f} s)")
-    better = (evaluator.best is None
-              or values["frechet_distance"] < evaluator.best["frechet_distance"])
-    if workers.chief_says(better):
-        # The best is kept as a checkpoint, so one is written here if the step had none.
-        path = saved or ckpt.save()
-        if chief and evaluator.keep_if_best(step, values, path):
-            log(f"best Frechet distance so far: kept {path} in {cfg.model_dir}/best")
-
-
-def _loop_length(cfg: Config, step: int) -> int:
-    """Steps of the next host call: --steps_per_loop, cut at the next checkpoint,
-    audio summary, evaluation or the end, which happen between calls."""
-    cuts = [cfg.ckpt_every, cfg.sample_every] + ([cfg.eval_every] if cfg.eval_every else [])
-    return min([cfg.steps_per_loop, cfg.train_steps - step] + [c - step % c for c in cuts])
-
-
-def _run_steps(cfg: Config, strategy, trainer: WganGpTrainer, ckpt, writer, iterator,
-               start: int, sample_inputs, real_clips, stop: faults.StopRequest,
-               log, evaluator, chief: bool,
-               snapshots: summaries.WavSnapshots | None,
-               workers: consensus.Workers) -> tuple[int, dict, bool]:
-    """Runs steps start+1..train_steps in host calls of up to --steps_per_loop steps.
-
-    Writes audio summaries, and WAV files through `snapshots`, every --sample_every steps.
-    `workers` agree on stopping and on keeping the best.
-
-    Returns (step reached, last fetched metrics, stopped by a stop request). Raises
-    faults.Diverged (before anything is saved) when a fetched loss is not finite.
-    """
-    examples_per_step = cfg.n_critic * cfg.batch_size
-    step, metrics = start, {}
-    mark_time, mark_step, rate = time.perf_counter(), step, None
-    while step < cfg.train_steps:
-        n = _loop_length(cfg, step)
-        out = trainer.train_steps(iterator, tf.constant(n, tf.int32))
-        stop.graceful = True  # from now on a stop saves the steps trained
-        first, end = step == start, step + n
-        logged = [s for s in range(step + 1, end + 1)
-                  if s == start + 1 or s % cfg.log_every == 0 or s == cfg.train_steps]
-        stopping = stop.agreed(workers, step, end)
-        saves = end % cfg.ckpt_every == 0 or end == cfg.train_steps or stopping
-        if logged or saves:
-            # Fetching waits for the device; it happens only when a value is needed, and
-            # always before a save, so no checkpoint ever holds diverged weights.
-            values = {k: v.numpy() for k, v in out.items()}
-            bad = faults.first_non_finite(values)
-            if bad is not None:
-                raise faults.Diverged(step + bad + 1, {k: float(v[bad]) for k, v in values.items()})
-            metrics = {k: float(v[-1]) for k, v in values.items()}
-        if logged:
-            now = time.perf_counter()
-            if first:
-                log(f"step {start + 1}: first call of {n} step(s) (tracing and compiling) took "
-                    f"{now - mark_time:.1f} s")
-            else:
-                rate = (end - mark_step) * examples_per_step / (now - mark_time)
-            mark_time, mark_step = now, end
-            for s in logged:
-                at = {k: float(v[s - step - 1]) for k, v in values.items()}
-                writer.scalars(s, at, rate)
-                speed = ""
-                if rate:
-                    eta = (cfg.train_steps - s) * examples_per_step / rate
-                    speed = f"  {rate:.1f} examples/s  ETA {_format_eta(eta)}"
-                log(f"step {s}/{cfg.train_steps}  critic {at['critic']:+.4f}  "
-                    f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
-                    f"wasserstein {at['wasserstein']:+.4f}{speed}")
-        step = end
-        sampling = step % cfg.sample_every == 0 or step == cfg.train_steps
-        if sampling:
-            writer.audio(step, trainer.generate(*sample_inputs).numpy(), real_clips,
-                         sample_inputs[1] if cfg.condition == "pitch" else None)
-        saved = None
-        if saves:
-            saved = ckpt.save()
-            log(f"checkpoint {saved}")
-        if sampling and snapshots is not None:
-            snapshots.write(step)  # after the checkpoint, which matters more
-        if evaluator is not None and step % cfg.eval_every == 0:
-            _evaluate(cfg, evaluator, trainer, ckpt, writer, step, saved, chief, log, workers)
-        if stopping:
-            return step, metrics, True
-    return step, metrics, False
+        run.log(f"done at step {ctl.step}: {replicas} replica(s) in sync "
+                f"(max weight difference between replicas {divergence:.3g})")
+    return TrainResult(step=ctl.step, start_step=start, metrics=ctl.metrics,
+                       replica_divergence=divergence, wavs=wavs, num_replicas=replicas,
+                       stopped=ctl.stopped, rollbacks=ctl.rollbacks,
+                       stop_signal=stop.signal_name if ctl.stopped else "")
