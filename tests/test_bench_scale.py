@@ -29,7 +29,7 @@ def test_scale_table_arithmetic():
     # Generator, critic, generator EMA, Adam's two moments of both: 4 x (4G + 3D) bytes.
     assert v4["checkpoint_mb"] == pytest.approx(4 * (4 * 1000 + 3 * 500) / 1e6)
     assert v4["checkpoint_write_seconds"] == pytest.approx(v4["checkpoint_mb"] / 100.0)
-    # The figure: 6.49 TFLOP per generator step at batch 64, n_critic 5.
+    # 6.49 TFLOP per generator step at batch 64, n_critic 5 (the analytic count).
     assert scale.flops_per_real_example() * 320 == pytest.approx(6.49e12, rel=0.01)
 
 

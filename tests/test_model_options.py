@@ -1,4 +1,4 @@
-"""The user's 2-D model (seed2d), WaveGAN's options and label conditioning, built for real."""
+"""The 2-D model (seed2d), WaveGAN's options and label conditioning, built for real."""
 
 import os
 
@@ -22,7 +22,7 @@ def _conv_params(kernel, fan_in, filters, bias=True):
     return kernel * fan_in * filters + (filters if bias else 0)
 
 
-# seed2d: the user's sketch, generator and critic agreeing on one square frame.
+# seed2d: generator and critic agreeing on one square frame.
 
 @pytest.mark.parametrize("slice_len,side", [(1024, 32), (4096, 64), (16384, 128), (65536, 256)])
 def test_seed2d_frame_side_and_shapes(slice_len, side):
@@ -41,7 +41,7 @@ def test_seed2d_refuses_non_square_frames(slice_len):
         frame_side(slice_len)
 
 
-def test_seed2d_default_is_the_sketch_with_matching_shapes():
+def test_seed2d_default_layers_and_matching_shapes():
     spec = make_config("paper", model="seed2d").model_spec()
     assert (spec.slice_len, spec.dim, spec.kernel_len, spec.phase_shuffle) == (16384, 64, 4, 0)
     generator, critic = build_models(spec)

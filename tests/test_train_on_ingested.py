@@ -1,4 +1,4 @@
-"""Issue 3 end to end: ingest NSynth json/wav, then train on a filtered subset of it,
+"""End to end: ingest NSynth json/wav, then train on a filtered subset of it,
 through the CLIs and the distributed pipeline."""
 
 import os

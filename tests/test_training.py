@@ -62,7 +62,7 @@ def test_one_device_trains_and_writes_outputs(one_device_run):
 
 
 def test_two_replicas_match_one_device(one_device_run, tmp_path):
-    """Item 10: same seed and global batch, 1 vs 2 replicas -> same weights after K steps."""
+    """Same seed and global batch, 1 vs 2 replicas -> same weights after K steps."""
     d1, *_ = one_device_run
     two = strategies.mirrored(["/cpu:0", "/cpu:1"])
     result = run_training(_cfg(tmp_path, train_steps=4), two, log=lambda _: None)
@@ -181,7 +181,7 @@ def test_bad_inputs_raise_user_errors(tmp_path, builtin_root):
     assert not run_dir.exists()
 
 
-# Every model and option through the same trainer (issue 4).
+# Every model and option through the same trainer.
 
 VARIANTS = {
     # 64 x 64 frames: two stride-2 stages each side.
@@ -194,7 +194,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_xla_compiles_every_model(variant, tmp_path):
-    """Item 5: each model's per-replica steps compile with XLA and train like the plain ones."""
+    """Each model's per-replica steps compile with XLA and train like the plain ones."""
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     flags = dict(train_steps=2, num_wavs=0, **VARIANTS[variant])
     plain = run_training(_cfg(tmp_path / "plain", **flags), cpu, log=lambda _: None)

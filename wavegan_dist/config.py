@@ -174,7 +174,7 @@ class Config:
         need(self.condition in CONDITIONS,
              f"--condition={self.condition} is not one of {', '.join(CONDITIONS)}")
         if self.model == "seed2d":
-            # The user's sketch has none of these; refusing beats silently ignoring them.
+            # seed2d has none of these; refusing beats silently ignoring them.
             for flag, value, default in (("upsample", self.upsample, "zeros"),
                                          ("post_filter", self.post_filter, False),
                                          ("gen_batchnorm", self.gen_batchnorm, False),
@@ -245,7 +245,7 @@ MODELS = ("wavegan", "seed2d")
 UPSAMPLES = ("zeros", "nn")
 PRECISIONS = ("fp32", "bf16")
 CONDITIONS = ("none", "pitch", "instrument_family")
-# Per-model defaults of the fields left None: the paper's WaveGAN and the user's 2-D sketch.
+# Per-model defaults of the fields left None: the paper's WaveGAN and the 2-D seed2d.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "wavegan": dict(kernel_len=25, phase_shuffle=2),
     "seed2d": dict(kernel_len=4, phase_shuffle=0),

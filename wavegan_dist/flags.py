@@ -53,7 +53,8 @@ flags.DEFINE_enum("shuffle", _D.shuffle, list(SHUFFLES), "Order of rows, new eve
                   "datasets, less varied batches); 'none' keeps dataset order.")
 # Model.
 flags.DEFINE_enum("model", _D.model, list(MODELS), "Network family: 'wavegan' (1-D, the "
-                  "paper's) or 'seed2d' (the user's 2-D sketch: the slice as one square frame).")
+                  "paper's) or 'seed2d' (a small 2-D convolutional GAN on the slice laid out "
+                  "as one square frame).")
 flags.DEFINE_integer("slice_len", _D.slice_len, "Samples per example. wavegan: 16384, 32768, "
                      "65536 (or 16 * 4^k for small test models); seed2d: a square (16 * 2^k)^2, "
                      "e.g. 16384 = 128 x 128.")

@@ -426,7 +426,7 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
 
 
 def format_text(r: dict) -> str:
-    """The report as a readable table with the issue's targets marked."""
+    """The report as a readable table with the targets marked met or NOT met."""
     ok = lambda flag: "met" if flag else "NOT met"
     torch_label = (f"PyTorch {r['torch_version']} ({r['torch_threads']} threads)"
                    if r["torch_version"] and r["torch_status"] == "measured" else None)
@@ -496,7 +496,7 @@ def format_text(r: dict) -> str:
               for u in ("critic", "generator"))))
     lines.append("same ratios from each one's fastest sample (less sensitive to other "
                  "processes): " + "; ".join(parts))
-    lines += ["", "targets (issue 6):"]
+    lines += ["", "targets:"]
     if torch_label:
         lines.append(f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: "
                      f"{r['critic_update_tf_over_torch']:.2f}x "

@@ -1,7 +1,7 @@
 """Library access to a dataset's audio and metadata, read in batches of rows.
 
-These are the original sketch's `extract_audio` / `extract_metadata` steps, for
-notebooks and tools (evaluation, export); training reads through data/pipeline.py.
+`extract_audio` / `extract_metadata` are for notebooks and tools (evaluation,
+export); training reads through data/pipeline.py.
 Both take a deeplake dataset or any view of one: `extract_audio(ds[:10])`,
 `extract_audio(ds[[1, 5]])`, `extract_audio(ds.query(...))`, `extract_audio(ds[3])`
 and `extract_audio(ds, range(10))` all work.

@@ -1,4 +1,4 @@
-"""The networks: WaveGAN (1-D, the paper's) and seed2d (the user's 2-D sketch), their
+"""The networks: WaveGAN (1-D, the paper's) and seed2d (2-D, on a square frame), their
 shared label conditioning, and building either from a ModelSpec.
 
 Exports are loaded on first use, so `python -m wavegan_dist.models` can quiet

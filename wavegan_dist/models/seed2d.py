@@ -1,12 +1,12 @@
-"""The user's original 2-D sketch ("seed2d"), made consistent and trainable as audio.
+"""seed2d: a small 2-D convolutional GAN (DCGAN-style) trained on audio as a square frame.
 
-The sketch's generator ends at 128 x 128 x 1 while its critic took 64 x 64 x 1. Here
-both work on one square frame of the audio slice: slice_len samples, row-major,
-side x side (16384 = 128 x 128, each row 128 consecutive samples). The critic
-therefore takes exactly what the generator makes, and a 16384-sample slice is the
-same second of audio WaveGAN sees (see BUILD_NOTES.md for why not 64 x 64).
+The 2-D design it starts from had a generator ending at 128 x 128 x 1 and a critic
+taking 64 x 64 x 1. Here both work on one square frame of the audio slice: slice_len
+samples, row-major, side x side (16384 = 128 x 128, each row 128 consecutive samples).
+The critic therefore takes exactly what the generator makes, and a 16384-sample slice
+is the same second of audio WaveGAN sees (see BUILD_NOTES.md for why not 64 x 64).
 
-With dim = 64 and slice_len = 16384 the layers are the sketch's: generator dense 256
+With dim = 64 and slice_len = 16384 the layers are the design's: generator dense 256
 + LeakyReLU, reshape 16 x 16 x 1, Conv2DTranspose 128 and 64 (4 x 4, stride 2,
 "same") each + LeakyReLU, Conv2DTranspose 1 (tanh); critic Conv2D 64, 128, 256
 (4 x 4, stride 2, "same") each + LeakyReLU, flatten, dense 1. Other square sizes
@@ -26,7 +26,7 @@ from wavegan_dist.models.network import SpecNetwork
 from wavegan_dist.models.spec import ModelSpec
 
 START_SIDE = 16
-SKETCH_SLOPE = 0.3  # the sketch's bare LeakyReLU(): Keras's default negative slope
+SKETCH_SLOPE = 0.3  # the design's bare LeakyReLU(): Keras's default negative slope
 _GENERATOR_SEED_OFFSET = 200
 _CRITIC_SEED_OFFSET = 700
 
@@ -100,7 +100,7 @@ class Seed2DGenerator(SpecNetwork):
 class Seed2DCritic(SpecNetwork):
     """2-D critic: waveform [B, slice_len, 1] as a side x side frame -> score [B].
 
-    No phase shuffle (the sketch has none), so `num_shuffle_layers` is 0.
+    No phase shuffle (the design has none), so `num_shuffle_layers` is 0.
     """
 
     num_shuffle_layers = 0

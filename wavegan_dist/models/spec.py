@@ -11,7 +11,7 @@ class ModelSpec:
     """Plain description of a generator/critic pair (see Config.model_spec()).
 
     Attributes:
-      model: "wavegan" (1-D, the paper's) or "seed2d" (the user's 2-D sketch).
+      model: "wavegan" (1-D, the paper's) or "seed2d" (2-D, on a square frame).
       slice_len: waveform samples per example.
       dim: model width d.
       kernel_len: convolution kernel length (seed2d: kernel_len x kernel_len).
