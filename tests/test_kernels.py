@@ -25,6 +25,7 @@ def test_auto_takes_the_fast_kernels_on_cpu_only(choice, device_type, kernels):
 def test_a_strategy_tells_its_device_type():
     assert strategy_device_type(tf.distribute.OneDeviceStrategy("/cpu:0")) == "CPU"
     assert strategy_device_type(strategies.mirrored(["/cpu:0", "/cpu:1"])) == "CPU"
+    assert strategy_device_type(tf.distribute.get_strategy()) == "CPU"  # the default one
 
 
 @pytest.mark.parametrize("model", ["wavegan", "seed2d"])

@@ -121,6 +121,8 @@ def test_the_whole_replica_step_compiles_with_xla(variant):
     weights = lambda t: (t.generator.get_weights() + t.critic.get_weights()
                          + t.generator_ema.get_weights())
     # Adam moves a weight by up to about the learning rate (5e-4) per update whatever its
-    # gradient's size, so bfloat16 round-off that flips a tiny gradient shows at that scale.
+    # gradient's size (down to its epsilon, 1e-8), so round-off in a gradient near zero
+    # shows at a fraction of that scale: bfloat16's often, float32's now and then (1.02e-5
+    # measured with --gen_batchnorm). A missed or doubled update would move a weight by ~5e-4.
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(weights(xla), weights(plain))) \
-        < (1e-2 if variant == "bf16" else 1e-5)
+        < (1e-2 if variant == "bf16" else 1e-4)

@@ -35,9 +35,15 @@ def resolve_kernels(choice: str, device_type: str) -> str:
 
 
 def strategy_device_type(strategy) -> str:
-    """The device type ("CPU", "GPU", "TPU") of the first replica of a tf.distribute strategy."""
+    """The device type ("CPU", "GPU", "TPU") of the first replica of a tf.distribute strategy.
+
+    TensorFlow's default strategy (outside any scope) names no devices; there the
+    replica runs where TensorFlow places ops, as local_device_type() tells.
+    """
     import tensorflow as tf
 
+    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        return local_device_type()
     return tf.DeviceSpec.from_string(strategy.extended.worker_devices[0]).device_type.upper()
 
 
