@@ -96,3 +96,34 @@ def test_a_vanished_name_says_what_changed_and_what_to_do():
                        match=r"_momentums/_velocities.*installed: tensorflow 2\.17.*"
                              r"checked with: .*constraints\.txt"):
         private_apis.adam_moments(object(), tf.Variable(1.0))
+
+
+def test_pyproject_admits_the_pinned_versions_and_no_untested_minor():
+    """keras was `>=3.5,<4`: it admitted 3.16+, whose internals private_apis never saw."""
+    import os
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    pins = {}
+    with open(os.path.join(root, "constraints.txt")) as f:
+        for line in f:
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("#")[0].strip().split("==")
+                pins[name.lower()] = Version(version)
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    requirements += [Requirement(r) for extra in project["optional-dependencies"].values()
+                     for r in extra]
+    for req in requirements:
+        pin = pins.get(req.name.lower())
+        assert pin is not None, f"{req.name} has no pin in constraints.txt"
+        assert req.specifier.contains(pin, prereleases=True), f"{req} excludes the pin {pin}"
+        upper = Version(f"{pin.major + 1}")
+        if req.name.lower() in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "keras",
+                                "deeplake"):
+            upper = Version(f"{pin.major}.{pin.minor + 1}")
+        assert not req.specifier.contains(upper), f"{req} admits the untested {upper}"
