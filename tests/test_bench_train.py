@@ -300,8 +300,8 @@ def test_flop_count_matches_what_pytorch_counts_for_its_twin():
     real = torch.rand(batch, 1, 1024) * 2 - 1
     with FlopCounterMode(display=False) as counter:
         with torch.no_grad():
-            fake = gan.generator(gan._z())
-        shifts = gan._shifts(3)
+            fake = gan.generator(gan.latent())
+        shifts = gan.shifts(3)
         x_hat = torch.lerp(real, fake, torch.rand(batch)[:, None, None]) + torch.zeros(
             1, requires_grad=True)
         scores = gan.critic(torch.cat([real, fake]), shifts[:2 * batch])

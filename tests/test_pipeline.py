@@ -107,7 +107,7 @@ def test_block_shuffle_keeps_windows_of_whole_blocks():
 def test_reads_of_runs_and_scattered_rows_return_the_rows_asked_for(source):
     column = source.dataset["audio"]
     rows = np.array([0, 1, 2, 3, 5, 9, 40, 41, 200, 319])
-    got = pipeline._read_rows(column, rows).result()
+    got = pipeline.read_column_rows(column, rows).result()
     np.testing.assert_array_equal(got, np.asarray(column[rows.tolist()]))
 
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_TEST_FLAGS
-from wavegan_dist import strategy as strategies
+from wavegan_dist import private_apis
 from wavegan_dist.config import make_config
 from wavegan_dist.training import loop
 
@@ -37,9 +37,7 @@ class CountingMirrored(_Counting, tf.distribute.MirroredStrategy):
 
 def _mirrored_counting():
     # Fresh collective keys, as strategies.mirrored gives every MirroredStrategy.
-    with strategies._key_lock:
-        tf.distribute.MirroredStrategy._collective_key_base += strategies._KEY_RANGE
-        return CountingMirrored(["/cpu:0", "/cpu:1"])
+    return private_apis.with_own_collective_keys(lambda: CountingMirrored(["/cpu:0", "/cpu:1"]))
 
 
 def _cfg(**kw):

@@ -13,10 +13,12 @@ import re
 import signal
 import socket
 import threading
+import weakref
 from urllib.parse import urlparse
 
 import tensorflow as tf
 
+from wavegan_dist import private_apis
 from wavegan_dist.errors import UserError, first_line
 
 TPU_CONNECT_TIMEOUT_S = 10.0
@@ -55,20 +57,11 @@ def _cpu_devices(n: int) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices("CPU")[:n]]
 
 
-# Collective keys each MirroredStrategy of this process gets to itself (see `mirrored`).
-_KEY_RANGE = 100_000
-_key_lock = threading.Lock()
-
-
 def mirrored(devices=None, cross_device_ops=None) -> tf.distribute.MirroredStrategy:
     """tf.distribute.MirroredStrategy(devices, cross_device_ops) with collective keys no
-    other MirroredStrategy of this process uses.
-
-    TensorFlow numbers every MirroredStrategy's collectives from the same group and
-    instance keys, and the process's collective executor remembers each key's shapes:
-    a second strategy whose step issues different collectives (another model, another
-    n_critic) then fails with "Shape mismatch in the collective instance 101". Each
-    strategy made here starts its keys _KEY_RANGE above the previous one.
+    other MirroredStrategy of this process uses (see private_apis.with_own_collective_keys:
+    a second strategy whose step reduces other shapes would otherwise fail with a
+    collective shape mismatch).
 
     Args:
       devices: device names, or None for all GPUs (else the CPU).
@@ -76,10 +69,8 @@ def mirrored(devices=None, cross_device_ops=None) -> tf.distribute.MirroredStrat
     Returns:
       The strategy.
     """
-    with _key_lock:
-        # MirroredExtended reads the class attribute once, while it is being constructed.
-        tf.distribute.MirroredStrategy._collective_key_base += _KEY_RANGE
-        return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
+    return private_apis.with_own_collective_keys(lambda: tf.distribute.MirroredStrategy(
+        devices=devices, cross_device_ops=cross_device_ops))
 
 
 def mirrored_on_cpus(n: int) -> tf.distribute.Strategy:
@@ -219,21 +210,14 @@ def _configure_coordination(cluster: dict) -> None:
     MultiWorkerMirroredStrategy configures the service itself (with TF's defaults) unless
     it is already configured, so this must run first, before the runtime starts.
     """
-    from tensorflow.python.eager import context  # pinned TF 2.17: no public API for this
-    from tensorflow.tsl.protobuf import coordination_config_pb2
-
-    ctx = context.context()
-    if getattr(ctx, "_context_handle", None) is not None:
+    if private_apis.runtime_started():
         raise UserError(
             "--strategy=multiworker must be set up before TensorFlow runs its first op in "
             "this process (the runtime is already initialised); build the strategy first")
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
-            for job in ("chief", "worker") if job in cluster]
     leader = "/job:chief/replica:0/task:0" if "chief" in cluster else "/job:worker/replica:0/task:0"
-    ctx.configure_coordination_service(
-        service_type="standalone", service_leader=leader, enable_health_check=True,
-        heartbeat_timeout_in_ms=MULTIWORKER_HEARTBEAT_TIMEOUT_S * 1000,
-        coordinated_jobs=jobs)
+    private_apis.configure_coordination_service(
+        leader, {job: len(cluster[job]) for job in ("chief", "worker") if job in cluster},
+        heartbeat_timeout_ms=MULTIWORKER_HEARTBEAT_TIMEOUT_S * 1000)
 
 
 def _restore_sigterm() -> None:
@@ -263,18 +247,24 @@ def multiworker_communication(device_type: str) -> tf.distribute.experimental.Co
         implementation=kind.NCCL if device_type.upper() == "GPU" else kind.RING)
 
 
+# The options each MultiWorkerMirroredStrategy made here was built with (TF has no public
+# getter for them), for `describe`.
+_communication: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _multiworker_strategy(device_type: str) -> tf.distribute.Strategy:
     cluster, task_type, index = _multiworker_cluster()
     _configure_coordination(cluster)
+    options = multiworker_communication(device_type)
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            communication_options=multiworker_communication(device_type))
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except (RuntimeError, ValueError, tf.errors.OpError) as err:
         reason = first_line(err, 200)
         raise UserError(
             f"--strategy=multiworker: worker {task_type}:{index} could not join the cluster "
             f"{json.dumps(cluster)[:160]}: {reason}") from err
     _restore_sigterm()
+    _communication[strategy] = options
     return strategy
 
 
@@ -359,8 +349,7 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     devices = [d.split("/device:")[-1] for d in strategy.extended.worker_devices]
     collectives = ""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # pinned TF 2.17: the options the strategy was built with have no public getter
-        options = getattr(strategy.extended, "_communication_options", None)
+        options = _communication.get(strategy)
         if options is not None:
             collectives = f", {options.implementation.name} all-reduce"
     return (f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in sync "

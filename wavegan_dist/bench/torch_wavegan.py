@@ -217,10 +217,13 @@ class TorchWaveGAN:
         self.d_opt = adam(self.critic.parameters())
         self.rng = torch.Generator().manual_seed(seed)
 
-    def _z(self):
+    def latent(self):
+        """A batch of latent vectors, uniform in [-1, 1): [batch, latent_dim]."""
         return torch.rand(self.batch, self.spec.latent_dim, generator=self.rng) * 2.0 - 1.0
 
-    def _shifts(self, copies: int):
+    def shifts(self, copies: int):
+        """Phase-shuffle shifts for `copies` critic batches: int [copies * batch, shuffle
+        layers] in [-radius, radius], or None when the critic shuffles nothing."""
         layers, r = self.critic.num_shuffle_layers, self.critic.radius
         if not layers:
             return None
@@ -229,9 +232,9 @@ class TorchWaveGAN:
     def critic_update(self, real: torch.Tensor) -> float:
         """One critic update on `real` [B, 1, T]; returns the loss."""
         with torch.no_grad():
-            fake = self.generator(self._z())
+            fake = self.generator(self.latent())
         alpha = torch.rand(self.batch, generator=self.rng)
-        loss, _ = critic_loss(self.critic, real, fake, alpha, self._shifts(3), self.gp_weight)
+        loss, _ = critic_loss(self.critic, real, fake, alpha, self.shifts(3), self.gp_weight)
         self.d_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.critic.parameters()))
         self.d_opt.step()
@@ -239,7 +242,7 @@ class TorchWaveGAN:
 
     def generator_update(self) -> float:
         """One generator update; returns the loss."""
-        loss = -self.critic(self.generator(self._z()), self._shifts(1)).mean()
+        loss = -self.critic(self.generator(self.latent()), self.shifts(1)).mean()
         self.g_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.generator.parameters()))
         self.g_opt.step()

@@ -199,7 +199,7 @@ class ShardReader:
         offsets = np.concatenate([self.offsets_of_batch(b) for b in batches])
         labels = np.concatenate([self.labels_of_batch(b) for b in batches])
         unique, inverse = np.unique(ids, return_inverse=True)
-        return _read_rows(self.source.dataset["audio"], unique), inverse, offsets, labels
+        return read_column_rows(self.source.dataset["audio"], unique), inverse, offsets, labels
 
 
     def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -239,12 +239,18 @@ class _Read:
         return out[0] if len(out) == 1 else np.concatenate(out)
 
 
-def _read_rows(column, rows: np.ndarray) -> _Read:
+def read_column_rows(column, rows: np.ndarray) -> _Read:
     """Starts reading sorted, unique `rows` of a column.
 
     Rows are split into runs at large gaps; a run that is dense in its span is read
     as one contiguous range (deeplake serves ranges about 3x faster per row than a
     row list) and the wanted rows picked from it; a sparse run is read as a list.
+
+    Args:
+      column: a deeplake column (for example dataset["audio"]).
+      rows: sorted, unique row indices, int [n].
+    Returns:
+      The pending read; its result() is the rows' values, [n, ...].
     """
     gaps = np.flatnonzero(np.diff(rows) > RUN_GAP) + 1
     parts = []

@@ -16,6 +16,19 @@ of keras.optimizers.Adam, so its variables, their names and checkpoints are Kera
 import keras
 import tensorflow as tf
 
+from wavegan_dist import private_apis
+
+
+def adam_name() -> str:
+    """The name keras.optimizers.Adam() would take now: "adam", then "adam_1", "adam_2"...
+
+    Keras names an unnamed optimizer after its class, numbered per process; a FusedAdam
+    takes Adam's name (not "fused_adam") so its variables are named as a plain Adam's.
+    keras.backend.get_uid counts with the same per-prefix counter Keras's naming uses.
+    """
+    taken = keras.backend.get_uid("adam") - 1
+    return "adam" if taken == 0 else f"adam_{taken}"
+
 
 class FusedAdam(keras.optimizers.Adam):
     """keras.optimizers.Adam whose dense updates run TensorFlow's fused Adam kernel.
@@ -25,10 +38,7 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def __init__(self, *args, name=None, **kwargs):
-        # Keras names an optimizer after its class: keep Adam's variable names.
-        from keras.src.utils.naming import auto_name
-
-        super().__init__(*args, name=name or auto_name("Adam"), **kwargs)
+        super().__init__(*args, name=name or adam_name(), **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
         """Applies one Adam step to `variable` (a tf.Variable; under tf.distribute the
@@ -36,8 +46,7 @@ class FusedAdam(keras.optimizers.Adam):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
+        m, v = private_apis.adam_moments(self, variable)
         local_step = tf.cast(self.iterations + 1, dtype)
         # Under tf.distribute `.handle` of a mirrored moment is this device's component.
         tf.raw_ops.ResourceApplyAdam(

@@ -139,10 +139,8 @@ class NSynthTFRecordReader:
     def read(self, start: int = 0) -> Iterator[Record | Skip]:
         """Yields one Record or Skip per item, from item index `start` on."""
         import tensorflow as tf
-        # The only TF reader that can go on after a corrupt record: it reads one
-        # record at a byte offset and checks its CRCs natively. Not in tf.io's
-        # public namespace; present in the pinned TF 2.17.
-        from tensorflow.python.lib.io.tf_record import tf_record_random_reader
+
+        from wavegan_dist.private_apis import tfrecord_reader  # reads on past a bad record
 
         readers, index, batch = {}, {}, []
         for i, (path, off, reason) in enumerate(self._frames()):
@@ -157,8 +155,8 @@ class NSynthTFRecordReader:
                 try:
                     if path not in readers:
                         readers.clear()  # one open file at a time
-                        readers[path] = tf_record_random_reader(path)
-                    batch.append((name, readers[path].read(off)[0]))
+                        readers[path] = tfrecord_reader(path)
+                    batch.append((name, readers[path](off)))
                 except (tf.errors.OpError, OSError, IndexError) as e:
                     batch.append(Skip(name, f"unreadable record ({tf_error_reason(e)})"))
             if len(batch) >= _PARSE_BATCH:

@@ -93,7 +93,7 @@ def _start_or_resume(dest: str, plan: dict, log) -> bool:
 def _read_notes(column, ids: np.ndarray):
     """Starts reading rows `ids` (unique, any order); the result comes back in that order."""
     order = np.argsort(ids)
-    read = pipeline._read_rows(column, ids[order])  # the deeplake path's ranged reads
+    read = pipeline.read_column_rows(column, ids[order])  # the deeplake path's ranged reads
     return lambda: np.asarray(read.result())[np.argsort(order)]
 
 
