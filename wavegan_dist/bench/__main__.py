@@ -110,12 +110,12 @@ DESCRIPTIONS = {
                         "measuring input speed at scale (the audio is cheap synthetic "
                         "notes). Full size is about 37 GB.",
     "learn": "`learn`: a preset (--preset, default tiny) trained on --data for --learn_steps "
-             "steps; "
-             "the Frechet distance (and, with --condition=pitch, the pitch accuracy, by the "
-             "classifier and by an independent pYIN judge) and the power on the upsampling "
-             "artifact lines of the untrained and the trained generator and of real notes. "
-             "Target: trained at most half the untrained "
-             "Frechet distance, within about 20 minutes on 2 cores.",
+             "steps; the Frechet distances, of the classifier's embeddings and of plain log-mel "
+             "frames (and, with --condition=pitch, the pitch accuracy, by the classifier and "
+             "by an independent pYIN judge) and the power on the upsampling artifact lines of "
+             "the untrained and the trained generator and of real notes. Targets: trained at "
+             "most half the untrained Frechet distances, the judge's strict accuracy at least "
+             "0.6x the real notes', within about 20 minutes on 2 cores.",
 }
 
 # The flags each benchmark reads (and --json, which all do). A flag of another benchmark
