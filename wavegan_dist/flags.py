@@ -14,8 +14,9 @@ _D = Config()  # paper defaults, shown in --help
 
 flags.DEFINE_enum("preset", "paper", list(PRESETS),
                   "Named defaults: 'paper' (WaveGAN paper), 'tiny' (quick trials, ~1 min on 2 "
-                  "CPU cores) or 'quick' (the tiny model with nearest-neighbour upsampling, "
-                  "3,000 steps, about 20 min on 2 CPU cores, for --data=builtin-instruments). "
+                  "CPU cores) or 'quick' (the tiny model with nearest-neighbour upsampling and "
+                  "--n_critic=2, 5,000 steps, about 15-20 min on 2 CPU cores, for "
+                  "--data=builtin-instruments). "
                   "Flags given explicitly override the preset.")
 # Distribution.
 flags.DEFINE_enum("strategy", _D.strategy, list(STRATEGIES),
