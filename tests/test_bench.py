@@ -37,6 +37,7 @@ def test_bad_bench_flags_are_one_line_errors(tmp_path):
         ("data", "--train_steps=-1"): "--train_steps=-1 must be at least 0",
         ("data", "--cpu_replicas=2", "--batch_size=3"): "--batch_size=3 does not divide",
         ("learn", f"--workdir={tmp_path}"): "exists and is not an empty folder",
+        ("learn", "--preset=quick", "--learn_steps=0"): "--learn_steps=0 must be at least 1",
         # A flag of another benchmark would be ignored: refused instead.
         ("train", "--learn_steps=5"): "--learn_steps is a flag of bench learn, not of bench train",
         ("data", "--slice_len=1000"): "--slice_len=1000 is not supported",

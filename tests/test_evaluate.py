@@ -271,3 +271,10 @@ def test_bench_learn_reports_the_independent_judge(trained, tmp_path):
         assert 0.0 < report[f"artifact_power_sr_over_256_{name}"] < 1.0
         assert 0.0 < report[f"artifact_power_sr_over_16_{name}"] < 1.0
     assert report["judge_pitch_accuracy_real"] >= 0.9  # the procedural notes are on pitch
+    # The plain log-mel Frechet distance: real held-out notes sit far closer to the
+    # training notes than the untrained generator's noise.
+    assert 0 < report["log_mel_frechet_distance_real"] < \
+        0.5 * report["log_mel_frechet_distance_untrained"]
+    assert report["log_mel_trained_over_untrained"] == pytest.approx(
+        report["log_mel_frechet_distance_trained"] / report["log_mel_frechet_distance_untrained"])
+    assert report["preset"] == "tiny" and report["frechet_distance_real"] >= 0

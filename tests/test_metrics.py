@@ -68,3 +68,26 @@ def test_kmeans_finds_separated_clusters():
     matched = metrics.nearest(centres, found)
     assert sorted(matched) == [0, 1, 2]
     assert np.abs(found[matched] - centres).max() < 0.1
+
+
+def test_log_mel_frames_place_a_tone_in_its_band_and_tell_sets_apart():
+    from wavegan_dist.evaluation import features
+
+    rate, t = 16000, np.arange(4096) / 16000
+    tone = lambda hz, phase=0.0: np.stack([0.5 * np.sin(2 * np.pi * hz * t + i + phase)
+                                           for i in range(6)])
+    frames = features.log_mel_frames(tone(1000.0), rate)
+    per_clip = 1 + (4096 - features.FRAME_LENGTH) // features.FRAME_STEP
+    assert frames.shape == (6 * per_clip, features.MEL_BANDS)
+    centres = np.linspace(1127 * np.log1p(features.MEL_MIN_HZ / 700),
+                          1127 * np.log1p(features.MAX_HZ / 700), features.MEL_BANDS + 2)[1:-1]
+    band = int(np.argmin(np.abs(centres - 1127 * np.log1p(1000.0 / 700))))
+    assert abs(int(np.median(frames.argmax(axis=1))) - band) <= 1
+    silence = features.log_mel_frames(np.zeros((2, 4096)), rate)
+    assert np.allclose(silence, np.log(features.MEL_FLOOR))  # finite, not -inf
+    # The plain log-mel Frechet distance: 0 for a set and itself, small for the same tone
+    # at other phases, large for a tone an octave up.
+    same = metrics.frechet_distance(frames, features.log_mel_frames(tone(1000.0, 0.5), rate))
+    octave = metrics.frechet_distance(frames, features.log_mel_frames(tone(2000.0), rate))
+    assert metrics.frechet_distance(frames, frames) == pytest.approx(0.0, abs=1e-6)
+    assert same < 0.01 * octave

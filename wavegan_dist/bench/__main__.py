@@ -15,7 +15,10 @@ import textwrap
 from absl import app, flags
 
 from wavegan_dist.bench.train import DEVICES  # numpy only: no TensorFlow at import
-from wavegan_dist.config import PRECISIONS
+from wavegan_dist.config import PRECISIONS, PRESETS, Config
+
+# The tiny preset's own 40 steps are a smoke test; learning takes thousands.
+TINY_LEARN_STEPS = 12000
 
 flags.DEFINE_string("data", "builtin", "Dataset to read ('builtin', 'builtin-instruments' "
                     "or a deeplake path).")
@@ -65,7 +68,11 @@ flags.DEFINE_bool("jit_compile", False, "train: XLA-compile as training's --jit_
                   "does (the whole update on 1 replica, forward and backward passes on 2).")
 flags.DEFINE_bool("no_plain", False, "train: skip the plain formulation (--kernels=reference: "
                   "Keras's layers and Adam) measured next to the fast kernels.")
-flags.DEFINE_integer("learn_steps", 12000, "learn: generator steps to train.")
+flags.DEFINE_enum("preset", "tiny", list(PRESETS), "learn: the preset trained (see the "
+                  "README's table of what the presets change).")
+flags.DEFINE_integer("learn_steps", None, "learn: generator steps to train (default: "
+                     f"{TINY_LEARN_STEPS:,} for the tiny preset, else the preset's "
+                     "--train_steps).")
 flags.DEFINE_integer("generated", 1000, "learn: clips generated for each score.")
 flags.DEFINE_enum("condition", "none", ["none", "pitch"], "learn: train unconditional or "
                   "pitch-conditional (then pitch accuracy is reported too).")
@@ -102,12 +109,13 @@ DESCRIPTIONS = {
                         "sorted by instrument, about 290 per instrument) to --dest, for "
                         "measuring input speed at scale (the audio is cheap synthetic "
                         "notes). Full size is about 37 GB.",
-    "learn": "`learn`: the tiny preset trained on the built-in data for --learn_steps steps; "
-             "the Frechet distance (and, with --condition=pitch, the pitch accuracy, by the "
-             "classifier and by an independent pYIN judge) and the power on the upsampling "
-             "artifact lines of the untrained and the trained generator and of real notes. "
-             "Target: trained at most half the untrained "
-             "Frechet distance, within about 20 minutes on 2 cores.",
+    "learn": "`learn`: a preset (--preset, default tiny) trained on --data for --learn_steps "
+             "steps; the Frechet distances, of the classifier's embeddings and of plain log-mel "
+             "frames (and, with --condition=pitch, the pitch accuracy, by the classifier and "
+             "by an independent pYIN judge) and the power on the upsampling artifact lines of "
+             "the untrained and the trained generator and of real notes. Targets: trained at "
+             "most half the untrained Frechet distances, the judge's strict accuracy at least "
+             "0.6x the real notes', within about 20 minutes on 2 cores.",
 }
 
 # The flags each benchmark reads (and --json, which all do). A flag of another benchmark
@@ -120,12 +128,13 @@ COMMAND_FLAGS = {
               "precision", "jit_compile"},
     "scale": {"from_json", "utilization", "write_mb_per_sec"},
     "make-nsynth-size": {"dest", "rows"},
-    "learn": {"data", "cpu_replicas", "learn_steps", "generated", "condition", "classifier",
-              "workdir", "seed"},
+    "learn": {"data", "cpu_replicas", "preset", "learn_steps", "generated", "condition",
+              "classifier", "workdir", "seed"},
 }
 
 PIPELINE_TARGET = 5000.0
-LEARN_TARGET = 0.5  # trained / untrained Frechet distance
+LEARN_TARGET = 0.5  # trained / untrained Frechet distance (classifier's and log-mel)
+JUDGE_TARGET = 0.6  # trained / real notes' strict pitch accuracy by the independent judge
 RATIO_TARGET = 10.0
 DATA_BATCH = 64
 TRAIN_BATCH = 16
@@ -282,8 +291,12 @@ def _learn_bench() -> dict:
     from wavegan_dist.errors import UserError
 
     replicas = FLAGS.cpu_replicas if FLAGS["cpu_replicas"].present else 2
-    if FLAGS.learn_steps < 1:
-        raise UserError(f"--learn_steps={FLAGS.learn_steps} must be at least 1")
+    steps = FLAGS.learn_steps
+    if steps is None:
+        steps = TINY_LEARN_STEPS if FLAGS.preset == "tiny" else \
+            PRESETS[FLAGS.preset].get("train_steps", Config().train_steps)
+    if steps < 1:
+        raise UserError(f"--learn_steps={steps} must be at least 1")
     if FLAGS.generated < 2:
         raise UserError(f"--generated={FLAGS.generated} must be at least 2")
     if replicas < 1:
@@ -295,22 +308,28 @@ def _learn_bench() -> dict:
     from wavegan_dist.bench.learn import measure_learning  # TensorFlow from here on
 
     strategies.configure_cpu_devices(replicas)
-    report = measure_learning(FLAGS.learn_steps, condition=FLAGS.condition, data=FLAGS.data,
+    report = measure_learning(steps, condition=FLAGS.condition, data=FLAGS.data,
                               classifier_dir=FLAGS.classifier, workdir=FLAGS.workdir,
                               cpu_replicas=replicas, generated=FLAGS.generated,
-                              seed=FLAGS.seed,
+                              seed=FLAGS.seed, preset=FLAGS.preset,
                               log=lambda m: print(m, file=sys.stderr, flush=True))
     report["target_trained_over_untrained"] = LEARN_TARGET
     report["meets_target"] = report["trained_over_untrained"] <= LEARN_TARGET
+    report["meets_log_mel_target"] = report["log_mel_trained_over_untrained"] <= LEARN_TARGET
     if report["pitch_accuracy_trained"] is not None:
         report["meets_pitch_accuracy_target"] = (
             report["pitch_accuracy_trained"] > report["pitch_accuracy_untrained"])
+    if report["judge_pitch_accuracy_trained"] is not None:
+        report["target_judge_over_real"] = JUDGE_TARGET
+        report["meets_judge_target"] = (report["judge_pitch_accuracy_trained"]
+                                        >= JUDGE_TARGET * report["judge_pitch_accuracy_real"])
     return report
 
 
 def _print_learn(r: dict) -> None:
     ok = lambda flag: "met" if flag else "NOT met"
-    print(f"learning check: tiny preset, {r['condition']}, {r['steps']} generator steps on "
+    print(f"learning check: {r['preset']} preset, {r['condition']}, {r['steps']} generator "
+          f"steps on "
           f"--data={FLAGS.data} in {r['train_seconds']:.0f} s of training "
           f"({r['generated_clips']} generated clips; Frechet distance against "
           f"{r['reference_train_notes']} training notes; classifier held-out accuracy "
@@ -319,6 +338,11 @@ def _print_learn(r: dict) -> None:
           f"{r['frechet_distance_trained']:.2f} (trained / untrained "
           f"{r['trained_over_untrained']:.3f}) [target <= {LEARN_TARGET}: "
           f"{ok(r['meets_target'])}]")
+    print(f"  log-mel Frechet distance: untrained {r['log_mel_frechet_distance_untrained']:.2f}, "
+          f"trained {r['log_mel_frechet_distance_trained']:.2f}, real held-out "
+          f"{r['log_mel_frechet_distance_real']:.2f} (trained / untrained "
+          f"{r['log_mel_trained_over_untrained']:.3f}) [target <= {LEARN_TARGET}: "
+          f"{ok(r['meets_log_mel_target'])}]")
     print(f"  Inception Score: untrained {r['inception_score_untrained']:.2f}, trained "
           f"{r['inception_score_trained']:.2f}")
     if r["pitch_accuracy_trained"] is not None:
@@ -329,7 +353,9 @@ def _print_learn(r: dict) -> None:
         print("  independent pitch judge (pYIN, strict / octave-tolerant): " + ", ".join(
             f"{name} {r[f'judge_pitch_accuracy_{name}']:.3f} / "
             f"{r[f'judge_pitch_accuracy_octave_{name}']:.3f}"
-            for name in ("untrained", "trained", "real")))
+            for name in ("untrained", "trained", "real"))
+            + f" [target: trained strict >= {JUDGE_TARGET} x real: "
+              f"{ok(r['meets_judge_target'])}]")
     for period in (256, 16):
         print(f"  power on the sample_rate/{period} artifact lines: " + ", ".join(
             f"{name} {r[f'artifact_power_sr_over_{period}_{name}']:.4f}"

@@ -24,12 +24,14 @@ def check_workdir(workdir: str) -> None:
 
 def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
                      classifier_dir: str = "", workdir: str = "", cpu_replicas: int = 2,
-                     generated: int = 1000, seed: int = 0, log=print) -> dict:
-    """Trains the tiny preset for `steps` steps and scores the generator before and after
+                     generated: int = 1000, seed: int = 0, preset: str = "tiny",
+                     log=print) -> dict:
+    """Trains a preset for `steps` steps and scores the generator before and after
     (after: the weights' moving average, as `generate` and `evaluate` use, --generator_ema).
 
     Args:
       steps: generator steps to train.
+      preset: the config.PRESETS entry trained (its model, slice and optimiser).
       condition: "none" or "pitch" (then pitch accuracy is reported too).
       data: the dataset (train split for training, valid for the held-out notes).
       classifier_dir: a pitch classifier to use; "" trains one on `data` first.
@@ -41,6 +43,8 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
         measure of the sample size (the reference is the training notes' embeddings).
     Returns:
       {"frechet_distance_untrained", "frechet_distance_trained", "trained_over_untrained",
+       "frechet_distance_real" (the real held-out notes'), the same four of
+       "log_mel_frechet_distance" ("log_mel_trained_over_untrained"),
        "pitch_accuracy_untrained", "pitch_accuracy_trained" (None if unconditional),
        "steps", "train_seconds", "classifier_heldout_accuracy", ...} and, for each of
       pitch_judge.JUDGE_KEYS, "<key>_untrained", "<key>_trained" and "<key>_real" (the
@@ -55,7 +59,7 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
 
     check_workdir(workdir)
     workdir = workdir or tempfile.mkdtemp(prefix="wavegan_dist_learn_")
-    cfg = make_config("tiny", data=data, condition=condition, train_steps=steps, seed=seed,
+    cfg = make_config(preset, data=data, condition=condition, train_steps=steps, seed=seed,
                       cpu_replicas=cpu_replicas, strategy="mirrored", num_wavs=0,
                       ckpt_every=max(1, steps), sample_every=max(1, steps),
                       log_every=max(1, steps // 10), model_dir=os.path.join(workdir, "run"))
@@ -90,10 +94,16 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
               for name, row in (("untrained", before), ("trained", after), ("real", real))}
     return {
         **judged,
-        "steps": steps, "condition": condition, "train_seconds": seconds,
+        "preset": preset, "steps": steps, "condition": condition, "train_seconds": seconds,
         "frechet_distance_untrained": before["frechet_distance"],
         "frechet_distance_trained": after["frechet_distance"],
         "trained_over_untrained": after["frechet_distance"] / before["frechet_distance"],
+        "frechet_distance_real": real["frechet_distance"],
+        "log_mel_frechet_distance_untrained": before["log_mel_frechet_distance"],
+        "log_mel_frechet_distance_trained": after["log_mel_frechet_distance"],
+        "log_mel_frechet_distance_real": real["log_mel_frechet_distance"],
+        "log_mel_trained_over_untrained": (after["log_mel_frechet_distance"]
+                                           / before["log_mel_frechet_distance"]),
         "pitch_accuracy_untrained": before["pitch_accuracy"],
         "pitch_accuracy_trained": after["pitch_accuracy"],
         "inception_score_untrained": before["inception_score"],

@@ -15,7 +15,8 @@ import numpy as np
 from wavegan_dist.evaluation import classifier, features, metrics, pitch_judge
 
 ROWS = ("generated", "real_heldout")
-METRIC_NAMES = ("inception_score", "frechet_distance", "pitch_accuracy", "pitch_entropy",
+METRIC_NAMES = ("inception_score", "frechet_distance", "log_mel_frechet_distance",
+                "pitch_accuracy", "pitch_entropy",
                 "ndb", "ndb_over_k", "nearest_train_distance",
                 "judge_pitch_accuracy", "judge_pitch_accuracy_octave",
                 "artifact_power_sr_over_256", "artifact_power_sr_over_16",
@@ -54,6 +55,8 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
     predicted = {name: classifier.predict(model, info, waves) for name, waves in sets.items()}
     spectra = {name: features.flat(features.log_spectrogram(waves, info.sample_rate))
                for name, waves in sets.items()}
+    mels = {name: features.log_mel_frames(waves, info.sample_rate)
+            for name, waves in sets.items()}
     labels = {"generated": generated_labels, "real_heldout": heldout_labels}
     report = {"n_generated": len(generated), "n_heldout": len(heldout), "n_train": len(train),
               "k": k}
@@ -63,6 +66,7 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
         report[name] = {
             "inception_score": metrics.inception_score(probs),
             "frechet_distance": metrics.frechet_distance(embeddings, predicted["train"][1]),
+            "log_mel_frechet_distance": metrics.frechet_distance(mels[name], mels["train"]),
             "pitch_accuracy": (None if labels[name] is None
                                else metrics.pitch_accuracy(probs, labels[name])),
             "pitch_entropy": metrics.pitch_entropy(probs),
@@ -101,7 +105,8 @@ def format_table(report: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"({report['n_generated']} generated, {report['n_heldout']} held-out and "
                  f"{report['n_train']} training examples; NDB with k={report['k']}; Frechet "
-                 "distance, NDB and distances against the training set; judge_*: pYIN, "
+                 "distances, NDB and distances against the training set (log_mel: of "
+                 "log-mel frames, no classifier); judge_*: pYIN, "
                  f"strict within {pitch_judge.STRICT_CENTS:g} cents or octave-tolerant; "
                  "artifact_power_sr_over_P: fraction of spectral power on the lines at "
                  "multiples of sample_rate/P)")
