@@ -74,7 +74,7 @@ def test_damaged_newest_is_one_line_naming_the_newest_intact(run, tmp_path):
     for kind, proc in procs.items():
         # One stderr line: no TensorFlow warnings about unrestored values after it.
         line = error_line(proc)
-        assert f"checkpoints/ckpt-4: it is damaged (" in line, (kind, line)
+        assert "checkpoints/ckpt-4: it is damaged (" in line, (kind, line)
         assert "the newest intact one is ckpt-2: add --resume_from=ckpt-2" in line, (kind, line)
         assert "the flags the run was started with" not in line
         assert _files(folders[kind] / "checkpoints") == before[kind], kind  # nothing touched

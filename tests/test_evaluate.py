@@ -68,8 +68,6 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
 
 def test_compare_png_puts_a_real_note_beside_a_generated_one_per_pitch(trained, tmp_path,
                                                                       builtin_root):
-    import numpy as np
-
     from wavegan_dist.inference import compare, grid
     from wavegan_dist.inference.labels import midi_hz
 

@@ -2,8 +2,6 @@
 TPUClusterResolvers (a comma-separated grpc:// list is how TensorFlow names the hosts of
 a slice without the Cloud TPU API) and from TPU device names as TPUStrategy lists them."""
 
-import os
-
 import pytest
 import tensorflow as tf
 
