@@ -14,6 +14,8 @@ from wavegan_dist.config import make_config
 from wavegan_dist.training.checkpoints import damage_of
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 CPU = "/cpu:0"
 FLAGS = {**TINY_TEST_FLAGS, "num_wavs": 0, "sample_every": 1000}
 DATA = "ckpt-4.data-00000-of-00001"

@@ -12,6 +12,8 @@ from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 
 _evaluate = functools.partial(run_module, "evaluate")
 

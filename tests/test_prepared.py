@@ -19,6 +19,8 @@ from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 QUIET = dict(log=lambda _: None)
 # 40 examples = 5 global batches of 8 per epoch: 4 steps at n_critic 2 cross an epoch.
 SELECTION = dict(slice_len=1024, num_samples=40)
