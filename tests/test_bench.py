@@ -4,7 +4,11 @@ import functools
 import json
 import os
 
+import pytest
+
 from conftest import error_line, run_module
+
+pytestmark = pytest.mark.slow
 
 
 def test_data_bench_json_reports_both_rates_and_their_ratio():

@@ -33,6 +33,7 @@ def test_scale_table_arithmetic():
     assert scale.flops_per_real_example() * 320 == pytest.approx(6.49e12, rel=0.01)
 
 
+@pytest.mark.slow
 def test_scale_cli_takes_the_host_rate_from_a_bench_data_report(tmp_path):
     report = tmp_path / "data.json"
     report.write_text(json.dumps({"prepared_examples_per_sec_1_pipeline": 24000.0,
@@ -66,6 +67,7 @@ def test_nsynth_sized_plan_has_nsynths_shape():
     assert {i["family"] for i in instruments} == set(range(len(schema.FAMILIES)))
 
 
+@pytest.mark.slow
 def test_make_nsynth_size_writes_notes_sorted_by_instrument(tmp_path):
     dest = tmp_path / "n"
     proc = run_module("bench", "make-nsynth-size", f"--dest={dest}", "--rows=700", "--json")
@@ -86,6 +88,7 @@ def test_make_nsynth_size_writes_notes_sorted_by_instrument(tmp_path):
     assert "exists and is not an empty folder" in line
 
 
+@pytest.mark.slow
 def test_data_bench_with_prepared_reports_both_paths_side_by_side(tmp_path):
     prepared = tmp_path / "p"
     flags = ["--slice_len=1024", "--batch_size=16", "--batches=5", "--prepared_batches=8",

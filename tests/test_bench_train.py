@@ -59,6 +59,7 @@ def test_flop_layers_describe_the_networks_build_models_builds():
 _run_bench = functools.partial(run_module, "bench", "train", timeout=240)
 
 
+@pytest.mark.slow
 def test_train_bench_json_reports_every_documented_figure():
     proc = _run_bench("--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json",
                       "--no_torch")
@@ -113,6 +114,7 @@ def test_train_bench_json_reports_every_documented_figure():
     assert isinstance(r["meets_two_over_one_replica_target"], bool)
 
 
+@pytest.mark.slow
 def test_train_bench_runs_bf16_and_xla_as_training_would():
     proc = _run_bench("--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json",
                       "--precision=bf16", "--jit_compile", "--no_plain")
@@ -131,11 +133,13 @@ def test_train_bench_runs_bf16_and_xla_as_training_would():
     assert r["critic_update_tf_over_torch"] is None
 
 
+@pytest.mark.slow
 def test_gpu_bench_without_two_gpus_is_a_one_line_error():
     line = error_line(_run_bench("--device=gpu", timeout=120))
     assert "--device=gpu" in line and "sees 0" in line and "--device=cpu" in line
 
 
+@pytest.mark.slow
 def test_batch_that_does_not_split_over_two_replicas_is_a_one_line_error():
     line = error_line(_run_bench("--batch_size=7", timeout=120))
     assert "--batch_size=7" in line and "2 replicas" in line
@@ -227,6 +231,7 @@ def test_torch_transposed_conv_matches_keras_same():
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_torch_wavegan_matches_tensorflow_for_the_same_weights_and_trains():
     torch = pytest.importorskip("torch")
     import tensorflow as tf

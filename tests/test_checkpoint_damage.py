@@ -14,6 +14,8 @@ from wavegan_dist.config import make_config
 from wavegan_dist.training.checkpoints import damage_of
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 CPU = "/cpu:0"
 FLAGS = {**TINY_TEST_FLAGS, "num_wavs": 0, "sample_every": 1000}
 DATA = "ckpt-4.data-00000-of-00001"
@@ -74,7 +76,7 @@ def test_damaged_newest_is_one_line_naming_the_newest_intact(run, tmp_path):
     for kind, proc in procs.items():
         # One stderr line: no TensorFlow warnings about unrestored values after it.
         line = error_line(proc)
-        assert f"checkpoints/ckpt-4: it is damaged (" in line, (kind, line)
+        assert "checkpoints/ckpt-4: it is damaged (" in line, (kind, line)
         assert "the newest intact one is ckpt-2: add --resume_from=ckpt-2" in line, (kind, line)
         assert "the flags the run was started with" not in line
         assert _files(folders[kind] / "checkpoints") == before[kind], kind  # nothing touched

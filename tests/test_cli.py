@@ -10,6 +10,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.inference import grid
 
+pytestmark = pytest.mark.slow
+
 EXPECTED_TAGS = {"loss/critic", "loss/generator", "loss/gradient_penalty", "loss/wasserstein",
                  "perf/examples_per_sec", "audio/generated", "audio/real",
                  "spectrogram/generated", "config"}

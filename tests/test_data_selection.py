@@ -158,6 +158,7 @@ def test_audio_files_given_as_data_name_the_ingest_command(tmp_path):
         load_source(str(folder / "sub" / "a.wav"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["gs://bucket/nsynth/{split}", "s3://bucket/nsynth/{split}"])
 def test_an_unreachable_cloud_dataset_fails_in_one_line_and_the_process_exits(url, tmp_path,
                                                                            monkeypatch):

@@ -17,6 +17,8 @@ from wavegan_dist.inference.restore import load_generator
 from wavegan_dist.training import checkpoints, consensus, controller, faults, loop
 from wavegan_dist.training.steps import ema_decay
 
+pytestmark = pytest.mark.slow
+
 # Low, so that 3 steps go through the warm-up (0.1, 0.18) and then the decay itself (0.2).
 DECAY = 0.2
 

@@ -12,6 +12,8 @@ from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 
 _evaluate = functools.partial(run_module, "evaluate")
 
@@ -68,8 +70,6 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
 
 def test_compare_png_puts_a_real_note_beside_a_generated_one_per_pitch(trained, tmp_path,
                                                                       builtin_root):
-    import numpy as np
-
     from wavegan_dist.inference import compare, grid
     from wavegan_dist.inference.labels import midi_hz
 

@@ -33,8 +33,9 @@ OLD_RUN_FLAGS = ("--slice_len=32768", "--dim=1", "--kernel_len=5", "--latent_dim
 # 100 (32768 and 65536 differ only in the last stride, not in any weight's shape).
 @pytest.mark.parametrize("slice_len,generator_params,critic_params", [
     (16384, 19_065_345, 17_427_969),
-    (32768, 73_149_953, 69_875_201),
-    (65536, 73_149_953, 69_875_201),
+    # Building 73 M parameters takes several seconds: the full suite only.
+    pytest.param(32768, 73_149_953, 69_875_201, marks=pytest.mark.slow),
+    pytest.param(65536, 73_149_953, 69_875_201, marks=pytest.mark.slow),
 ])
 def test_parameter_counts_at_the_papers_width(slice_len, generator_params, critic_params):
     generator, critic = models.build_models(ModelSpec(slice_len=slice_len, dim=64))
@@ -79,6 +80,7 @@ def _copy_old_run(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_a_run_recorded_before_resumes_with_what_it_trained_with(tmp_path):
     run = _copy_old_run(tmp_path)
     proc = run_module("train", *OLD_RUN_FLAGS, f"--model_dir={run}", "--resume_from=ckpt-1")
@@ -98,6 +100,7 @@ def test_a_run_recorded_before_resumes_with_what_it_trained_with(tmp_path):
     assert recorded["conv_impl"] == "fast"
 
 
+@pytest.mark.slow
 def test_a_run_recorded_before_takes_a_flag_given_on_resume(tmp_path):
     run = _copy_old_run(tmp_path)
     cfg = make_config(slice_len=32768, dim=1, kernel_len=5, latent_dim=4, batch_size=2,

@@ -17,6 +17,8 @@ from wavegan_dist.errors import UserError
 from wavegan_dist.training.faults import StopRequest
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 CPU = "/cpu:0"
 
 

@@ -25,6 +25,8 @@ from wavegan_dist.inference import grid
 from wavegan_dist.inference.labels import midi_hz, parse_labels
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 N = 5  # not a square: the grid then has an empty cell
 SEED = 7
 RANGE = list(range(36, 85, 4))  # --pitch=36:84:4, stop included: 13 pitches

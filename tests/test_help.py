@@ -4,6 +4,8 @@ import pytest
 
 from conftest import run_module
 
+pytestmark = pytest.mark.slow
+
 # Entry point (module and subcommand) -> first words of its help, and flags it must list.
 COMMANDS = {
     ("train",): ("`python -m wavegan_dist.train`",

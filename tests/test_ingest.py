@@ -421,6 +421,7 @@ def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
     assert not os.path.exists(tmp_path / "ds")
 
 
+@pytest.mark.slow
 def test_a_non_utf8_file_name_is_ingested_with_escapes(tmp_path):
     src = tmp_path / "samples"
     src.mkdir()
@@ -478,6 +479,7 @@ def _note_folder(root, n=12, instruments=None):
     return root
 
 
+@pytest.mark.slow
 def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tmp_path):
     src = _note_folder(tmp_path / "notes")
     dest = tmp_path / "ds"
@@ -622,6 +624,7 @@ def last_error_line(proc):
     return line
 
 
+@pytest.mark.slow
 def test_an_ingest_that_writes_no_row_fails_and_frees_the_dest(tmp_path):
     src = tmp_path / "bad"
     src.mkdir()

@@ -5,11 +5,14 @@ import os
 
 import deeplake
 import numpy as np
+import pytest
 
 from wavegan_dist.data import instruments
 from wavegan_dist.data.schema import FAMILIES, NSYNTH_NUM_SAMPLES, SOURCES, SPLITS
 from wavegan_dist.data.source import resolve_path
 from wavegan_dist.evaluation import pitch_judge
+
+pytestmark = pytest.mark.slow
 
 
 def _columns(path):

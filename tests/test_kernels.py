@@ -45,6 +45,7 @@ def test_the_switch_covers_convolutions_leaky_relu_and_adam(model):
         assert type(reference.generator.upconv_0) is keras.layers.Conv1DTranspose
 
 
+@pytest.mark.slow
 def test_fast_and_reference_kernels_train_alike(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     runs = {}
@@ -62,6 +63,7 @@ def test_fast_and_reference_kernels_train_alike(tmp_path):
     assert np.isfinite(list(fast.values())).all()
 
 
+@pytest.mark.slow
 def test_a_bad_kernels_value_is_one_line_error(tmp_path):
     proc = run_module("train", "--kernels=gpu", f"--model_dir={tmp_path / 'run'}")
     assert error_line(proc) == ("error: flag --kernels=gpu: value should be one of "

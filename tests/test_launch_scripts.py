@@ -412,6 +412,7 @@ def test_multi_host_bad_input_gives_one_error_line_and_exit_2(args, needle):
     _assert_refused(MULTI_HOST, args, needle)
 
 
+@pytest.mark.slow
 def test_multi_host_execs_the_trainer_with_tf_config(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

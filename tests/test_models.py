@@ -142,6 +142,7 @@ def test_phase_shuffle_identity_cases():
     np.testing.assert_array_equal(phase_shuffle(x, tf.constant([1, -1, 1]), 0), x)
 
 
+@pytest.mark.slow
 def test_phase_shuffle_compiles_under_xla():
     x = tf.random.stateless_normal([6, 32, 4], seed=[7, 8])
     shifts = tf.constant([-3, -2, 0, 1, 2, 3], tf.int32)
@@ -162,6 +163,7 @@ def test_critic_zero_shifts_equal_no_shuffle(tiny):
     assert not np.allclose(shifted, critic(x).numpy())
 
 
+@pytest.mark.slow
 def test_critic_compiles_under_xla(tiny):
     _, critic = tiny
     x = tf.random.stateless_uniform([4, 1024, 1], seed=[11, 12], minval=-1.0, maxval=1.0)
@@ -268,6 +270,7 @@ def test_critic_first_and_second_order_gradients(tiny):
         assert np.any(grad.numpy() != 0), layer.name
 
 
+@pytest.mark.slow
 def test_gradient_penalty_compiles_under_xla(tiny):
     _, critic = tiny
     x = tf.random.stateless_uniform([3, 1024, 1], seed=[17, 18], minval=-1.0, maxval=1.0)
@@ -282,6 +285,7 @@ def test_gradient_penalty_compiles_under_xla(tiny):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_layer_table_cli_prints_the_papers_totals():
     proc = run_module("models", "--model=wavegan", "--slice_len=16384", "--dim=64",
                       timeout=120)

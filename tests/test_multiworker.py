@@ -27,6 +27,8 @@ from wavegan_dist.errors import UserError
 from wavegan_dist.training import faults
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(REPO, "launch", "local_multiworker.py")
 # A survivor notices a dead peer at once if they were in a collective together, else after

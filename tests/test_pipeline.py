@@ -111,6 +111,7 @@ def test_reads_of_runs_and_scattered_rows_return_the_rows_asked_for(source):
     np.testing.assert_array_equal(got, np.asarray(column[rows.tolist()]))
 
 
+@pytest.mark.slow
 def test_distributed_dataset_feeds_each_replica_its_part(source):
     strategy = strategies.mirrored(["/cpu:0", "/cpu:1"])
     dist = strategy.distribute_datasets_from_function(

@@ -4,8 +4,11 @@ import os
 
 import deeplake
 import numpy as np
+import pytest
 
 from wavegan_dist.evaluation import pitch_judge
+
+pytestmark = pytest.mark.slow
 
 
 def _real_notes(instruments_root, n=40):

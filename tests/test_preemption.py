@@ -16,6 +16,8 @@ from conftest import TINY_TEST_FLAGS
 from wavegan_dist.errors import UserError
 from wavegan_dist.training import preemption
 
+pytestmark = pytest.mark.slow
+
 SERVER_LIFETIME_S = 300  # the fake server shuts itself down after this, whatever happens
 
 

@@ -19,6 +19,8 @@ from wavegan_dist.data.source import load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 QUIET = dict(log=lambda _: None)
 # 40 examples = 5 global batches of 8 per epoch: 4 steps at n_critic 2 cross an epoch.
 SELECTION = dict(slice_len=1024, num_samples=40)
@@ -63,7 +65,7 @@ def _source(folder, **kw):
 def _stream(source, batches, per_replica=8, num_pipelines=1, pipeline_id=0, seed=0, start=0,
             per_pipeline=8):
     ds = source.pipeline_dataset(num_pipelines, pipeline_id, per_replica, per_pipeline, seed, start)
-    return [(a.numpy(), l.numpy()) for a, l in ds.take(batches)]
+    return [(a.numpy(), label.numpy()) for a, label in ds.take(batches)]
 
 
 def test_shards_hold_every_selected_example_once_in_the_seeded_order(prepared, builtin_root):
@@ -198,7 +200,7 @@ def test_training_on_prepared_data_matches_on_one_and_two_replicas(prepared, tmp
     run_training(cfg.replace(model_dir=str(resumed), train_steps=3, ckpt_every=3), cpu, **QUIET)
     logs = []
     second = run_training(cfg.replace(model_dir=str(resumed)), cpu, log=logs.append)
-    assert second.start_step == 3 and any(l.startswith("resumed from step 3") for l in logs)
+    assert second.start_step == 3 and any(line.startswith("resumed from step 3") for line in logs)
     assert max_diff(checkpoint_weights(one), checkpoint_weights(resumed)) < 1e-6
     # And the check is sharp: another seed moves the weights far more than that.
     other = tmp_path / "other"

@@ -38,6 +38,7 @@ def test_strategies_with_own_collective_keys_reduce_different_shapes():
         np.testing.assert_array_equal(got, np.full([n], 2.0))
 
 
+@pytest.mark.slow
 def test_runtime_started_is_false_before_the_first_op_and_true_after():
     code = ("import tensorflow as tf; from wavegan_dist import private_apis as p; "
             "before = p.runtime_started(); tf.constant(1.0) + 1; "

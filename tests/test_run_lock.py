@@ -22,6 +22,7 @@ def _train_flags(model_dir, *extra):
             *[f"--{k}={v}" for k, v in flags.items()], *extra]
 
 
+@pytest.mark.slow
 def test_a_second_training_on_the_model_dir_is_refused_and_kill_9_does_not_block(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(

@@ -10,6 +10,8 @@ from wavegan_dist import private_apis
 from wavegan_dist.config import make_config
 from wavegan_dist.training import loop
 
+pytestmark = pytest.mark.slow
+
 
 class _Counting:
     """Records every strategy.run (the function it was given) and strategy.reduce."""

@@ -42,6 +42,7 @@ def test_strategies_that_cannot_be_had_raise_user_errors(monkeypatch):
     assert auto.num_replicas_in_sync == 1 and "skipped the TPU" in notes[0]
 
 
+@pytest.mark.slow
 def test_mirrored_strategies_in_one_process_do_not_share_collective_keys(tmp_path):
     """Two MirroredStrategy runs in one process whose steps issue different collectives
     (n_critic 1, then 2): with TensorFlow's shared keys the second failed with "Shape

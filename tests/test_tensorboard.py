@@ -19,6 +19,8 @@ import pytest
 
 from conftest import TINY_TEST_FLAGS, run_module
 
+pytestmark = pytest.mark.slow
+
 START_SECONDS = 120  # bound on TensorBoard starting and loading the run
 
 

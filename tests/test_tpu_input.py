@@ -2,8 +2,6 @@
 TPUClusterResolvers (a comma-separated grpc:// list is how TensorFlow names the hosts of
 a slice without the Cloud TPU API) and from TPU device names as TPUStrategy lists them."""
 
-import os
-
 import pytest
 import tensorflow as tf
 
@@ -37,6 +35,7 @@ def prepared(tmp_path_factory, builtin_root):
     return dest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["tpu", "auto"])
 def test_deeplake_input_on_a_multi_host_tpu_is_refused_before_connecting(tmp_path, strategy):
     model_dir = tmp_path / "run"
@@ -50,6 +49,7 @@ def test_deeplake_input_on_a_multi_host_tpu_is_refused_before_connecting(tmp_pat
     assert not model_dir.exists()
 
 
+@pytest.mark.slow
 def test_deeplake_input_on_a_remote_tpu_is_refused_before_connecting(tmp_path):
     line = error_line(run_module("train", "--strategy=tpu", "--tpu=grpc://127.0.0.1:1", *TINY,
                                  f"--model_dir={tmp_path / 'run'}"))
@@ -58,6 +58,7 @@ def test_deeplake_input_on_a_remote_tpu_is_refused_before_connecting(tmp_path):
             "wavegan_dist.prepare --data=builtin") in line
 
 
+@pytest.mark.slow
 def test_prepared_input_on_a_multi_host_tpu_passes_the_check(tmp_path, prepared):
     # It goes on to connect to the hosts, and stops at the first that does not answer.
     line = error_line(run_module("train", "--strategy=tpu", f"--tpu={TWO_HOSTS}", *TINY,

@@ -11,6 +11,8 @@ import pytest
 from conftest import TINY_TEST_FLAGS
 from test_ingest import make_notes, write_jsonwav
 
+pytestmark = pytest.mark.slow
+
 
 def _cli(module, *flags):
     return subprocess.run([sys.executable, "-m", module, *flags], capture_output=True,

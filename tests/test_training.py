@@ -17,6 +17,8 @@ from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 
 def _cfg(model_dir, **kw):
     return make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(model_dir), **kw})

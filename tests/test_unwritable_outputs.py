@@ -18,6 +18,8 @@ from wavegan_dist.config import make_config
 from wavegan_dist.training.checkpoints import damage_of
 from wavegan_dist.training.loop import run_training
 
+pytestmark = pytest.mark.slow
+
 # Samples off: an audio summary makes TensorFlow log a line to stderr (oneDNN and DT_STRING).
 FLAGS = {**TINY_TEST_FLAGS, "num_wavs": 0, "sample_every": 1000}
 _generate = functools.partial(run_module, "generate")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -54,7 +55,7 @@ class Workers:
         self.count = len(self.names)
         # Every local replica adds this worker's values once more.
         self._local_replicas = strategy.num_replicas_in_sync // self.count
-        self._sum = None
+        self._sum: Callable[[tf.Tensor], tf.Tensor] | None = None
 
     def gather(self, values) -> np.ndarray:
         """Every worker's `values`, from one all-reduce (a collective: every worker must

@@ -172,6 +172,7 @@ class Progress:
     def __init__(self, examples_per_step: int, clock: Callable[[], float] = time.perf_counter):
         self.examples_per_step = examples_per_step
         self.clock = clock
+        self._rate: float | None = None
         self.restart(0)
 
     def restart(self, step: int) -> None:
@@ -189,6 +190,7 @@ class Progress:
         else:
             self._rate = (call.end - mark_step) * self.examples_per_step / (now - mark_time)
         self._mark = (now, call.end)
+        assert call.values is not None, "a call with logged steps has fetched its values"
         for s in call.logged:
             at = {k: float(v[s - call.step - 1]) for k, v in call.values.items()}
             ctl.writer.scalars(s, at, self._rate)

@@ -60,10 +60,10 @@ class StopRequest:
         self.signal_name = ""
         self.graceful = False
         self._interrupts = 0
-        self._previous = {}
+        self._previous: dict = {}
         self._previous_wakeup = -1
-        self._sockets = None
-        self._watcher = None
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._watcher: threading.Thread | None = None
 
     def _handle(self, signum, frame):
         if self.exit_at_once:
@@ -91,7 +91,7 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-        if self._sockets is None:
+        if self._sockets is None or self._watcher is None:  # both set together
             return
         signal.set_wakeup_fd(self._previous_wakeup)
         reader, writer = self._sockets

@@ -24,7 +24,7 @@ from wavegan_dist.data import pipeline
 from wavegan_dist.data.labels import attach_labels, label_counts
 from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
-from wavegan_dist.data.source import load_source
+from wavegan_dist.data.source import DataSource, load_source
 from wavegan_dist.errors import UserError
 from wavegan_dist.training import (checkpoints, consensus, controller, faults, preemption,
                                    run_lock, summaries, tpu_input)
@@ -180,6 +180,7 @@ def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResu
     replicas = strategy.num_replicas_in_sync
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
     check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
+    source: PreparedSource | DataSource
     if prepared:
         source = open_prepared(cfg.data, cfg, log)
         data = _Data(source=source, labels=None, counts=source.label_counts)
@@ -264,7 +265,7 @@ def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
     return build_trainer(
         strategy, lambda: models.build_models(spec),
         StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
-                   cfg.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step,
+                   spec.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step,
                    cfg.generator_ema),
         cfg.learning_rate, cfg.beta1, cfg.beta2, counts,
         generator_fn=lambda: models.build_generator(spec), epsilon=cfg.adam_epsilon,
@@ -318,7 +319,8 @@ class PipelineTrainer:
         self.checkpointer = checkpointer
         self.log = log
         self.dataset_fn_at = dataset_fn_at
-        self._dataset = self._iterator = None
+        self._dataset: Any = None
+        self._iterator: Any = None
 
     def start(self, step: int) -> None:
         """Opens a fresh input pipeline at `step`: after a rollback the data restart at

@@ -86,12 +86,12 @@ class RunLock:
         self.kind = kind
         self.stale_seconds = stale_seconds
         self.heartbeat_seconds = heartbeat_seconds
-        self._fd = None
+        self._fd: int | None = None
         self._created_dir = False  # the lock made model_dir (removed again if left empty)
         self._token = ""
         self._held: dict = {}
         self._stop_heartbeat = threading.Event()
-        self._heartbeat = None
+        self._heartbeat: threading.Thread | None = None
         self._release_lock = threading.Lock()  # release() may come from a signal watcher
 
     def __enter__(self) -> "RunLock":

@@ -403,6 +403,7 @@ class WganGpTrainer:
                 return ema.assign(weight)
             return ema.assign(decay * ema + (1.0 - decay) * weight)
 
+        assert self.generator_ema is not None, "only a trainer with an EMA updates it"
         pairs = [(e, w, decay) for e, w in zip(self.generator_ema.trainable_variables,
                                                 self.generator.trainable_variables)]
         # Moving statistics are already an average over batches; they are copied (as
