@@ -8,7 +8,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import TINY_TEST_FLAGS, error_line, run_module
-from wavegan_dist.inference import grid
+from wavegan_dist.media import grid
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ def _dataset_fn(strategy, cfg):
     per_replica = cfg.batch_size // strategy.num_replicas_in_sync
 
     def dataset_fn(ctx):
-        x = 0.1 * tf.random.stateless_normal([per_replica, cfg.slice_len, 1],
+        x = 0.1 * tf.random.stateless_normal([per_replica, cfg.net.slice_len, 1],
                                              [ctx.input_pipeline_id, 0])
         return tf.data.Dataset.from_tensors((x, tf.zeros([per_replica], tf.int32))).repeat()
 
@@ -145,7 +145,7 @@ def test_checkpoint_round_trip_rollback_and_load_generator(tmp_path):
     raw, *_, weights = load_generator(str(tmp_path), weights="raw")
     assert weights == "raw" and _max_diff(_values(raw), saved_raw) == 0.0
     # The samples drawn during training come from the EMA too.
-    z = tf.random.uniform([2, cfg.latent_dim], -1.0, 1.0, seed=1)
+    z = tf.random.uniform([2, cfg.net.latent_dim], -1.0, 1.0, seed=1)
     assert np.abs(trainer.generate(z).numpy() - ema(z, None, training=False).numpy()).max() < 1e-6
     assert np.abs(trainer.generate(z, raw=True).numpy()
                   - raw(z, None, training=False).numpy()).max() < 1e-6

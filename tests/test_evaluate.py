@@ -70,8 +70,9 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
 
 def test_compare_png_puts_a_real_note_beside_a_generated_one_per_pitch(trained, tmp_path,
                                                                       builtin_root):
-    from wavegan_dist.inference import compare, grid
-    from wavegan_dist.inference.labels import midi_hz
+    from wavegan_dist.inference import compare
+    from wavegan_dist.media import grid
+    from wavegan_dist.media.labels import midi_hz
 
     root, _ = trained
     png = tmp_path / "pictures" / "compare.png"  # its folder is created

@@ -66,7 +66,7 @@ def test_critic_shuffles_after_its_first_four_layers(slice_len, layers, shuffled
 
 def test_the_paper_preset_and_training_use_the_authors_defaults():
     cfg = make_config("paper")
-    assert (cfg.adam_epsilon, cfg.phase_shuffle_layers) == (1e-8, 4)
+    assert (cfg.adam_epsilon, cfg.net.phase_shuffle_layers) == (1e-8, 4)
     cfg = make_config("tiny", **TINY_TEST_FLAGS)
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     for kernels in ("fast", "reference"):

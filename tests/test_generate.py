@@ -21,8 +21,8 @@ import tensorflow as tf
 from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
 from wavegan_dist.errors import UserError
-from wavegan_dist.inference import grid
-from wavegan_dist.inference.labels import midi_hz, parse_labels
+from wavegan_dist.media import grid
+from wavegan_dist.media.labels import midi_hz, parse_labels
 from wavegan_dist.training.loop import run_training
 
 pytestmark = pytest.mark.slow
@@ -365,7 +365,7 @@ def test_run_without_recorded_sample_rate_uses_16000_and_says_so(runs, tmp_path)
     del values["sample_rate"]
     (tmp_path / "config.json").write_text(json.dumps(values))
     cfg, rate, notes = read_run_config(str(tmp_path))
-    assert (cfg.slice_len, cfg.condition, rate) == (1024, "none", 16000)
+    assert (cfg.net.slice_len, cfg.condition, rate) == (1024, "none", 16000)
     assert len(notes) == 1 and "no sample_rate" in notes[0] and "16000 Hz" in notes[0]
 
 

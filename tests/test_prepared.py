@@ -47,7 +47,7 @@ def _expected(cfg):
     notes = np.asarray(source.dataset["audio"][source.rows.tolist()])
     pcm, scale = pipeline.examples_from_notes(notes, np.zeros(len(notes), np.int64),
                                               notes.shape[1] if cfg.slice_offset == "random"
-                                              else cfg.slice_len, cfg.normalize)
+                                              else cfg.net.slice_len, cfg.normalize)
     return pcm, scale, labels
 
 

@@ -13,6 +13,6 @@ def test_quick_preset_validates_and_builds_its_generator():
     # Explicit values still win over the preset.
     assert make_config("quick", train_steps=7).train_steps == 7
     generator = build_generator(cfg.model_spec("CPU"))
-    z = np.zeros((2, cfg.latent_dim), np.float32)
+    z = np.zeros((2, cfg.net.latent_dim), np.float32)
     out = generator(z, np.array([60, 72], np.int32), training=False).numpy()
-    assert out.shape == (2, cfg.slice_len, 1) and np.all(np.abs(out) <= 1.0)
+    assert out.shape == (2, cfg.net.slice_len, 1) and np.all(np.abs(out) <= 1.0)

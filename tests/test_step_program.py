@@ -53,7 +53,7 @@ def _counts(cfg):
 
 def _batch(cfg, rows, index):
     """One real-shaped batch: (audio float32 [rows, slice_len, 1], labels int32 [rows])."""
-    audio = 0.1 * tf.random.stateless_normal([rows, cfg.slice_len, 1], [index, 7])
+    audio = 0.1 * tf.random.stateless_normal([rows, cfg.net.slice_len, 1], [index, 7])
     classes = max(cfg.model_spec().num_classes, 1)
     return audio, tf.random.stateless_uniform([rows], [index, 8], 0, classes, tf.int32)
 

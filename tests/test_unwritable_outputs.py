@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import TINY_TEST_FLAGS, error_line, run_module
 from wavegan_dist.config import make_config
-from wavegan_dist.training.checkpoints import damage_of
+from wavegan_dist.run_folder.checkpoint_files import damage_of
 from wavegan_dist.training.loop import run_training
 
 pytestmark = pytest.mark.slow

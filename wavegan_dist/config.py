@@ -1,7 +1,12 @@
 """The one configuration object of a training run, and its named presets.
 
-Library code takes a `Config` (or plain arguments from it), never absl flags:
-flags.py is the only place that turns command-line flags into a Config.
+Every field is declared once, here or (the networks' fields) in models/spec.py, with
+its default, its flag's help text, its choices and what changing it on a resume
+means (wavegan_dist/options.py). flags.py makes the command-line flags from these
+declarations and is the only place that reads them; library code takes a Config (or
+plain arguments from it). Field names are the flag names, also for the networks'
+fields nested in `Config.net`: make_config, Config.replace and config.json use them
+flat.
 """
 
 from __future__ import annotations
@@ -10,8 +15,17 @@ import dataclasses
 import json
 from typing import Any
 
+from wavegan_dist.data.names import LABEL_CLASSES, SHUFFLES, SPLITS
 from wavegan_dist.errors import UserError
-from wavegan_dist.kernels import KERNELS
+from wavegan_dist.kernels import KERNELS, local_device_type, resolve_kernels
+from wavegan_dist.models import registry
+from wavegan_dist.models.shapes import layer_strides
+from wavegan_dist.models.spec import ModelSpec
+from wavegan_dist.options import ORDER, REFUSE, flag_fields, option
+
+STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
+PRECISIONS = ("fp32", "bf16")
+CONDITIONS = ("none", *LABEL_CLASSES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,89 +33,183 @@ class Config:
     """Everything a training run needs. Defaults are the WaveGAN paper's."""
 
     # Distribution.
-    strategy: str = "auto"  # auto | mirrored | multiworker | tpu | cpu
-    tpu: str = ""  # TPU name or grpc:// address for --strategy=tpu/auto
-    cpu_replicas: int = 1  # split the CPU into this many logical devices
+    strategy: str = option(
+        "auto", "tf.distribute strategy: auto picks a TPU if reachable, else all GPUs if >= 2, "
+        "else --cpu_replicas logical CPUs if > 1, else one device.", choices=STRATEGIES)
+    tpu: str = option("", "Cloud TPU name or grpc://host:port (default: $TPU_NAME, or the local "
+                      "TPU on a TPU VM).")
+    cpu_replicas: int = option(1, "Split the CPU into this many logical devices (mirrored/auto "
+                               "without GPUs).")
 
     # Data.
-    data: str = "builtin"  # "builtin", a deeplake dataset path or a prepared folder
-    split: str = "train"
-    data_cache: str = ""  # where the built-in dataset is cached ("" = default)
-    num_samples: int = 0  # use the first N rows (0 = all)
-    subset: str = "all"  # all | gansynth
-    instrument_source: tuple = ()  # allowed ids; () = any
-    instrument_family: tuple = ()
-    pitch_min: int | None = None
-    pitch_max: int | None = None
-    velocity: tuple = ()
-    slice_offset: str = "start"  # start | random
-    normalize: str = "none"  # none | peak
-    read_rows: int = 1024  # rows fetched from deeplake per read (speed only)
-    shuffle: str = "rows"  # rows | blocks | none (see data/pipeline.BatchPlan)
-    shuffle_window: int = 1024  # rows shuffled together for --shuffle=blocks
+    data: str = option(
+        "builtin", "'builtin' (procedural NSynth-like set, built on first use), "
+        "'builtin-instruments' (sampled acoustic instrument notes, built on first use), a "
+        "deeplake dataset path (a folder with train/valid/test subfolders is read at "
+        "--split), or a folder written by `python -m wavegan_dist.prepare`.", on_resume=ORDER)
+    split: str = option("train", "Dataset split.", choices=SPLITS, on_resume=ORDER)
+    data_cache: str = option("", "Cache folder for the built-in datasets (default "
+                             "$WAVEGAN_DIST_CACHE or ~/.cache/wavegan_dist).")
+    num_samples: int = option(0, "Train on the first N rows only (0 = all).", on_resume=ORDER)
+    subset: str = option("all", "Named row subset: 'gansynth' is acoustic instruments with "
+                         "pitch 24-84 (GANSynth's NSynth subset).", choices=("all", "gansynth"),
+                         on_resume=ORDER)
+    instrument_source: tuple[int, ...] = option(
+        (), "Keep these instrument_source ids (0 acoustic, 1 electronic, 2 synthetic), e.g. 0 "
+        "or 0,2.", on_resume=ORDER)
+    instrument_family: tuple[int, ...] = option(
+        (), "Keep these instrument_family ids (0 bass ... 10 vocal).", on_resume=ORDER)
+    pitch_min: int | None = option(None, "Keep notes with MIDI pitch >= this.", on_resume=ORDER)
+    pitch_max: int | None = option(None, "Keep notes with MIDI pitch <= this.", on_resume=ORDER)
+    velocity: tuple[int, ...] = option((), "Keep these velocities, e.g. 75,100.", on_resume=ORDER)
+    slice_offset: str = option(
+        "start", "Which slice of each note: its first slice_len samples, or a random window "
+        "(seeded, per example).", choices=("start", "random"), on_resume=ORDER)
+    normalize: str = option(
+        "none", "Level of each example: as stored (keeps velocity), or scaled so the note's "
+        "peak is 1.", choices=("none", "peak"), on_resume=ORDER)
+    read_rows: int = option(1024, "Rows fetched from deeplake per read (speed only).")
+    shuffle: str = option(
+        "rows", "Order of rows, new every epoch (seeded): 'rows' is a full permutation; "
+        "'blocks' shuffles 64-row blocks, then rows within each --shuffle_window (contiguous "
+        "reads, 2-3x faster on large datasets, less varied batches); 'none' keeps dataset "
+        "order.", choices=SHUFFLES, on_resume=ORDER)
+    shuffle_window: int = option(1024, "Rows shuffled together after the blocks are shuffled "
+                                 "(--shuffle=blocks); part of the data order.", on_resume=ORDER)
 
-    # Model.
-    model: str = "wavegan"  # wavegan | seed2d
-    slice_len: int = 16384
-    dim: int = 64
-    kernel_len: int | None = None  # None: the model's default (MODEL_DEFAULTS)
-    latent_dim: int = 100
-    phase_shuffle: int | None = None  # None: the model's default (MODEL_DEFAULTS)
-    # Critic layers followed by phase shuffle, counted from the waveform end and never
-    # the last: the authors' code shuffles after its first 4 at every slice length.
-    phase_shuffle_layers: int = 4
-    upsample: str = "zeros"  # zeros (transposed conv) | nn (nearest neighbour + conv)
-    post_filter: bool = False  # learned 512-tap filter after the generator
-    gen_batchnorm: bool = False  # batch norm in the generator
-    condition: str = "none"  # none | pitch | instrument_family
+    # The networks: their flags are declared in models/spec.py.
+    net: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    condition: str = option(
+        "none", "Make both networks conditional on this label: the generator takes it with "
+        "z, the critic through a projection. Rows without the label are left out.",
+        choices=CONDITIONS, on_resume=REFUSE)
 
     # Optimisation.
-    batch_size: int = 64  # global batch, over all replicas
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    learning_rate: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.9
-    adam_epsilon: float = 1e-8  # tf.train.AdamOptimizer's, which the authors' code uses
-    train_steps: int = 200_000  # generator steps
-    seed: int = 0
-    jit_compile: bool = False  # XLA-compile each replica's forward/backward (TPU: whole step)
-    precision: str = "fp32"  # fp32 | bf16 (mixed: bfloat16 compute, float32 weights)
-    kernels: str = "auto"  # auto | fast | reference (wavegan_dist/kernels.py)
-    steps_per_loop: int = 1  # generator steps per host call (one tf.function loop)
-    # Decay of the exponential moving average of the generator's weights that draws all
-    # audio (training/steps.py); 0 = off. About 1 / (1 - decay) steps are averaged.
-    generator_ema: float = 0.999
+    batch_size: int = option(64, "Global batch size, over all replicas.", on_resume=ORDER)
+    n_critic: int = option(5, "Critic updates per generator update.", on_resume=ORDER)
+    gp_weight: float = option(10.0, "Gradient penalty weight lambda.", on_resume=(
+        "the critic's gradient penalty uses the new weight from the resumed step on"))
+    learning_rate: float = option(1e-4, "Adam learning rate (both networks).", on_resume=(
+        "both optimizers use the new learning rate from the resumed step on (Adam's moment "
+        "estimates are kept)"))
+    beta1: float = option(0.5, "Adam beta1.", on_resume=(
+        "Adam's first-moment decay takes the new value from the resumed step on (the moment "
+        "estimates are kept)"))
+    beta2: float = option(0.9, "Adam beta2.", on_resume=(
+        "Adam's second-moment decay takes the new value from the resumed step on (the "
+        "moment estimates are kept)"))
+    adam_epsilon: float = option(
+        1e-8, "Adam epsilon, both networks (the authors' tf.train.AdamOptimizer's). A run "
+        "started before this flag existed keeps Keras's 1e-7 unless it is given.", on_resume=(
+            "both optimizers use the new epsilon from the resumed step on (Adam's moment "
+            "estimates are kept)"))
+    train_steps: int = option(200_000, "Total generator steps (a resumed run continues up to "
+                              "this).")
+    seed: int = option(0, "Seed for weights, data order and noise.", on_resume=ORDER)
+    jit_compile: bool = option(
+        False, "Compile with XLA: the whole step on one device; each replica's forward and "
+        "backward pass on several mirrored replicas, Adam and its all-reduce running outside "
+        "(a TPU compiles the whole step anyway). With --gen_batchnorm: one replica or a TPU "
+        "only.", on_resume="the step is compiled the other way from now on; results differ "
+        "in rounding only")
+    precision: str = option(
+        "fp32", "'bf16': mixed precision (bfloat16 compute, float32 weights and losses; TPU "
+        "and recent GPUs); 'fp32' everywhere otherwise.", choices=PRECISIONS, on_resume=ORDER)
+    kernels: str = option(
+        "auto", "'fast': WaveGAN's strided convolutions as polyphase stride-1 convolutions and "
+        "matmuls, the critic's LeakyReLU without its all-zero second-order path, and Adam as "
+        "one fused kernel per variable (measured faster on CPU only); 'reference': Keras's "
+        "own layers, LeakyReLU and Adam; 'auto': fast on CPU, reference on GPU and TPU. The "
+        "same mathematics: checkpoints are interchangeable.", choices=KERNELS, on_resume=(
+            "the networks and Adam run on the kernels it picks from now on; results differ "
+            "in rounding only"))
+    steps_per_loop: int = option(
+        1, "Generator steps per host call, run in one compiled loop, one strategy.run per "
+        "step (cuts host overhead on TPU/GPU); logged scalars stay exact per step.")
+    generator_ema: float = option(
+        0.999, "Decay of the exponential moving average of the generator's weights, which "
+        "draws all audio (samples, --eval_every, generate, evaluate, export); 0 = off. It "
+        "averages about 1 / (1 - decay) steps, after a warm-up: 0.999 (~1,000 steps) suits "
+        "the paper's 200k-step runs; the tiny preset uses 0.995 (~200 steps), short enough "
+        "to follow a few-thousand-step run at its higher learning rate.", on_resume=(
+            "the generator's moving average goes on from its saved weights with the new decay "
+            "(0 stops keeping it: samples and later checkpoints then use the generator's own "
+            "weights)"))
 
     # Faults.
-    on_nan: str = "stop"  # stop | rollback (restore the last checkpoint, new noise seed)
-    max_rollbacks: int = 3  # rollbacks allowed in one process before stopping
-    debug_nan_at_step: int = 0  # test hook: poison the generator loss at this step (0 = off)
-    # Watch a Google Cloud VM's metadata server for a preemption notice: auto | on | off.
-    preemption_watch: str = "auto"
+    on_nan: str = option(
+        "stop", "When a loss is NaN/Inf: 'stop' (error, last checkpoint intact) or 'rollback' "
+        "(restore the last checkpoint and continue with a fresh noise seed, up to "
+        "--max_rollbacks times).", choices=("stop", "rollback"))
+    max_rollbacks: int = option(3, "Rollbacks allowed in one run (--on_nan=rollback) before "
+                                "it stops.")
+    debug_nan_at_step: int = option(
+        0, "Testing aid: make the generator loss NaN at this step (once, with the run's own "
+        "seed), to exercise --on_nan. 0 = off.")
+    preemption_watch: str = option(
+        "auto", "Watch the Google Cloud metadata server for a preemption or host-maintenance "
+        "notice and checkpoint and stop as on SIGTERM: 'auto' on a Google Cloud VM "
+        "(GCE_METADATA_IP set, or the DMI product name says Google) whose server answers "
+        "within 1 s; 'on' always (error if no server answers); 'off'.",
+        choices=("auto", "on", "off"))
 
     # Outputs.
-    model_dir: str = ""
-    # "" resumes from the newest checkpoint; "ckpt-N" or a path prefix from that one.
-    resume_from: str = ""
-    ckpt_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 100
-    sample_every: int = 1000
-    num_wavs: int = 4  # WAV files written every sample_every steps and at the end
+    model_dir: str = option("", "Folder for checkpoints, TensorBoard events and samples; an "
+                            "existing run there is resumed.")
+    resume_from: str = option(
+        "", "Continue from this checkpoint instead of the newest: ckpt-N (in "
+        "MODEL_DIR/checkpoints) or a checkpoint path prefix. Newer checkpoints of the run "
+        "are moved to MODEL_DIR/checkpoints/set_aside-<time>/, not deleted.")
+    ckpt_every: int = option(1000, "Checkpoint every N steps (and at the end).")
+    keep_checkpoints: int = option(3, "Checkpoints kept.")
+    log_every: int = option(100, "Console and scalar summaries every N steps.")
+    sample_every: int = option(1000, "Audio and spectrogram summaries, and WAV files, every N "
+                               "steps.")
+    num_wavs: int = option(4, "WAV files written every --sample_every steps and at the end "
+                           "(0 = none).")
 
     # Evaluation during training.
-    eval_every: int = 0  # steps between evaluations (0 = off)
-    eval_classifier: str = ""  # folder from `python -m wavegan_dist.evaluate train-classifier`
-    eval_split: str = "valid"  # held-out split scored against
-    eval_examples: int = 0  # generated examples per evaluation (0 = as many as held-out notes)
+    eval_every: int = option(
+        0, "Score the generator every N steps (0 = off): Inception Score, Frechet distance, "
+        "pitch accuracy/entropy, NDB under eval/ in TensorBoard; the best Frechet distance's "
+        "checkpoint is kept in MODEL_DIR/best.")
+    eval_classifier: str = option("", "Classifier folder for --eval_every (python -m "
+                                  "wavegan_dist.evaluate train-classifier).")
+    eval_split: str = option("valid", "Held-out split the evaluation scores against.",
+                             choices=SPLITS)
+    eval_examples: int = option(0, "Generated examples per evaluation (0 = as many as "
+                                "held-out notes).")
 
     def __post_init__(self):
-        # Model-dependent defaults are filled here so every way of building a Config
-        # (flags, make_config, replace, from_dict) resolves them the same way.
-        for name, value in MODEL_DEFAULTS.get(self.model, {}).items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
+        # The networks' derived fields follow the run's own, and fields left None take
+        # the family's defaults, however the Config was made (flags, make_config,
+        # replace, from_dict).
+        net = dataclasses.replace(
+            self.net, num_classes=LABEL_CLASSES.get(self.condition, 0), seed=self.seed,
+            precision=self.precision, kernels=self.kernels)
+        object.__setattr__(self, "net", registry.complete(net))
+
+    @classmethod
+    def flag_fields(cls) -> list[dataclasses.Field]:
+        """Every field that is a flag, the networks' in the place of `net`."""
+        out = []
+        for f in dataclasses.fields(cls):
+            out.extend(flag_fields(ModelSpec) if f.name == "net" else [f])
+        return out
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> "Config":
+        """Builds a Config (not yet validated) from {flag name: value}.
+
+        Raises UserError naming any key that is not a flag field.
+        """
+        names = {f.name for f in cls.flag_fields()}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise UserError(f"unknown config field(s): {', '.join(unknown)}")
+        net_names = {f.name for f in flag_fields(ModelSpec)}
+        net = ModelSpec(**{k: v for k, v in values.items() if k in net_names})
+        return cls(net=net, **{k: v for k, v in values.items() if k not in net_names})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
@@ -112,32 +220,24 @@ class Config:
         values it trained with (`recorded_defaults`). Raises UserError if a value is
         not usable.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in cls.flag_fields()}
         kept = {k: tuple(v) if isinstance(v, list) else v
                 for k, v in values.items() if k in names}
-        return cls(**{**recorded_defaults(values), **kept}).validated()
+        return cls.from_flat({**recorded_defaults(values), **kept}).validated()
 
-    def model_spec(self, device_type: str | None = None):
-        """The networks this config describes, as a models.ModelSpec.
+    def model_spec(self, device_type: str | None = None) -> ModelSpec:
+        """The networks this config describes, ready to build.
 
         Args:
           device_type: "CPU", "GPU" or "TPU", the device the networks run on, which
             --kernels=auto decides by; None: this process's own (kernels.local_device_type).
+        Returns:
+          cfg.net with its kernels resolved to "fast" or "reference".
         """
-        from wavegan_dist.data.schema import LABEL_CLASSES
-        from wavegan_dist.kernels import local_device_type, resolve_kernels
-        from wavegan_dist.models.spec import ModelSpec
-
         kernels = self.kernels
         if kernels == "auto":
             kernels = resolve_kernels(kernels, device_type or local_device_type())
-        return ModelSpec(
-            model=self.model, slice_len=self.slice_len, dim=self.dim,
-            kernel_len=self.kernel_len, latent_dim=self.latent_dim,
-            phase_shuffle=self.phase_shuffle, phase_shuffle_layers=self.phase_shuffle_layers,
-            upsample=self.upsample, post_filter=self.post_filter,
-            gen_batchnorm=self.gen_batchnorm, num_classes=LABEL_CLASSES.get(self.condition, 0),
-            seed=self.seed, precision=self.precision, kernels=kernels)
+        return dataclasses.replace(self.net, kernels=kernels)
 
     def row_filter(self):
         """The RowFilter these data flags describe."""
@@ -148,12 +248,14 @@ class Config:
             pitch_max=self.pitch_max, velocity=self.velocity, num_samples=self.num_samples)
 
     def replace(self, **changes: Any) -> "Config":
-        """Returns a copy with `changes` applied (validated)."""
-        return dataclasses.replace(self, **changes).validated()
+        """Returns a copy with `changes` ({flag name: value}) applied (validated)."""
+        return Config.from_flat({**self.to_dict(), **changes}).validated()
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the config as a plain JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        """Returns {flag name: value} of every flag field (the networks' too, flat)."""
+        net = self.net.flag_values()
+        return {f.name: net[f.name] if f.name in net else getattr(self, f.name)
+                for f in self.flag_fields()}
 
     def to_json(self) -> str:
         """Returns the config as indented JSON text."""
@@ -165,32 +267,23 @@ class Config:
             if not ok:
                 raise UserError(msg)
 
-        need(self.strategy in STRATEGIES,
-             f"--strategy={self.strategy} is not one of {', '.join(STRATEGIES)}")
+        values = self.to_dict()
+        for f in self.flag_fields():
+            choices = f.metadata["choices"]
+            need(not choices or values[f.name] in choices,
+                 f"--{f.name}={values[f.name]} is not one of {', '.join(choices)}")
+        net = self.net
+        registry.check_options(net)
         need(self.cpu_replicas >= 1, f"--cpu_replicas must be >= 1, got {self.cpu_replicas}")
-        need(self.model in MODELS, f"--model={self.model} is not one of {', '.join(MODELS)}")
-        need(self.upsample in UPSAMPLES,
-             f"--upsample={self.upsample} is not one of {', '.join(UPSAMPLES)}")
-        need(self.condition in CONDITIONS,
-             f"--condition={self.condition} is not one of {', '.join(CONDITIONS)}")
-        if self.model == "seed2d":
-            # seed2d has none of these; refusing beats silently ignoring them.
-            for flag, value, default in (("upsample", self.upsample, "zeros"),
-                                         ("post_filter", self.post_filter, False),
-                                         ("gen_batchnorm", self.gen_batchnorm, False),
-                                         ("phase_shuffle", self.phase_shuffle, 0)):
-                need(value == default, f"--{flag}={value} is a WaveGAN option; --model=seed2d "
-                     f"takes only --{flag}={default}")
         need(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
         need(1 <= self.n_critic <= 200, f"--n_critic must be in [1, 200], got {self.n_critic}")
         need(0 <= self.seed < 2**31, f"--seed must be in [0, 2^31), got {self.seed}")
         need(self.train_steps >= 0, f"--train_steps must be >= 0, got {self.train_steps}")
-        need(self.dim >= 1, f"--dim must be >= 1, got {self.dim}")
-        need(self.kernel_len >= 1, f"--kernel_len must be >= 1, got {self.kernel_len}")
-        need(self.latent_dim >= 1, f"--latent_dim must be >= 1, got {self.latent_dim}")
-        need(self.phase_shuffle >= 0, f"--phase_shuffle must be >= 0, got {self.phase_shuffle}")
-        need(self.phase_shuffle_layers >= 0,
-             f"--phase_shuffle_layers must be >= 0, got {self.phase_shuffle_layers}")
+        for name in ("slice_len", "dim", "kernel_len", "latent_dim"):
+            need(values[name] >= 1, f"--{name} must be >= 1, got {values[name]}")
+        need(net.phase_shuffle >= 0, f"--phase_shuffle must be >= 0, got {net.phase_shuffle}")
+        need(net.phase_shuffle_layers >= 0,
+             f"--phase_shuffle_layers must be >= 0, got {net.phase_shuffle_layers}")
         need(self.gp_weight >= 0, f"--gp_weight must be >= 0, got {self.gp_weight}")
         need(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
@@ -199,7 +292,7 @@ class Config:
         need(self.read_rows >= 1, f"--read_rows must be >= 1, got {self.read_rows}")
         need(self.shuffle_window >= 1, f"--shuffle_window must be >= 1, got {self.shuffle_window}")
         for name in ("ckpt_every", "log_every", "sample_every", "keep_checkpoints"):
-            need(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
+            need(values[name] >= 1, f"--{name} must be >= 1, got {values[name]}")
         need(not self.resume_from or bool(self.model_dir),
              f"--resume_from={self.resume_from} needs --model_dir, the run to continue")
         need(self.num_wavs >= 0, f"--num_wavs must be >= 0, got {self.num_wavs}")
@@ -208,48 +301,17 @@ class Config:
         need(not self.eval_every or self.eval_classifier,
              "--eval_every needs --eval_classifier=FOLDER (make one with `python -m "
              "wavegan_dist.evaluate train-classifier`)")
-        need(self.eval_split in ("train", "valid", "test"),
-             f"--eval_split={self.eval_split} is not one of train, valid, test")
-        need(self.precision in PRECISIONS,
-             f"--precision={self.precision} is not one of {', '.join(PRECISIONS)}")
-        need(self.kernels in KERNELS,
-             f"--kernels={self.kernels} is not one of {', '.join(KERNELS)}")
         need(1 <= self.steps_per_loop <= 10_000,
              f"--steps_per_loop must be in [1, 10000], got {self.steps_per_loop}")
         need(0 <= self.generator_ema < 1,
              f"--generator_ema must be in [0, 1) (0 = off), got {self.generator_ema}")
-        need(self.preemption_watch in ("auto", "on", "off"),
-             f"--preemption_watch={self.preemption_watch} is not one of auto, on, off")
-        need(self.on_nan in ("stop", "rollback"),
-             f"--on_nan={self.on_nan} is not one of stop, rollback")
         need(self.max_rollbacks >= 0, f"--max_rollbacks must be >= 0, got {self.max_rollbacks}")
         need(self.debug_nan_at_step >= 0,
              f"--debug_nan_at_step must be >= 0, got {self.debug_nan_at_step}")
-        need(self.slice_offset in ("start", "random"),
-             f"--slice_offset={self.slice_offset} is not one of start, random")
-        need(self.shuffle in SHUFFLES, f"--shuffle={self.shuffle} is not one of {', '.join(SHUFFLES)}")
-        need(self.normalize in ("none", "peak"),
-             f"--normalize={self.normalize} is not one of none, peak")
-        need(self.subset in ("all", "gansynth"), f"--subset={self.subset} is not one of all, gansynth")
-        need(self.slice_len >= 1, f"--slice_len must be >= 1, got {self.slice_len}")
         need(self.pitch_min is None or self.pitch_max is None or self.pitch_min <= self.pitch_max,
              f"--pitch_min={self.pitch_min} is above --pitch_max={self.pitch_max}")
-        need(self.split in ("train", "valid", "test"),
-             f"--split={self.split} is not one of train, valid, test")
         return self
 
-
-STRATEGIES = ("auto", "mirrored", "multiworker", "tpu", "cpu")
-SHUFFLES = ("rows", "blocks", "none")
-MODELS = ("wavegan", "seed2d")
-UPSAMPLES = ("zeros", "nn")
-PRECISIONS = ("fp32", "bf16")
-CONDITIONS = ("none", "pitch", "instrument_family")
-# Per-model defaults of the fields left None: the paper's WaveGAN and the 2-D seed2d.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wavegan": dict(kernel_len=25, phase_shuffle=2),
-    "seed2d": dict(kernel_len=4, phase_shuffle=0),
-}
 
 # A preset sets defaults; flags the user gives explicitly still win.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -293,7 +355,6 @@ def recorded_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
     if "adam_epsilon" not in recorded:
         legacy["adam_epsilon"] = 1e-7
     if "phase_shuffle_layers" not in recorded and recorded.get("model", "wavegan") == "wavegan":
-        from wavegan_dist.models.wavegan import layer_strides
         legacy["phase_shuffle_layers"] = len(layer_strides(recorded["slice_len"])) - 1
     if "kernels" not in recorded:
         legacy["kernels"] = "reference" if recorded.get("conv_impl") == "keras" else "fast"
@@ -311,8 +372,4 @@ def make_config(preset: str = "paper", **overrides: Any) -> Config:
     """
     if preset not in PRESETS:
         raise UserError(f"--preset={preset} is not one of {', '.join(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise UserError(f"unknown config field(s): {', '.join(unknown)}")
-    return Config(**{**PRESETS[preset], **overrides}).validated()
+    return Config.from_flat({**PRESETS[preset], **overrides}).validated()

@@ -100,15 +100,15 @@ def _write_compare_png(generator, cfg, sample_rate: int, data: str, cache_dir: s
     from wavegan_dist.errors import UserError
     from wavegan_dist.evaluation.run import labelled_audio
     from wavegan_dist.inference.compare import compare_image
-    from wavegan_dist.inference.grid import write_png
+    from wavegan_dist.media.grid import write_png
     from wavegan_dist.inference.restore import generate_waves
-    from wavegan_dist.training.checkpoints import os_reason
+    from wavegan_dist.run_folder.checkpoint_files import os_reason
 
     held_filter = dataclasses.replace(row_filter, num_samples=0)
-    real, labels, _ = labelled_audio(data, FLAGS.heldout_split, cfg.condition, cfg.slice_len,
+    real, labels, _ = labelled_audio(data, FLAGS.heldout_split, cfg.condition, cfg.net.slice_len,
                                      cache_dir, log=_say, row_filter=held_filter)
     image, shown = compare_image(real, labels, lambda z, y: generate_waves(generator, z, y),
-                                 cfg.latent_dim, cfg.condition, sample_rate, FLAGS.seed)
+                                 cfg.net.latent_dim, cfg.condition, sample_rate, FLAGS.seed)
     try:
         os.makedirs(os.path.dirname(FLAGS.compare_png) or ".", exist_ok=True)
         write_png(FLAGS.compare_png, image)

@@ -50,7 +50,7 @@ flags.DEFINE_string("export", None, "Write the generator as a TF SavedModel to t
 
 FLAGS = flags.FLAGS
 
-WAV_PREFIX = "generated"  # summaries.write_wavs names files <prefix>_<index>.wav
+WAV_PREFIX = "generated"  # media.wav.write_wavs names files <prefix>_<index>.wav
 SPECTROGRAM_FILE = "spectrograms.png"
 LABEL_FLAGS = ("pitch", "instrument_family")
 # File-name part of each condition's label: generated_pitch060_00.wav, generated_family03_00.wav.
@@ -61,7 +61,7 @@ def parse_label_flag(name: str, text: str) -> list[int]:
     """The labels a label flag (a LABEL_FLAGS entry) asks for; UserError if malformed
     or outside the condition's labels (MIDI pitch 0-127, family 0-10)."""
     from wavegan_dist.data.schema import LABEL_CLASSES
-    from wavegan_dist.inference.labels import parse_labels
+    from wavegan_dist.media.labels import parse_labels
 
     return parse_labels(name, text, 0, LABEL_CLASSES[name] - 1)
 
@@ -80,7 +80,7 @@ def choose_label(condition: str, given: dict, model_dir: str, writes_audio: bool
     """
     from wavegan_dist.data.schema import LABEL_CLASSES
     from wavegan_dist.errors import UserError
-    from wavegan_dist.inference.labels import LABEL_MEANING
+    from wavegan_dist.media.labels import LABEL_MEANING
 
     if len(given) > 1:
         raise UserError("pass one label flag, not both --pitch and --instrument_family")
@@ -119,7 +119,7 @@ def check_trained(condition: str, labels: list[int], trained: list[int] | None, 
       its one-hot input, so its clips would say nothing about the run.
     """
     from wavegan_dist.errors import UserError
-    from wavegan_dist.inference.labels import LABEL_MEANING
+    from wavegan_dist.media.labels import LABEL_MEANING
 
     if trained:
         low, high, origin = trained[0], trained[-1], "trained on"
@@ -217,8 +217,8 @@ def main(argv: list[str]) -> None:
         from wavegan_dist.inference import restore
         generator, cfg, sample_rate, step, weights = restore.load_generator(
             model_dir, FLAGS.checkpoint, log=_print, weights=FLAGS.weights)
-        _print(f"run {model_dir}: {cfg.model} generator, {cfg.slice_len} samples at "
-               f"{sample_rate} Hz, z of {cfg.latent_dim}, condition {cfg.condition}, step {step}")
+        _print(f"run {model_dir}: {cfg.net.model} generator, {cfg.net.slice_len} samples at "
+               f"{sample_rate} Hz, z of {cfg.net.latent_dim}, condition {cfg.condition}, step {step}")
         for note in notes:
             _print(note)
         done = []
@@ -227,7 +227,7 @@ def main(argv: list[str]) -> None:
                 done.append(_write_clips(generator, cfg, sample_rate, out, FLAGS.n, FLAGS.seed,
                                          labels))
             except (OSError, tf.errors.OpError) as err:  # e.g. the disk filled up
-                from wavegan_dist.training.checkpoints import os_reason
+                from wavegan_dist.run_folder.checkpoint_files import os_reason
                 _remove_outputs(out)
                 raise UserError(f"cannot write to --out={out}: {os_reason(err)}; the files "
                                 "written so far were removed; free space, then run the same "
@@ -235,11 +235,11 @@ def main(argv: list[str]) -> None:
         if export:
             from wavegan_dist.inference.export import export_generator
             export_generator(generator, cfg, sample_rate, export)
-            inputs = f"z float32 [None, {cfg.latent_dim}]"
+            inputs = f"z float32 [None, {cfg.net.latent_dim}]"
             if cfg.condition != "none":
                 inputs += f", label int32 [None] ({cfg.condition})"
             _print(f"wrote SavedModel {export} (serving_default: {inputs} -> audio float32 "
-                   f"[None, {cfg.slice_len}])")
+                   f"[None, {cfg.net.slice_len}])")
             done.append(f"1 SavedModel in {export}")
         what = f"step {step}, {weights} weights" + (f", seed {FLAGS.seed}" if out else "")
         if labels is not None:
@@ -264,11 +264,12 @@ def _write_clips(generator, cfg, sample_rate: int, out: str, n: int, seed: int,
     """
     import numpy as np
 
-    from wavegan_dist.inference import grid, restore
-    from wavegan_dist.inference.labels import describe
-    from wavegan_dist.training.summaries import write_wavs
+    from wavegan_dist.inference import restore
+    from wavegan_dist.media import grid
+    from wavegan_dist.media.labels import describe
+    from wavegan_dist.media.wav import write_wavs
 
-    z = restore.latent_vectors(n, cfg.latent_dim, seed)
+    z = restore.latent_vectors(n, cfg.net.latent_dim, seed)
     waves, titles, count = [], [], 0
     for label in labels if labels is not None else [None]:
         prefix, what = WAV_PREFIX, ""

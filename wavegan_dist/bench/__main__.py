@@ -158,7 +158,7 @@ def _data_bench() -> dict:
         if value < least:
             raise UserError(f"--{name}={value} must be at least {least}")
     if FLAGS.train_steps:  # the timed step's networks must exist for this slice length
-        from wavegan_dist.models.spec import ModelSpec, check_slice_len
+        from wavegan_dist.models import ModelSpec, check_slice_len
         check_slice_len(ModelSpec(slice_len=FLAGS.slice_len, dim=FLAGS.dim))
     for name, value in (("batch_size", batch_size), ("train_batch", FLAGS.train_batch)):
         if value % FLAGS.cpu_replicas:

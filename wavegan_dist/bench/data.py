@@ -59,8 +59,9 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
        "step_seconds", "first_step_seconds" (tracing included), "steps"}.
     """
     # Training's own trainer and defaults (penalty weight, learning rate, generator EMA).
-    trainer = make_trainer(Config(slice_len=slice_len, dim=dim, batch_size=global_batch,
-                                  n_critic=n_critic), strategy)
+    trainer = make_trainer(Config.from_flat(dict(slice_len=slice_len, dim=dim,
+                                                 batch_size=global_batch, n_critic=n_critic)),
+                           strategy)
     dataset = _distributed(strategy, source, slice_len, global_batch)
     iterator = iter(dataset)
     try:

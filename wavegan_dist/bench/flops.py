@@ -78,6 +78,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from wavegan_dist.models import registry
+from wavegan_dist.models.shapes import layer_strides
 from wavegan_dist.models.spec import ModelSpec
 # The generator starts (and the critic ends) at START_LEN.
 from wavegan_dist.models.wavegan import POST_FILTER_TAPS, START_LEN
@@ -106,12 +108,12 @@ class Layer:
 def _strides(spec: ModelSpec) -> list[int]:
     if spec.model != "wavegan":
         raise ValueError(f"FLOP counting knows the wavegan model only, not {spec.model!r}")
-    from wavegan_dist.models.wavegan import layer_strides
     return layer_strides(spec.slice_len)
 
 
 def critic_layers(spec: ModelSpec) -> list[Layer]:
     """The critic's multiply-add layers, waveform end first."""
+    spec = registry.complete(spec)
     strides = _strides(spec)
     k, length, c_in = spec.kernel_len, spec.slice_len, 1
     out = []
@@ -133,6 +135,7 @@ def critic_layers(spec: ModelSpec) -> list[Layer]:
 
 def generator_layers(spec: ModelSpec) -> list[Layer]:
     """The generator's multiply-add layers, z end first."""
+    spec = registry.complete(spec)
     strides = _strides(spec)
     k = spec.kernel_len
     width = spec.dim * 2 ** (len(strides) - 1)

@@ -65,7 +65,7 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
                       log_every=max(1, steps // 10), model_dir=os.path.join(workdir, "run"))
     if not classifier_dir:
         classifier_dir = os.path.join(workdir, "classifier")
-        evaluation.train_classifier(data, classifier_dir, "pitch", cfg.slice_len, seed=seed,
+        evaluation.train_classifier(data, classifier_dir, "pitch", cfg.net.slice_len, seed=seed,
                                     log=log)
     model, info = classifier.load(classifier_dir)
     if condition != "none" and info.target != condition:
@@ -76,7 +76,7 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
 
     def score(generator) -> dict:
         return evaluation.score(lambda z, labels: generator(z, labels, training=False).numpy(),
-                                cfg.latent_dim, model, info, refs, n=generated,
+                                cfg.net.latent_dim, model, info, refs, n=generated,
                                 seed=seed)
 
     # The untrained generator is the one the run starts from (same spec and seed).

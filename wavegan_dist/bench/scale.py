@@ -69,7 +69,7 @@ def parameter_counts(slice_len: int = 16384, dim: int = 64) -> dict:
     """{"generator", "critic"}: trainable parameters of the built networks."""
     import numpy as np
 
-    from wavegan_dist.models.spec import ModelSpec, build_models
+    from wavegan_dist.models import ModelSpec, build_models
 
     generator, critic = build_models(ModelSpec(slice_len=slice_len, dim=dim))
     count = lambda model: int(sum(np.prod(v.shape) for v in model.trainable_variables))

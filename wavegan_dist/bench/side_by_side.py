@@ -50,7 +50,8 @@ def open_or_prepare(data: str, split: str, num_samples: int, source, prepared: s
       reader.PreparedSource. Raises UserError if the folder was prepared from other
       data or with another selection, or cannot feed 1 and 2 pipelines `global_batch`.
     """
-    cfg = Config(data=data, split=split, num_samples=num_samples, slice_len=slice_len)
+    cfg = Config.from_flat(dict(data=data, split=split, num_samples=num_samples,
+                                slice_len=slice_len))
     if mf.read_json(mf.join(prepared, mf.MANIFEST)) is None:  # new, or interrupted
         log(f"preparing {source.path} into {prepared} (slice {slice_len})")
         prepare(cfg, prepared, log=log)

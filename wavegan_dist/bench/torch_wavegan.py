@@ -36,6 +36,8 @@ from torch import nn
 
 from wavegan_dist.losses import GP_EPSILON
 from wavegan_dist.models.fast_conv import same_padding_1d
+from wavegan_dist.models import registry
+from wavegan_dist.models.shapes import layer_strides
 from wavegan_dist.models.spec import ModelSpec
 from wavegan_dist.models.wavegan import START_LEN, shuffle_layer_count
 
@@ -51,7 +53,6 @@ def _strides(spec: ModelSpec) -> list[int]:
             or spec.gen_batchnorm or spec.num_classes or spec.precision != "fp32"):
         raise ValueError("the PyTorch WaveGAN has the default options only (wavegan, "
                          "upsample=zeros, no post filter, no batch norm, unconditional, fp32)")
-    from wavegan_dist.models.wavegan import layer_strides
     return layer_strides(spec.slice_len)
 
 
@@ -95,6 +96,7 @@ class Critic(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
+        spec = registry.complete(spec)
         self.radius = spec.phase_shuffle
         strides = _strides(spec)
         self.num_shuffle_layers = shuffle_layer_count(spec)
@@ -119,6 +121,7 @@ class Generator(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
+        spec = registry.complete(spec)
         strides = _strides(spec)
         self.start_width = width = spec.dim * 2 ** (len(strides) - 1)
         self.dense = nn.Linear(spec.latent_dim, START_LEN * width)

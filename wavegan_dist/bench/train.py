@@ -101,7 +101,7 @@ def check_sizes(slice_len: int, dim: int, global_batch: int, repeats: int,
         raise UserError(f"--dim={dim} must be at least 1")
     if repeats < 1:
         raise UserError(f"--repeats={repeats} must be at least 1")
-    from wavegan_dist.models.spec import ModelSpec, check_slice_len
+    from wavegan_dist.models import ModelSpec, check_slice_len
     check_slice_len(ModelSpec(slice_len=slice_len, dim=dim))
 
 
@@ -192,9 +192,10 @@ class TfUpdates:
 
         # Training's defaults (learning rate, penalty weight, generator EMA, ...) for the
         # networks `spec` describes; n_critic 1, so one critic update is one call.
-        cfg = Config(slice_len=spec.slice_len, dim=spec.dim, precision=spec.precision,
-                     kernels=spec.kernels, batch_size=global_batch, n_critic=1,
-                     seed=seed, jit_compile=jit_compile)
+        cfg = Config.from_flat(dict(
+            slice_len=spec.slice_len, dim=spec.dim, precision=spec.precision,
+            kernels=spec.kernels, batch_size=global_batch, n_critic=1, seed=seed,
+            jit_compile=jit_compile))
         if cfg.model_spec() != spec:
             raise ValueError(f"TfUpdates times Config's networks; {spec} differs from them")
         self.strategy = strategy
@@ -311,9 +312,9 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     from wavegan_dist import strategy as strategies
     from wavegan_dist.bench import flops
     from wavegan_dist.bench.peak import PeakMeter
-    from wavegan_dist.models.spec import ModelSpec
+    from wavegan_dist.models import ModelSpec, registry
 
-    spec = ModelSpec(slice_len=slice_len, dim=dim, precision=precision)
+    spec = registry.complete(ModelSpec(slice_len=slice_len, dim=dim, precision=precision))
     like_for_like = device == "cpu" and precision == "fp32"
     torch = torch_module() if use_torch and like_for_like else None
     if torch:

@@ -23,16 +23,6 @@ MARKER = "COMPLETE"
 BUILTIN_SETS = ("builtin", "builtin-instruments")
 
 
-def ensure_builtin_set(data: str, cache_dir: str | None = None, log=print) -> str:
-    """Root folder (train/valid/test inside) of the built-in set `data` (one of
-    BUILTIN_SETS), built first if the cache does not hold it yet."""
-    if data == "builtin":
-        from wavegan_dist.data.builtin import ensure_builtin_dataset
-        return ensure_builtin_dataset(cache_dir, log=log)
-    from wavegan_dist.data.instruments import ensure_instruments_dataset
-    return ensure_instruments_dataset(cache_dir, log=log)
-
-
 def default_cache_dir() -> str:
     """$WAVEGAN_DIST_CACHE if set, else ~/.cache/wavegan_dist."""
     return os.environ.get("WAVEGAN_DIST_CACHE") or os.path.expanduser("~/.cache/wavegan_dist")

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from wavegan_dist.config import SHUFFLES
+from wavegan_dist.data.names import SHUFFLES
 from wavegan_dist.data import schema
 from wavegan_dist.data.source import DataSource
 from wavegan_dist.errors import UserError

@@ -11,31 +11,13 @@ from __future__ import annotations
 import deeplake
 import numpy as np
 
+from wavegan_dist.data.names import (FAMILIES, LABEL_CLASSES, QUALITIES, SOURCES,  # noqa: F401
+                                     SPLITS, UNKNOWN, VELOCITIES)
 from wavegan_dist.errors import UserError
 
 NSYNTH_SAMPLE_RATE = 16000
 NSYNTH_NUM_SAMPLES = 64000  # 4 s at 16 kHz
 PCM_SCALE = 1.0 / 32768.0  # stored int16 PCM -> float in [-1, 1)
-
-FAMILIES = (
-    "bass", "brass", "flute", "guitar", "keyboard", "mallet",
-    "organ", "reed", "string", "synth_lead", "vocal",
-)
-SOURCES = ("acoustic", "electronic", "synthetic")
-QUALITIES = (
-    "bright", "dark", "distortion", "fast_decay", "long_release",
-    "multiphonic", "nonlinear_env", "percussive", "reverb", "tempo-synced",
-)
-VELOCITIES = (25, 50, 75, 100, 127)
-SPLITS = ("train", "valid", "test")
-# Integer metadata that a source does not give (pitch, velocity, instrument ids) is
-# stored as UNKNOWN, and text as "" — never as a guess.
-UNKNOWN = -1
-
-# Columns a model can be conditioned on, and their class counts: a label is the stored
-# value itself (MIDI pitch 0-127, family id 0-10), so exported generators take the
-# numbers people know rather than a training set's private class index.
-LABEL_CLASSES = {"pitch": 128, "instrument_family": len(FAMILIES)}
 
 # Column name -> numpy dtype of what a read returns ("text" for strings).
 COLUMNS = {

@@ -56,6 +56,16 @@ class DataSource:
     num_samples: int
 
 
+def _ensure_builtin_set(data: str, cache_dir: str | None, log) -> str:
+    """Root folder (train/valid/test inside) of the built-in set `data` (one of
+    dataset_cache.BUILTIN_SETS), built first if the cache does not hold it yet."""
+    if data == "builtin":
+        from wavegan_dist.data.builtin import ensure_builtin_dataset
+        return ensure_builtin_dataset(cache_dir, log=log)
+    from wavegan_dist.data.instruments import ensure_instruments_dataset
+    return ensure_instruments_dataset(cache_dir, log=log)
+
+
 def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
     """Turns a --data/--split pair into the path of one deeplake dataset.
 
@@ -69,7 +79,7 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
       The path to open (gs:// is normalised to deeplake's gcs://, hub:// to al://).
     """
     if data in dataset_cache.BUILTIN_SETS:  # built on demand
-        return os.path.join(dataset_cache.ensure_builtin_set(data, cache_dir or None, log),
+        return os.path.join(_ensure_builtin_set(data, cache_dir or None, log),
                             split)
     pattern, data = data, data.replace("{split}", split)
     if data.startswith(REMOTE_SCHEMES):

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from wavegan_dist.inference import grid
-from wavegan_dist.inference.labels import describe
+from wavegan_dist.media import grid
+from wavegan_dist.media.labels import describe
 
 
 def pairs_per_row(pairs: int) -> int:

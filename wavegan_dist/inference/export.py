@@ -61,11 +61,11 @@ def make_export_module(generator, cfg, sample_rate: int):
     # and so fails for a conditional generator. Keras's own ExportArchive does the same.
     module.generator_variables = list(generator.variables)
     module.sample_rate = _metadata_variable(sample_rate, tf.int32, "sample_rate")
-    module.slice_len = _metadata_variable(cfg.slice_len, tf.int32, "slice_len")
-    module.latent_dim = _metadata_variable(cfg.latent_dim, tf.int32, "latent_dim")
+    module.slice_len = _metadata_variable(cfg.net.slice_len, tf.int32, "slice_len")
+    module.latent_dim = _metadata_variable(cfg.net.latent_dim, tf.int32, "latent_dim")
     module.num_classes = _metadata_variable(num_classes, tf.int32, "num_classes")
     module.condition = _metadata_variable(cfg.condition, tf.string, "condition")
-    z_spec = tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z")
+    z_spec = tf.TensorSpec([None, cfg.net.latent_dim], tf.float32, name="z")
 
     def audio(waves):
         return {"audio": waves[:, :, 0]}  # [B, slice_len, 1] -> [B, slice_len]

@@ -13,9 +13,7 @@ import os
 
 from wavegan_dist import inference
 from wavegan_dist.errors import UserError, first_line
-
-CONFIG_FILE = "config.json"  # what training.checkpoints records in every run folder
-CHECKPOINT_FOLDER = "checkpoints"
+from wavegan_dist.run_folder import CHECKPOINT_FOLDER, CONFIG_FILE, GENERATOR_EMA
 # The sample rate of every dataset this project builds; runs recorded before the
 # sample rate was written to config.json were trained on such data.
 DEFAULT_SAMPLE_RATE = 16000
@@ -97,7 +95,7 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
     Returns:
       The checkpoint path prefix. Raises UserError if there is none.
     """
-    from wavegan_dist.training.checkpoints import latest_in
+    from wavegan_dist.run_folder.checkpoint_files import latest_in
 
     if checkpoint:
         if inference.is_folder(checkpoint):
@@ -140,8 +138,8 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
     """
     import tensorflow as tf
 
-    from wavegan_dist.models.spec import build_generator
-    from wavegan_dist.training.checkpoints import GENERATOR_EMA, damage_of, has_node
+    from wavegan_dist.models import build_generator
+    from wavegan_dist.run_folder.checkpoint_files import damage_of, has_node
 
     if weights not in (None, *WEIGHTS):
         raise ValueError(f"weights={weights!r} is not one of None, {', '.join(WEIGHTS)}")
@@ -194,7 +192,7 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
 
 def _damaged(path: str, damage: str) -> str:
     """One line for a checkpoint whose files do not read back, with what to use instead."""
-    from wavegan_dist.training.checkpoints import damaged_advice
+    from wavegan_dist.run_folder.checkpoint_files import damaged_advice
 
     return (f"cannot restore the generator from {path}: the checkpoint is damaged ({damage}); "
             f"{damaged_advice(path, '--checkpoint', in_run=False)}")
@@ -205,7 +203,7 @@ def _partial_restore_warnings_off():
     """Drops only tf.train.Checkpoint's unused-value warnings while the block runs."""
     import tensorflow as tf
 
-    from wavegan_dist.training.checkpoints import DropPartialRestoreWarnings
+    from wavegan_dist.run_folder.checkpoint_files import DropPartialRestoreWarnings
 
     logger, drop = tf.get_logger(), DropPartialRestoreWarnings()
     logger.addFilter(drop)

@@ -23,14 +23,14 @@ def main(argv):
         from wavegan_dist.models.summary import format_table, layer_table
 
         generator, critic = models.build_models(cfg.model_spec())
-        what = f"slice {cfg.slice_len}, d={cfg.dim}, kernel {cfg.kernel_len}"
+        what = f"slice {cfg.net.slice_len}, d={cfg.net.dim}, kernel {cfg.net.kernel_len}"
         if cfg.condition != "none":
             what += f", conditioned on {cfg.condition}"
-        g_rows, g_total = layer_table(generator, (cfg.latent_dim,))
-        c_rows, c_total = layer_table(critic, (cfg.slice_len, 1))
-        print(format_table(f"{cfg.model} generator ({what}, z {cfg.latent_dim})", g_rows, g_total))
+        g_rows, g_total = layer_table(generator, (cfg.net.latent_dim,))
+        c_rows, c_total = layer_table(critic, (cfg.net.slice_len, 1))
+        print(format_table(f"{cfg.net.model} generator ({what}, z {cfg.net.latent_dim})", g_rows, g_total))
         print()
-        print(format_table(f"{cfg.model} critic ({what})", c_rows, c_total))
+        print(format_table(f"{cfg.net.model} critic ({what})", c_rows, c_total))
         print()
         print(f"generator {g_total:,} + critic {c_total:,} = {g_total + c_total:,} parameters")
 

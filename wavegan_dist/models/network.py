@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from wavegan_dist.models import registry
 from wavegan_dist.models.spec import ModelSpec
 
 
@@ -19,6 +20,7 @@ class SpecNetwork(keras.Model):
 
     def __init__(self, spec: ModelSpec, name: str):
         super().__init__(name=name)
+        spec = registry.complete(spec)  # a spec made by hand may leave family defaults None
         self.spec = spec
         self.slice_len = spec.slice_len
         self.latent_dim = spec.latent_dim

@@ -19,33 +19,15 @@ import math
 
 import keras
 
-from wavegan_dist.errors import UserError
 from wavegan_dist.models import activations
 from wavegan_dist.models.conditioning import Projection, critic_score, with_label
 from wavegan_dist.models.network import SpecNetwork
+from wavegan_dist.models.shapes import START_SIDE, frame_side
 from wavegan_dist.models.spec import ModelSpec
 
-START_SIDE = 16
 SKETCH_SLOPE = 0.3  # the design's bare LeakyReLU(): Keras's default negative slope
 _GENERATOR_SEED_OFFSET = 200
 _CRITIC_SEED_OFFSET = 700
-
-
-def frame_side(slice_len) -> int:
-    """Returns the frame side for `slice_len` samples, e.g. 16384 -> 128.
-
-    Raises:
-      UserError unless slice_len = side^2 with side = 16 * 2^k, k >= 1
-      (1024, 4096, 16384, 65536, ...).
-    """
-    ok = isinstance(slice_len, int) and not isinstance(slice_len, bool) and slice_len > 0
-    side = math.isqrt(slice_len) if ok else 0
-    stages = side // START_SIDE
-    if not (ok and side * side == slice_len and side % START_SIDE == 0 and stages >= 2
-            and stages & (stages - 1) == 0):
-        raise UserError(f"--slice_len={slice_len} is not supported by seed2d: use a square "
-                        "frame (16 * 2^k)^2, e.g. 1024, 4096, 16384 (128 x 128), 65536")
-    return side
 
 
 def _num_stages(side: int) -> int:
@@ -61,6 +43,7 @@ class Seed2DGenerator(SpecNetwork):
 
     def __init__(self, spec: ModelSpec, name="generator"):
         super().__init__(spec, name)
+        spec = self.spec  # with the family defaults filled in
         self.side = frame_side(spec.slice_len)
         self.num_stages = _num_stages(self.side)
         k = self.num_stages
@@ -107,6 +90,7 @@ class Seed2DCritic(SpecNetwork):
 
     def __init__(self, spec: ModelSpec, name="critic"):
         super().__init__(spec, name)
+        spec = self.spec  # with the family defaults filled in
         self.side = frame_side(spec.slice_len)
         self.num_stages = _num_stages(self.side)
         self.to_frame = keras.layers.Reshape((self.side, self.side, 1), name="to_frame")

@@ -8,53 +8,17 @@ widths double from `dim` up to dim * 2^(n-1) towards the length-16 end. The pape
 
 import keras
 
-from wavegan_dist.errors import UserError
 from wavegan_dist.models import activations, fast_conv
 from wavegan_dist.models.batch_norm import GeneratorBatchNorm
 from wavegan_dist.models.conditioning import Projection, critic_score, with_label
 from wavegan_dist.models.phase_shuffle import phase_shuffle as _phase_shuffle
 from wavegan_dist.models.network import SpecNetwork
+from wavegan_dist.models.shapes import START_LEN, layer_strides
 from wavegan_dist.models.spec import ModelSpec
-
-START_LEN = 16
 
 # Keeps generator and critic initializer seeds apart for the same user seed.
 _GENERATOR_SEED_OFFSET = 0
 _CRITIC_SEED_OFFSET = 500
-
-
-def layer_strides(slice_len):
-    """Returns the per-layer strides for `slice_len`, e.g. 16384 -> [4, 4, 4, 4, 4].
-
-    The list is ordered from the length-16 end for the generator and from the
-    waveform end for the critic: a trailing 2 is the generator's last (output)
-    layer and the critic's last conv layer.
-
-    Args:
-      slice_len: int, 16 * 4^k or 16 * 4^k * 2 with k >= 1.
-
-    Returns:
-      list of ints, [4] * k or [4] * k + [2].
-
-    Raises:
-      UserError: for any other slice_len.
-    """
-    strides = []
-    n = slice_len if isinstance(slice_len, int) and not isinstance(slice_len, bool) else 0
-    if n > 0 and n % START_LEN == 0:
-        n //= START_LEN
-        while n % 4 == 0:
-            strides.append(4)
-            n //= 4
-        if n == 2:
-            strides.append(2)
-            n = 1
-    if n != 1 or strides.count(4) < 1:
-        raise UserError(
-            f"--slice_len={slice_len} is not supported by WaveGAN: use 16 * 4^k or "
-            "16 * 4^k * 2, e.g. 1024, 4096, 16384, 32768, 65536"
-        )
-    return strides
 
 
 def _init_seed(seed, offset, layer_index):
@@ -106,6 +70,7 @@ class WaveGANGenerator(SpecNetwork):
 
     def __init__(self, spec: ModelSpec, name="generator"):
         super().__init__(spec, name)
+        spec = self.spec  # with the family defaults filled in
         self.strides = tuple(layer_strides(spec.slice_len))
         n = len(self.strides)
         self.start_width = spec.dim * 2 ** (n - 1)
@@ -208,6 +173,7 @@ class WaveGANCritic(SpecNetwork):
 
     def __init__(self, spec: ModelSpec, name="critic"):
         super().__init__(spec, name)
+        spec = self.spec  # with the family defaults filled in
         self.phase_shuffle_radius = spec.phase_shuffle
         self.strides = tuple(layer_strides(spec.slice_len))
         n = len(self.strides)

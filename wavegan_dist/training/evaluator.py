@@ -44,7 +44,7 @@ class TrainingEvaluator:
     def __call__(self, trainer) -> dict:
         """Returns the generated set's metrics ({name: number or None})."""
         result = evaluation.score(lambda z, labels: trainer.generate(z, labels).numpy(),
-                                  self.cfg.latent_dim, self.model, self.info, self.refs,
+                                  self.cfg.net.latent_dim, self.model, self.info, self.refs,
                                   n=self.cfg.eval_examples, seed=self.cfg.seed)
         return result["generated"]
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from wavegan_dist import models, strategy as strategies
+from wavegan_dist import models, run_folder, strategy as strategies
 from wavegan_dist.kernels import resolve_kernels, strategy_device_type
 from wavegan_dist.config import Config
 from wavegan_dist.data import pipeline
@@ -179,7 +179,7 @@ def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResu
     cfg, strategy, log = run.cfg, run.strategy, run.log
     replicas = strategy.num_replicas_in_sync
     pipeline.global_batch_size_check(cfg.batch_size, replicas)
-    check_jit_compile(strategy, cfg.jit_compile, cfg.gen_batchnorm)  # before the data loads
+    check_jit_compile(strategy, cfg.jit_compile, cfg.net.gen_batchnorm)  # before the data loads
     source: PreparedSource | DataSource
     if prepared:
         source = open_prepared(cfg.data, cfg, log)
@@ -189,7 +189,7 @@ def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResu
         source, labels = attach_labels(source, cfg.condition, log)
         classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"
         log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
-            f"slice {cfg.slice_len} samples{classes}")
+            f"slice {cfg.net.slice_len} samples{classes}")
         pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
         data = _Data(source=source, labels=labels,
                      counts=None if labels is None else label_counts(labels, cfg.condition))
@@ -264,12 +264,14 @@ def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
     spec = cfg.model_spec(strategy_device_type(strategy))
     return build_trainer(
         strategy, lambda: models.build_models(spec),
-        StepConfig(cfg.batch_size, cfg.n_critic, cfg.gp_weight, cfg.latent_dim,
-                   spec.phase_shuffle, cfg.seed, cfg.jit_compile, cfg.debug_nan_at_step,
-                   cfg.generator_ema),
-        cfg.learning_rate, cfg.beta1, cfg.beta2, counts,
-        generator_fn=lambda: models.build_generator(spec), epsilon=cfg.adam_epsilon,
-        kernels=spec.kernels)
+        StepConfig(global_batch=cfg.batch_size, n_critic=cfg.n_critic,
+                   gp_weight=cfg.gp_weight, latent_dim=spec.latent_dim,
+                   phase_shuffle=spec.phase_shuffle, seed=cfg.seed,
+                   jit_compile=cfg.jit_compile, debug_nan_at_step=cfg.debug_nan_at_step,
+                   generator_ema=cfg.generator_ema),
+        learning_rate=cfg.learning_rate, beta1=cfg.beta1, beta2=cfg.beta2,
+        label_counts=counts, generator_fn=lambda: models.build_generator(spec),
+        epsilon=cfg.adam_epsilon, kernels=spec.kernels)
 
 
 def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
@@ -282,7 +284,7 @@ def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
     """
     optional = {"noise_seed": trainer.noise_seed}
     if trainer.generator_ema is not None:
-        optional[checkpoints.GENERATOR_EMA] = trainer.generator_ema
+        optional[run_folder.GENERATOR_EMA] = trainer.generator_ema
     return checkpoints.Checkpointer(
         cfg.model_dir, cfg.keep_checkpoints, trainer.step,
         models={"generator": trainer.generator, "critic": trainer.critic},
@@ -351,7 +353,7 @@ class PipelineTrainer:
         trainer = self.trainer
         for opt in (trainer.g_opt, trainer.d_opt):
             opt.learning_rate.assign(self.cfg.learning_rate)
-        if trainer.generator_ema is not None and checkpoints.GENERATOR_EMA in self.checkpointer.missing:
+        if trainer.generator_ema is not None and run_folder.GENERATOR_EMA in self.checkpointer.missing:
             # Otherwise the EMA would keep the new run's random initial weights.
             trainer.reset_ema()
             self.log(f"note: {self.checkpointer.latest} has no generator EMA (saved with "
@@ -370,7 +372,7 @@ def _dataset_fn(cfg: Config, data: _Data, step: int):
     if isinstance(data.source, PreparedSource):
         return data.source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
     return pipeline.make_dataset_fn(
-        data.source, cfg.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
+        data.source, cfg.net.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
         start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
         shuffle_window=cfg.shuffle_window, slice_offset=cfg.slice_offset,
         normalize=cfg.normalize, labels=data.labels)
@@ -396,12 +398,12 @@ def _controller(run: _Run, data: _Data, runner: PipelineTrainer, *, workers: con
         real_clips, head_labels = source.head(num_clips)
         labels = None if source.label_counts is None else head_labels
     else:
-        real_clips = _real_clips(source, num_clips, cfg.slice_len, cfg.normalize)
+        real_clips = _real_clips(source, num_clips, cfg.net.slice_len, cfg.normalize)
     # Generated clips take the real clips' labels, so the two rows of audio compare.
-    sample_z = tf.random.stateless_uniform([num_clips, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+    sample_z = tf.random.stateless_uniform([num_clips, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed],
                                            -1.0, 1.0)
     sample_inputs = (sample_z, _sample_labels(labels, num_clips))
-    wav_z = tf.random.stateless_uniform([cfg.num_wavs, cfg.latent_dim], [SAMPLE_SEED, cfg.seed],
+    wav_z = tf.random.stateless_uniform([cfg.num_wavs, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed],
                                         -1.0, 1.0)
     snapshots = summaries.WavSnapshots(
         cfg.model_dir, lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),

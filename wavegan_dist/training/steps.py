@@ -45,7 +45,7 @@ from wavegan_dist.errors import UserError
 from wavegan_dist.training.optimizers import FusedAdam
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class StepConfig:
     """What the step needs to know; plain values, taken from Config."""
 

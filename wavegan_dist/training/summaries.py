@@ -14,6 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from wavegan_dist.media.wav import write_wavs
+
 LOSS_TAGS = {"critic": "loss/critic", "generator": "loss/generator",
              "gradient_penalty": "loss/gradient_penalty", "wasserstein": "loss/wasserstein"}
 
@@ -43,10 +45,10 @@ class RunSummaries:
     def audio(self, step: int, generated: np.ndarray, real: np.ndarray,
               pitches: np.ndarray | None = None) -> None:
         """Writes generated and real clips (float32 [K, T, 1]) and the generated
-        spectrograms (inference.grid's labelled panels; with `pitches`, int [K], each
+        spectrograms (media.grid's labelled panels; with `pitches`, int [K], each
         panel is titled and marked with its clip's requested MIDI pitch)."""
-        from wavegan_dist.inference.grid import spectrogram_grid
-        from wavegan_dist.inference.labels import describe
+        from wavegan_dist.media.grid import spectrogram_grid
+        from wavegan_dist.media.labels import describe
 
         titles = None if pitches is None else [describe("pitch", int(p)) for p in pitches]
         image = spectrogram_grid(generated, self.sample_rate, titles, pitches)
@@ -80,26 +82,6 @@ class RunSummaries:
     def flush(self) -> None:
         """Flushes pending events to disk."""
         self.writer.flush()
-
-
-def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "generated") -> list[str]:
-    """Writes 16-bit PCM WAV files, one per example.
-
-    Args:
-      folder: created if missing.
-      waves: float32 [K, T, 1] in [-1, 1].
-    Returns:
-      The paths written.
-    """
-    tf.io.gfile.makedirs(folder)  # model_dir may be gs:// or another tf.io.gfile URL
-    paths = []
-    digits = max(2, len(str(len(waves) - 1)))  # names sort in order for any count
-    for i, wave in enumerate(waves):
-        path = os.path.join(folder, f"{prefix}_{i:0{digits}d}.wav")
-        data = tf.audio.encode_wav(tf.clip_by_value(wave, -1.0, 1.0), sample_rate)
-        tf.io.write_file(path, data)
-        paths.append(path)
-    return paths
 
 
 class WavSnapshots:

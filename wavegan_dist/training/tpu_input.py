@@ -29,11 +29,11 @@ def prepare_command(cfg: Config, hosts: int = 1) -> str:
     Flags whose value is the Config default are left out; --shards is given only when
     prepare's automatic count (a multiple of 16) could be fewer than the hosts.
     """
-    default = Config()
+    default, values = Config().to_dict(), cfg.to_dict()
     words = ["python -m wavegan_dist.prepare", f"--data={cfg.data}"]
     for name in (*SELECTION, "seed"):
-        value = getattr(cfg, name)
-        if value != getattr(default, name):
+        value = values[name]
+        if value != default[name]:
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
             words.append(f"--{name}={shown}")
     words.append(f"--dest={PREPARED_DEST}")

@@ -113,8 +113,9 @@ def _shown(value) -> str:
 
 def selection_of(cfg) -> dict:
     """The selection fields of a Config, as JSON values (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in ((k, getattr(cfg, k)) for k in SELECTION)}
+    values = cfg.to_dict()
+    return {k: list(values[k]) if isinstance(values[k], tuple) else values[k]
+            for k in SELECTION}
 
 
 def check_selection(data: str, manifest: dict, cfg) -> None:

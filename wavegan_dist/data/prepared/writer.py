@@ -135,8 +135,8 @@ def prepare(cfg, dest: str, shards: int = 0, log=print) -> dict:
     source, labels = attach_labels(source, cfg.condition, log)
     examples = len(source.rows)
     labels = np.zeros(examples, np.int32) if labels is None else labels
-    stored_len = (max(cfg.slice_len, source.num_samples) if cfg.slice_offset == "random"
-                  else cfg.slice_len)
+    stored_len = (max(cfg.net.slice_len, source.num_samples) if cfg.slice_offset == "random"
+                  else cfg.net.slice_len)
     size = mf.record_bytes(stored_len)
     shards = shards or auto_shards(examples, size)
     if not 1 <= shards <= examples:
@@ -146,7 +146,7 @@ def prepare(cfg, dest: str, shards: int = 0, log=print) -> dict:
     plan = {
         "format": mf.FORMAT, "version": mf.VERSION, "source": source.path,
         "selection": mf.selection_of(cfg), "seed": cfg.seed, "examples": examples,
-        "sample_rate": source.sample_rate, "slice_len": cfg.slice_len,
+        "sample_rate": source.sample_rate, "slice_len": cfg.net.slice_len,
         "stored_len": stored_len, "record_bytes": size,
         "label_counts": (None if cfg.condition == "none"
                          else label_counts(labels, cfg.condition).tolist()),

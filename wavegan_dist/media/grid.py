@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from wavegan_dist.inference import font
-from wavegan_dist.inference.labels import midi_hz
+from wavegan_dist.media import font
+from wavegan_dist.media.labels import midi_hz
 
 PANEL_W, PANEL_H = 256, 200  # spectrogram pixels per clip
 LEFT, RIGHT, TOP, BOTTOM = 32, 12, 12, 14  # margins of a panel: axis labels and title
