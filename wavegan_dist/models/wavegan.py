@@ -50,7 +50,7 @@ def shuffle_layer_count(spec: ModelSpec) -> int:
 
     With the default 4 this is the authors' code at 16384, 32768 and 65536 samples
     (after conv_0..conv_3), and 3 at slices with only 4 layers."""
-    if spec.phase_shuffle <= 0:
+    if not spec.phase_shuffle or spec.phase_shuffle <= 0:
         return 0
     return min(spec.phase_shuffle_layers, len(layer_strides(spec.slice_len)) - 1)
 
