@@ -44,8 +44,10 @@ KILL_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
 POLL_S = 0.1
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-USAGE = ("python launch/local_multiworker.py --workers=N [--base_port=0] [--timeout=SECONDS] "
-         "-- --strategy=multiworker <train flags>")
+USAGE = (
+    "python launch/local_multiworker.py --workers=N [--base_port=0] [--timeout=SECONDS] "
+    "-- --strategy=multiworker <train flags>"
+)
 
 
 class ArgError(Exception):
@@ -63,14 +65,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     Returns:
       (launcher options, train flags). Raises ArgError for anything wrong.
     """
-    if any(a in ("-h", "--help") for a in argv[:argv.index("--") if "--" in argv else None]):
+    if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else None]):
         print(__doc__.strip())
         sys.exit(0)
     if "--" not in argv:
-        raise ArgError("no train flags: put them after `--`, e.g. "
-                       "-- --strategy=multiworker --model_dir=DIR (usage: " + USAGE + ")")
+        raise ArgError(
+            "no train flags: put them after `--`, e.g. "
+            "-- --strategy=multiworker --model_dir=DIR (usage: " + USAGE + ")"
+        )
     split = argv.index("--")
-    own, train_flags = argv[:split], argv[split + 1:]
+    own, train_flags = argv[:split], argv[split + 1 :]
     parser = _Parser(prog="local_multiworker.py", add_help=False, allow_abbrev=False)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--base_port", type=int, default=0)
@@ -79,18 +83,23 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if args.workers < 1:
         raise ArgError(f"--workers must be >= 1, got {args.workers}")
     if args.base_port and not 1024 <= args.base_port <= 65535 - args.workers + 1:
-        raise ArgError(f"--base_port must be 0 (free ports) or 1024..{65536 - args.workers} "
-                       f"for {args.workers} worker(s), got {args.base_port}")
+        raise ArgError(
+            f"--base_port must be 0 (free ports) or 1024..{65536 - args.workers} "
+            f"for {args.workers} worker(s), got {args.base_port}"
+        )
     if not args.timeout > 0:
         raise ArgError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     if not train_flags:
-        raise ArgError("no train flags after `--`: give at least --strategy=multiworker and "
-                       "--model_dir=DIR")
+        raise ArgError(
+            "no train flags after `--`: give at least --strategy=multiworker and --model_dir=DIR"
+        )
     strategy = _strategy_flag(train_flags)
     if strategy != "multiworker":
         given = f"--strategy={strategy}" if strategy else "no --strategy"
-        raise ArgError(f"the train flags have {given}; add --strategy=multiworker after `--` "
-                       "(every worker must run MultiWorkerMirroredStrategy)")
+        raise ArgError(
+            f"the train flags have {given}; add --strategy=multiworker after `--` "
+            "(every worker must run MultiWorkerMirroredStrategy)"
+        )
     return args, train_flags
 
 
@@ -125,8 +134,9 @@ def free_ports(n: int) -> list[int]:
 
 def tf_config(addresses: list[str], index: int) -> str:
     """TF_CONFIG for worker `index` of a cluster of workers at `addresses`."""
-    return json.dumps({"cluster": {"worker": addresses},
-                       "task": {"type": "worker", "index": index}})
+    return json.dumps(
+        {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+    )
 
 
 def describe_status(returncode: int) -> str:
@@ -200,15 +210,20 @@ class Worker:
 
         # Its own session: a Ctrl-C at the terminal reaches the launcher only, which
         # passes it on; the worker's group can be signalled as a whole.
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True,
-                                     preexec_fn=preexec if _PRCTL else None)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=preexec if _PRCTL else None,
+        )
         prefix = f"[worker {index}] ".encode()
-        self.threads = [threading.Thread(target=_pump, args=(pipe, stream, prefix, out),
-                                         daemon=True)
-                        for pipe, stream in ((self.proc.stdout, sys.stdout),
-                                             (self.proc.stderr, sys.stderr))]
+        self.threads = [
+            threading.Thread(target=_pump, args=(pipe, stream, prefix, out), daemon=True)
+            for pipe, stream in ((self.proc.stdout, sys.stdout), (self.proc.stderr, sys.stderr))
+        ]
         for t in self.threads:
             t.start()
 
@@ -266,8 +281,11 @@ class Launcher:
 
     def start(self) -> None:
         n = self.args.workers
-        ports = (list(range(self.args.base_port, self.args.base_port + n))
-                 if self.args.base_port else free_ports(n))
+        ports = (
+            list(range(self.args.base_port, self.args.base_port + n))
+            if self.args.base_port
+            else free_ports(n)
+        )
         addresses = [f"{HOST}:{p}" for p in ports]
         self.out.note(f"starting {n} worker(s): {', '.join(addresses)}")
         cmd = [sys.executable, "-m", "wavegan_dist.train", *self.train_flags]
@@ -283,8 +301,9 @@ class Launcher:
         """SIGTERM to `workers`, SIGKILL to those still running `grace` seconds later."""
         if not workers:
             return
-        self.out.note(f"{why}: sending SIGTERM to worker(s) "
-                      f"{', '.join(str(w.index) for w in workers)}")
+        self.out.note(
+            f"{why}: sending SIGTERM to worker(s) {', '.join(str(w.index) for w in workers)}"
+        )
         for w in workers:
             w.signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -329,16 +348,20 @@ class Launcher:
                     # go on (they normally fail by themselves within seconds), and after a
                     # success they are at most a few steps of chief-only work behind.
                     deadline = time.monotonic() + self.args.timeout
-                    self.out.note(f"waiting up to {self.args.timeout:g} s for the other "
-                                  "worker(s) to exit")
+                    self.out.note(
+                        f"waiting up to {self.args.timeout:g} s for the other worker(s) to exit"
+                    )
             running = self._running()
             if not running:
                 break
             if deadline is not None and time.monotonic() >= deadline and not forwarded:
                 stopped_by_launcher.update(w.index for w in running)
-                self._stop(running, f"worker(s) still running {self.args.timeout:g} s after "
-                           f"worker {(first_failure or self._first_done()).index} exited",
-                           KILL_GRACE_S)
+                self._stop(
+                    running,
+                    f"worker(s) still running {self.args.timeout:g} s after "
+                    f"worker {(first_failure or self._first_done()).index} exited",
+                    KILL_GRACE_S,
+                )
                 deadline = None
             time.sleep(POLL_S)
         for w in self.workers:
@@ -351,8 +374,9 @@ class Launcher:
     def _summary(self, first_failure: Worker | None, stopped: set[int]) -> int:
         if self.interrupted is not None:
             name = signal.Signals(self.interrupted).name
-            states = ", ".join(f"worker {w.index} {describe_status(w.proc.returncode)}"
-                               for w in self.workers)
+            states = ", ".join(
+                f"worker {w.index} {describe_status(w.proc.returncode)}" for w in self.workers
+            )
             print(f"error: interrupted by {name}: {states}", file=sys.stderr, flush=True)
             return 128 + self.interrupted
         if first_failure is None and not stopped:

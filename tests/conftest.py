@@ -22,8 +22,16 @@ from wavegan_dist import strategy as strategies  # noqa: E402
 strategies.configure_cpu_devices(2)
 
 # Small but real: the full WaveGAN structure (3 layers at slice 1024) with a narrow width.
-TINY_TEST_FLAGS = dict(slice_len=1024, dim=4, batch_size=8, n_critic=2, log_every=1,
-                       sample_every=2, ckpt_every=2, num_wavs=2)
+TINY_TEST_FLAGS = dict(
+    slice_len=1024,
+    dim=4,
+    batch_size=8,
+    n_critic=2,
+    log_every=1,
+    sample_every=2,
+    ckpt_every=2,
+    num_wavs=2,
+)
 
 
 def checkpoint_weights(model_dir, prefix="models/", min_keys=10):
@@ -38,8 +46,11 @@ def checkpoint_weights(model_dir, prefix="models/", min_keys=10):
 
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)
-    keys = [k for k in reader.get_variable_to_shape_map()
-            if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating]
+    keys = [
+        k
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith(prefix) and reader.get_variable_to_dtype_map()[k].is_floating
+    ]
     assert len(keys) >= min_keys
     return {k: reader.get_tensor(k) for k in keys}
 
@@ -55,8 +66,13 @@ def max_diff(a, b):
 def run_module(module, *flags, timeout=300):
     """Runs `python -m wavegan_dist.<module> <flags>` as a user would; returns the
     CompletedProcess (text stdout and stderr captured)."""
-    return subprocess.run([sys.executable, "-m", f"wavegan_dist.{module}", *flags],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", f"wavegan_dist.{module}", *flags],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ,
+    )
 
 
 def kill_when(module, flags, ready, timeout=120):
@@ -65,8 +81,12 @@ def kill_when(module, flags, ready, timeout=120):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", f"wavegan_dist.{module}", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"wavegan_dist.{module}", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ,
+    )
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and proc.poll() is None and not ready():

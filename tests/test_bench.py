@@ -12,9 +12,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_data_bench_json_reports_both_rates_and_their_ratio():
-    proc = run_module("bench", "data", "--json", "--slice_len=1024", "--batch_size=16",
-                      "--batches=20", "--dim=4", "--train_batch=8", "--n_critic=1",
-                      "--cpu_replicas=2")
+    proc = run_module(
+        "bench",
+        "data",
+        "--json",
+        "--slice_len=1024",
+        "--batch_size=16",
+        "--batches=20",
+        "--dim=4",
+        "--train_batch=8",
+        "--n_critic=1",
+        "--cpu_replicas=2",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["replicas"] == 2 and report["slice_len"] == 1024
@@ -47,13 +56,13 @@ def test_bad_bench_flags_are_one_line_errors(tmp_path):
         ("data", "--slice_len=1000"): "--slice_len=1000 is not supported",
         ("data", "--slice_len=0"): "--slice_len=0 must be at least 1",
         ("learn", "--repeats=3"): "--repeats is a flag of bench data and bench train, not of "
-                                  "bench learn",
+        "bench learn",
         ("scale", "--rows=5"): "--rows is a flag of bench make-nsynth-size, not of bench scale",
         ("data", "--repeats=0"): "--repeats=0 must be at least 1",
         ("scale", "--utilization=0"): "--utilization=0.0 must be in (0, 1]",
         ("make-nsynth-size",): "--dest is required",
         ("train", "--data=builtin"): "--data is a flag of bench data and bench learn, not of "
-                                     "bench train",
+        "bench train",
     }
     for flags, text in cases.items():
         line = error_line(_bench(*flags))

@@ -36,9 +36,16 @@ def test_scale_table_arithmetic():
 @pytest.mark.slow
 def test_scale_cli_takes_the_host_rate_from_a_bench_data_report(tmp_path):
     report = tmp_path / "data.json"
-    report.write_text(json.dumps({"prepared_examples_per_sec_1_pipeline": 24000.0,
-                                  "dataset_rows": 289205, "slice_len": 16384,
-                                  "side_by_side_rounds": 3}))
+    report.write_text(
+        json.dumps(
+            {
+                "prepared_examples_per_sec_1_pipeline": 24000.0,
+                "dataset_rows": 289205,
+                "slice_len": 16384,
+                "side_by_side_rounds": 3,
+            }
+        )
+    )
     proc = run_module("bench", "scale", f"--from_json={report}", "--utilization=0.05", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -46,7 +53,8 @@ def test_scale_cli_takes_the_host_rate_from_a_bench_data_report(tmp_path):
     v4 = out["rows"][0]
     assert v4["measured_examples_per_sec_per_host"] == 24000.0
     assert v4["needed_examples_per_sec"] == pytest.approx(
-        0.05 * 275e12 * 4 / out["flops_per_real_example"])
+        0.05 * 275e12 * 4 / out["flops_per_real_example"]
+    )
     (tmp_path / "other.json").write_text("{}")
     line = error_line(run_module("bench", "scale", f"--from_json={tmp_path / 'other.json'}"))
     assert "has no prepared_examples_per_sec_1_pipeline" in line
@@ -91,9 +99,17 @@ def test_make_nsynth_size_writes_notes_sorted_by_instrument(tmp_path):
 @pytest.mark.slow
 def test_data_bench_with_prepared_reports_both_paths_side_by_side(tmp_path):
     prepared = tmp_path / "p"
-    flags = ["--slice_len=1024", "--batch_size=16", "--batches=5", "--prepared_batches=8",
-             "--train_steps=0",
-             f"--prepared={prepared}", "--repeats=1", "--diversity_batches=30", "--json"]
+    flags = [
+        "--slice_len=1024",
+        "--batch_size=16",
+        "--batches=5",
+        "--prepared_batches=8",
+        "--train_steps=0",
+        f"--prepared={prepared}",
+        "--repeats=1",
+        "--diversity_batches=30",
+        "--json",
+    ]
     proc = run_module("bench", "data", *flags)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
@@ -105,16 +121,26 @@ def test_data_bench_with_prepared_reports_both_paths_side_by_side(tmp_path):
             assert len(r[f"{path}_examples_per_sec_{p}_runs"]) == 1
     assert r["numpy_copy_examples_per_sec_1_thread"] > 0
     assert r["instruments"] == 33 and 1 < r["batch_distinct_instruments_random_permutation"] < 16
-    for name in ("deeplake_rows_shuffle", "deeplake_blocks_shuffle", "prepared_1_pipeline",
-                 "prepared_2_pipelines"):
+    for name in (
+        "deeplake_rows_shuffle",
+        "deeplake_blocks_shuffle",
+        "prepared_1_pipeline",
+        "prepared_2_pipelines",
+    ):
         assert 1 < r[f"batch_distinct_instruments_{name}"] <= 16
     assert isinstance(r["meets_prepared_target"], bool)
     # A folder prepared at another slice length is refused in one line, before any
     # measurement (after the "using built-in dataset" line).
-    proc = run_module("bench", "data", *flags[1:5], "--slice_len=2048",
-                      f"--prepared={prepared}", "--repeats=1")
+    proc = run_module(
+        "bench", "data", *flags[1:5], "--slice_len=2048", f"--prepared={prepared}", "--repeats=1"
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        f"error: --data={prepared} was prepared with --slice_len=1024, but this run asks "
-        "for --slice_len=2048")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: --data={prepared} was prepared with --slice_len=1024, but this run asks "
+            "for --slice_len=2048"
+        )
+    )
     assert len(proc.stderr.strip().splitlines()) == 2

@@ -26,14 +26,16 @@ def test_flop_count_matches_a_hand_count_on_a_tiny_model():
     assert flops.forward_flops(TINY) == {"generator": 2 * g, "critic": 2 * d}
 
     batch = 6
-    critic_macs = (g            # fakes
-                   + 2 * d      # critic on [real; fake]
-                   + d          # critic on the interpolates
-                   + d          # dD/dx_hat: input grads of conv_0, conv_1, dense
-                   + d          # double backward: weight grads of those three ops
-                   + (d - d_head)       # double backward: their incoming grads, not the head's
-                   + 2 * d              # weight grads, [real; fake]
-                   + 2 * (d - d_first))  # input grads, [real; fake], none into the data
+    critic_macs = (
+        g  # fakes
+        + 2 * d  # critic on [real; fake]
+        + d  # critic on the interpolates
+        + d  # dD/dx_hat: input grads of conv_0, conv_1, dense
+        + d  # double backward: weight grads of those three ops
+        + (d - d_head)  # double backward: their incoming grads, not the head's
+        + 2 * d  # weight grads, [real; fake]
+        + 2 * (d - d_first)
+    )  # input grads, [real; fake], none into the data
     assert critic_macs == 1472 + 7 * 1344 + 1280 + 2 * 704
     assert flops.critic_update_flops(TINY, batch) == 2 * batch * critic_macs
     generator_macs = g + d + d + g + (g - g_first)
@@ -61,8 +63,9 @@ _run_bench = functools.partial(run_module, "bench", "train", timeout=240)
 
 @pytest.mark.slow
 def test_train_bench_json_reports_every_documented_figure():
-    proc = _run_bench("--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json",
-                      "--no_torch")
+    proc = _run_bench(
+        "--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json", "--no_torch"
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert (r["slice_len"], r["dim"], r["batch_size"], r["repeats"]) == (1024, 4, 8, 1)
@@ -76,8 +79,13 @@ def test_train_bench_json_reports_every_documented_figure():
     positive = ["peak_gflops", "peak_matmul_gflops", "peak_conv_gflops"]
     for update in ("critic_update", "generator_update", "train_step"):
         for replicas in ("1_replica", "2_replicas"):
-            for what in ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
-                         "first_call_seconds"):
+            for what in (
+                "examples_per_sec",
+                "seconds",
+                "gflops",
+                "fraction_of_peak",
+                "first_call_seconds",
+            ):
                 positive.append(f"{update}_{what}_{replicas}")
     positive += [f"two_over_one_replica_{u}" for u in ("critic", "generator", "step")]
     for key in positive:
@@ -91,8 +99,10 @@ def test_train_bench_json_reports_every_documented_figure():
     gflops = r["critic_update_flops"] / r["critic_update_seconds_1_replica"] / 1e9
     fraction = gflops / r["peak_gflops"]
     assert abs(r["critic_update_fraction_of_peak_1_replica"] - fraction) < 1e-9
-    assert abs(r["two_over_one_replica_critic"]
-               - r["critic_update_examples_per_sec_2_replicas"] / one) < 1e-9
+    assert (
+        abs(r["two_over_one_replica_critic"] - r["critic_update_examples_per_sec_2_replicas"] / one)
+        < 1e-9
+    )
     # Skipped PyTorch: its figures are null, and the report says why.
     assert r["torch_critic_update_examples_per_sec"] is None
     assert (r["precision"], r["jit_compile"], r["device"]) == ("fp32", False, "cpu")
@@ -101,13 +111,19 @@ def test_train_bench_json_reports_every_documented_figure():
     assert r["kernels"] == "fast"
     for update in ("critic", "generator"):
         assert r[f"plain_{update}_update_examples_per_sec"] > 0
-        assert abs(r[f"{update}_update_fast_over_plain"]
-                   - r[f"{update}_update_examples_per_sec_1_replica"]
-                   / r[f"plain_{update}_update_examples_per_sec"]) < 1e-9
+        assert (
+            abs(
+                r[f"{update}_update_fast_over_plain"]
+                - r[f"{update}_update_examples_per_sec_1_replica"]
+                / r[f"plain_{update}_update_examples_per_sec"]
+            )
+            < 1e-9
+        )
     assert r["critic_update_tf_over_torch"] is None and r["meets_tf_over_torch_target"] is None
     import importlib.util
 
     from wavegan_dist.bench.train import TORCH_MISSING, TORCH_SKIPPED
+
     installed = importlib.util.find_spec("torch") is not None
     assert r["torch_status"] == (TORCH_SKIPPED if installed else TORCH_MISSING)
     assert isinstance(r["meets_fraction_of_peak_target"], bool)
@@ -116,8 +132,16 @@ def test_train_bench_json_reports_every_documented_figure():
 
 @pytest.mark.slow
 def test_train_bench_runs_bf16_and_xla_as_training_would():
-    proc = _run_bench("--slice_len=1024", "--dim=4", "--batch_size=8", "--repeats=1", "--json",
-                      "--precision=bf16", "--jit_compile", "--no_plain")
+    proc = _run_bench(
+        "--slice_len=1024",
+        "--dim=4",
+        "--batch_size=8",
+        "--repeats=1",
+        "--json",
+        "--precision=bf16",
+        "--jit_compile",
+        "--no_plain",
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert (r["precision"], r["jit_compile"], r["device"]) == ("bf16", True, "cpu")
@@ -129,6 +153,7 @@ def test_train_bench_runs_bf16_and_xla_as_training_would():
     assert isinstance(r["meets_two_over_one_replica_target"], bool)
     # The fp32 PyTorch twin is no like-for-like comparison for bf16.
     from wavegan_dist.bench.train import TORCH_NOT_LIKE_FOR_LIKE
+
     assert r["torch_status"] == TORCH_NOT_LIKE_FOR_LIKE.format(what="bf16 on cpu")
     assert r["critic_update_tf_over_torch"] is None
 
@@ -148,24 +173,49 @@ def test_batch_that_does_not_split_over_two_replicas_is_a_one_line_error():
 def test_text_report_marks_the_targets():
     from wavegan_dist.bench.train import TORCH_MISSING, format_text
 
-    r = {"slice_len": 1024, "dim": 4, "batch_size": 8, "repeats": 1, "warmup": 1,
-         "cpu_cores": 2, "tensorflow_version": "2.17.1", "torch_version": None,
-         "kernels": "fast", "critic_update_fast_over_plain": 1.7,
-         "device": "cpu", "precision": "fp32", "jit_compile": False, "peak_dtype": "float32",
-         "generator_update_fast_over_plain": 1.2,
-         "torch_status": TORCH_MISSING, "torch_threads": None,
-         "critic_update_flops": 1e9, "generator_update_flops": 5e8,
-         "flops_match_built_models": True, "peak_gflops": 100.0, "peak_source": "matmul",
-         "peak_matmul_gflops": 100.0, "peak_conv_gflops": 90.0,
-         "two_over_one_replica_critic": 0.95, "two_over_one_replica_generator": 0.8,
-         "two_over_one_replica_step": 0.85,
-         "critic_update_fraction_of_peak_1_replica": 0.5,
-         "critic_update_zero_gradient_path_flops": 2e8,
-         "meets_fraction_of_peak_target": False, "meets_two_over_one_replica_target": True}
+    r = {
+        "slice_len": 1024,
+        "dim": 4,
+        "batch_size": 8,
+        "repeats": 1,
+        "warmup": 1,
+        "cpu_cores": 2,
+        "tensorflow_version": "2.17.1",
+        "torch_version": None,
+        "kernels": "fast",
+        "critic_update_fast_over_plain": 1.7,
+        "device": "cpu",
+        "precision": "fp32",
+        "jit_compile": False,
+        "peak_dtype": "float32",
+        "generator_update_fast_over_plain": 1.2,
+        "torch_status": TORCH_MISSING,
+        "torch_threads": None,
+        "critic_update_flops": 1e9,
+        "generator_update_flops": 5e8,
+        "flops_match_built_models": True,
+        "peak_gflops": 100.0,
+        "peak_source": "matmul",
+        "peak_matmul_gflops": 100.0,
+        "peak_conv_gflops": 90.0,
+        "two_over_one_replica_critic": 0.95,
+        "two_over_one_replica_generator": 0.8,
+        "two_over_one_replica_step": 0.85,
+        "critic_update_fraction_of_peak_1_replica": 0.5,
+        "critic_update_zero_gradient_path_flops": 2e8,
+        "meets_fraction_of_peak_target": False,
+        "meets_two_over_one_replica_target": True,
+    }
     for update in ("critic_update", "generator_update", "train_step"):
         for replicas in ("_1_replica", "_2_replicas"):
-            for what in ("seconds", "examples_per_sec", "gflops", "fraction_of_peak",
-                         "first_call_seconds", "best_seconds"):
+            for what in (
+                "seconds",
+                "examples_per_sec",
+                "gflops",
+                "fraction_of_peak",
+                "first_call_seconds",
+                "best_seconds",
+            ):
                 r.setdefault(f"{update}_{what}{replicas}", 0.5)
             r.setdefault(f"plain_{update}_{what}", 0.8)
     text = format_text(r)
@@ -175,11 +225,15 @@ def test_text_report_marks_the_targets():
     assert "of peak (1 replica): 50.0% [NOT met]" in text
     assert "0.95x [met]" in text
     assert "generator 0.80x, whole step 0.85x" in text
-    assert [line.split()[0] for line in text.splitlines() if "TF fast, 2 replicas" in line] \
-        == ["critic", "generator", "step"]
+    assert [line.split()[0] for line in text.splitlines() if "TF fast, 2 replicas" in line] == [
+        "critic",
+        "generator",
+        "step",
+    ]
 
 
 # --- the PyTorch twin (only where the optional `bench` extra is installed) ---
+
 
 def _keras_layer_and_input(layer, shape, seed):
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
@@ -267,8 +321,13 @@ def test_torch_wavegan_matches_tensorflow_for_the_same_weights_and_trains():
     penalty = losses.gradient_penalty(tape.gradient(d_hat, x_hat))
     scores = critic(tf.concat([real, fake], 0), shifts[:8])
     tf_loss = tf.reduce_mean(losses.critic_loss(scores[:4], scores[4:], penalty, 10.0))
-    torch_loss, torch_penalty = tw.critic_loss(gan.critic, channels_first(real), torch_fake,
-                                               torch.from_numpy(alpha), torch.from_numpy(shifts))
+    torch_loss, torch_penalty = tw.critic_loss(
+        gan.critic,
+        channels_first(real),
+        torch_fake,
+        torch.from_numpy(alpha),
+        torch.from_numpy(shifts),
+    )
     np.testing.assert_allclose(torch_penalty.item(), float(tf.reduce_mean(penalty)), rtol=1e-4)
     np.testing.assert_allclose(torch_loss.item(), float(tf_loss), rtol=1e-4, atol=1e-4)
 
@@ -308,14 +367,16 @@ def test_flop_count_matches_what_pytorch_counts_for_its_twin():
             fake = gan.generator(gan.latent())
         shifts = gan.shifts(3)
         x_hat = torch.lerp(real, fake, torch.rand(batch)[:, None, None]) + torch.zeros(
-            1, requires_grad=True)
-        scores = gan.critic(torch.cat([real, fake]), shifts[:2 * batch])
-        d_hat = gan.critic(x_hat, shifts[2 * batch:])
+            1, requires_grad=True
+        )
+        scores = gan.critic(torch.cat([real, fake]), shifts[: 2 * batch])
+        d_hat = gan.critic(x_hat, shifts[2 * batch :])
         (grads,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
         penalty = (grads.square().sum(dim=(1, 2)).add(1e-10).sqrt() - 1).square()
         loss = (scores[batch:] - scores[:batch] + 10 * penalty).mean()
         loss.backward(inputs=list(gan.critic.parameters()))
     # PyTorch also pushes LeakyReLU's zero second-derivative gradient back through the
     # interpolates' forward convolutions: the documented, uncounted extra.
-    assert counter.get_total_flops() == (flops.critic_update_flops(spec, batch)
-                                         + flops.zero_gradient_path_flops(spec, batch))
+    assert counter.get_total_flops() == (
+        flops.critic_update_flops(spec, batch) + flops.zero_gradient_path_flops(spec, batch)
+    )

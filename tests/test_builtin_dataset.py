@@ -12,8 +12,15 @@ import pytest
 
 from wavegan_dist.data import builtin
 from wavegan_dist.data.schema import (
-    COLUMNS, FAMILIES, NSYNTH_NUM_SAMPLES, QUALITIES, SOURCES, SPLITS, VELOCITIES,
-    check_schema)
+    COLUMNS,
+    FAMILIES,
+    NSYNTH_NUM_SAMPLES,
+    QUALITIES,
+    SOURCES,
+    SPLITS,
+    VELOCITIES,
+    check_schema,
+)
 from wavegan_dist.errors import UserError
 
 SIZES = {"train": 24, "valid": 8, "test": 8}
@@ -83,8 +90,11 @@ def test_names_and_ranges(built):
     assert len(set(all_notes)) == len(all_notes)  # splits are disjoint
 
     train = data["train"]
-    checks = {"pitch": (24, 96), "instrument_family": (0, len(FAMILIES) - 1),
-              "instrument_source": (0, len(SOURCES) - 1)}
+    checks = {
+        "pitch": (24, 96),
+        "instrument_family": (0, len(FAMILIES) - 1),
+        "instrument_source": (0, len(SOURCES) - 1),
+    }
     for name, (lo, hi) in checks.items():
         assert lo <= train[name].min() and train[name].max() <= hi, name
         assert len(set(train[name])) > 1, name
@@ -147,8 +157,7 @@ def test_second_call_reuses(built):
 def test_same_seed_same_bytes_other_seed_differs(built, tmp_path):
     *_, data = built
     same = builtin.ensure_builtin_dataset(str(tmp_path), sizes=SIZES, log=lambda _: None)
-    other = builtin.ensure_builtin_dataset(str(tmp_path), sizes=SIZES, seed=5,
-                                           log=lambda _: None)
+    other = builtin.ensure_builtin_dataset(str(tmp_path), sizes=SIZES, seed=5, log=lambda _: None)
     assert same != other
     for split in SPLITS:
         ds = deeplake.open_read_only(os.path.join(same, split))
@@ -164,8 +173,9 @@ def test_foreign_folder_raises_and_is_left_alone(tmp_path):
     with open(os.path.join(root, "train", "mine.txt"), "w") as f:
         f.write("keep me")
     with pytest.raises(UserError, match="not a complete built-in dataset"):
-        builtin.ensure_builtin_dataset(str(tmp_path), seed=1,
-                                       sizes={"train": 2, "valid": 1, "test": 1})
+        builtin.ensure_builtin_dataset(
+            str(tmp_path), seed=1, sizes={"train": 2, "valid": 1, "test": 1}
+        )
     assert os.listdir(root) == ["train"]
     with open(os.path.join(root, "train", "mine.txt")) as f:
         assert f.read() == "keep me"
@@ -189,8 +199,9 @@ def test_concurrent_builders_build_once(tmp_path):
 
     def run():
         try:
-            roots.append(builtin.ensure_builtin_dataset(str(tmp_path), sizes=sizes,
-                                                        log=lines.append))
+            roots.append(
+                builtin.ensure_builtin_dataset(str(tmp_path), sizes=sizes, log=lines.append)
+            )
         except Exception as e:  # noqa: BLE001 - reported by the assertion below
             errors.append(e)
 

@@ -26,8 +26,14 @@ def _cfg(model_dir, **kw):
 
 
 def _train_cli(model_dir, *extra):
-    return run_module("train", "--preset=tiny", "--strategy=cpu", f"--model_dir={model_dir}",
-                      *[f"--{k}={v}" for k, v in FLAGS.items()], *extra)
+    return run_module(
+        "train",
+        "--preset=tiny",
+        "--strategy=cpu",
+        f"--model_dir={model_dir}",
+        *[f"--{k}={v}" for k, v in FLAGS.items()],
+        *extra,
+    )
 
 
 def _truncate(path, keep):
@@ -63,16 +69,20 @@ def _damaged_copy(run, folder, kind):
 
 
 def _files(folder):
-    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))
-            if (folder / name).is_file()}
+    return {
+        name: (folder / name).read_bytes()
+        for name in sorted(os.listdir(folder))
+        if (folder / name).is_file()
+    }
 
 
 def test_damaged_newest_is_one_line_naming_the_newest_intact(run, tmp_path):
     folders = {kind: _damaged_copy(run, tmp_path / kind, kind) for kind in DAMAGE}
     before = {kind: _files(d / "checkpoints") for kind, d in folders.items()}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        procs = dict(zip(folders, pool.map(
-            lambda d: _train_cli(d, "--train_steps=6"), folders.values())))
+        procs = dict(
+            zip(folders, pool.map(lambda d: _train_cli(d, "--train_steps=6"), folders.values()))
+        )
     for kind, proc in procs.items():
         # One stderr line: no TensorFlow warnings about unrestored values after it.
         line = error_line(proc)
@@ -89,8 +99,11 @@ def test_resume_from_an_older_checkpoint_sets_the_newer_ones_aside(run, tmp_path
     proc = _train_cli(damaged, "--train_steps=6", "--resume_from=ckpt-2")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
-    moved = [line for line in out if line.startswith("moved ckpt-4 (newer than step 2) and the "
-                                                     "old state file to ")]
+    moved = [
+        line
+        for line in out
+        if line.startswith("moved ckpt-4 (newer than step 2) and the old state file to ")
+    ]
     assert len(moved) == 1, out
     aside = moved[0].split(" to ")[1].split(";")[0]
     assert os.path.dirname(aside) == str(ckpts)
@@ -101,15 +114,21 @@ def test_resume_from_an_older_checkpoint_sets_the_newer_ones_aside(run, tmp_path
     # ... and the run's own ckpt-4 and ckpt-6 are new and intact.
     state = tf.train.get_checkpoint_state(str(ckpts))
     assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
-        "ckpt-2", "ckpt-4", "ckpt-6"]
+        "ckpt-2",
+        "ckpt-4",
+        "ckpt-6",
+    ]
     assert all(damage_of(str(ckpts / f"ckpt-{n}")) is None for n in (2, 4, 6))
 
     # Later runs never pick the set-aside one, and rotating old checkpoints out
     # (--keep_checkpoints) leaves the set-aside folder alone.
     aside_files = _files(ckpts / aside)
     logs = []
-    run_training(_cfg(damaged, train_steps=10, keep_checkpoints=2),
-                 tf.distribute.OneDeviceStrategy(CPU), log=logs.append)
+    run_training(
+        _cfg(damaged, train_steps=10, keep_checkpoints=2),
+        tf.distribute.OneDeviceStrategy(CPU),
+        log=logs.append,
+    )
     assert f"resumed from step 6 ({ckpts / 'ckpt-6'})" in logs
     assert sorted(p.name for p in ckpts.glob("ckpt-*.index")) == ["ckpt-10.index", "ckpt-8.index"]
     assert _files(ckpts / aside) == aside_files
@@ -125,8 +144,7 @@ def test_resume_from_an_intact_older_checkpoint_on_purpose(run, tmp_path):
         newer = {k: v for k, v in newer.items() if k.startswith("ckpt-4")}
         logs = []
         resume_from = "ckpt-2" if how == "ckpt-2" else str(d / "checkpoints" / "ckpt-2")
-        result = run_training(_cfg(d, train_steps=3, resume_from=resume_from), cpu,
-                              log=logs.append)
+        result = run_training(_cfg(d, train_steps=3, resume_from=resume_from), cpu, log=logs.append)
         assert result.start_step == 2 and result.step == 3, how
         assert f"resumed from step 2 ({d / 'checkpoints' / 'ckpt-2'})" in logs, how
         aside = [p for p in (d / "checkpoints").iterdir() if p.name.startswith("set_aside-")]
@@ -140,8 +158,10 @@ def test_resume_from_a_missing_or_damaged_checkpoint_is_one_line(run, tmp_path):
     other = _damaged_copy(run, tmp_path / "other", "truncated_data")
     before = _files(damaged / "checkpoints")
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        missing, bad = pool.map(lambda args: _train_cli(args[0], "--train_steps=6", args[1]),
-                                [(other, "--resume_from=ckpt-9"), (damaged, "--resume_from=ckpt-4")])
+        missing, bad = pool.map(
+            lambda args: _train_cli(args[0], "--train_steps=6", args[1]),
+            [(other, "--resume_from=ckpt-9"), (damaged, "--resume_from=ckpt-4")],
+        )
     line = error_line(missing)
     assert "--resume_from=ckpt-9: there is no checkpoint" in line
     assert "the run has ckpt-2, ckpt-4 in" in line

@@ -12,9 +12,17 @@ from wavegan_dist.media import grid
 
 pytestmark = pytest.mark.slow
 
-EXPECTED_TAGS = {"loss/critic", "loss/generator", "loss/gradient_penalty", "loss/wasserstein",
-                 "perf/examples_per_sec", "audio/generated", "audio/real",
-                 "spectrogram/generated", "config"}
+EXPECTED_TAGS = {
+    "loss/critic",
+    "loss/generator",
+    "loss/gradient_penalty",
+    "loss/wasserstein",
+    "perf/examples_per_sec",
+    "audio/generated",
+    "audio/real",
+    "spectrogram/generated",
+    "config",
+}
 
 
 _train = functools.partial(run_module, "train")
@@ -27,10 +35,22 @@ def _tiny_flags():
 @pytest.fixture(scope="module")
 def mirrored_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli_run")
-    first = _train("--strategy=mirrored", "--cpu_replicas=2", "--preset=tiny", "--train_steps=4",
-                   f"--model_dir={d}", *_tiny_flags())
-    second = _train("--strategy=mirrored", "--cpu_replicas=2", "--preset=tiny", "--train_steps=6",
-                    f"--model_dir={d}", *_tiny_flags())
+    first = _train(
+        "--strategy=mirrored",
+        "--cpu_replicas=2",
+        "--preset=tiny",
+        "--train_steps=4",
+        f"--model_dir={d}",
+        *_tiny_flags(),
+    )
+    second = _train(
+        "--strategy=mirrored",
+        "--cpu_replicas=2",
+        "--preset=tiny",
+        "--train_steps=6",
+        f"--model_dir={d}",
+        *_tiny_flags(),
+    )
     return d, first, second
 
 
@@ -38,14 +58,19 @@ def test_mirrored_run_reports_replicas_and_resumes(mirrored_run):
     d, first, second = mirrored_run
     assert first.returncode == 0, first.stderr
     assert "MirroredStrategy: 2 replica(s) in sync on CPU:0, CPU:1" in first.stdout
-    assert "done at step 4: 2 replica(s) in sync (max weight difference between replicas 0)" \
+    assert (
+        "done at step 4: 2 replica(s) in sync (max weight difference between replicas 0)"
         in first.stdout
+    )
     assert second.returncode == 0, second.stderr
     assert "resumed from step 4" in second.stdout
     assert "step 6/6  critic" in second.stdout and "done at step 6" in second.stdout
     assert "step 5/6" in second.stdout and "step 4/" not in second.stdout
-    assert sorted(f for f in os.listdir(d / "checkpoints") if f.endswith(".index")) == \
-        ["ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]
+    assert sorted(f for f in os.listdir(d / "checkpoints") if f.endswith(".index")) == [
+        "ckpt-2.index",
+        "ckpt-4.index",
+        "ckpt-6.index",
+    ]
     assert len(os.listdir(d / "samples" / "step_0000006")) == 2
 
 
@@ -84,14 +109,24 @@ def test_tpu_without_a_tpu_is_one_line_error(tmp_path):
 
 
 def test_bad_input_is_one_line_error(tmp_path):
-    assert "does not divide over 2 replicas" in error_line(_train(
-        "--strategy=mirrored", "--cpu_replicas=2", "--preset=tiny", "--batch_size=7",
-        f"--model_dir={tmp_path}"))
-    assert "no such file or folder" in error_line(_train(
-        "--preset=tiny", f"--data={tmp_path}/nope", f"--model_dir={tmp_path}"))
+    assert "does not divide over 2 replicas" in error_line(
+        _train(
+            "--strategy=mirrored",
+            "--cpu_replicas=2",
+            "--preset=tiny",
+            "--batch_size=7",
+            f"--model_dir={tmp_path}",
+        )
+    )
+    assert "no such file or folder" in error_line(
+        _train("--preset=tiny", f"--data={tmp_path}/nope", f"--model_dir={tmp_path}")
+    )
     assert "--model_dir is required" in error_line(_train("--preset=tiny"))
     assert "unexpected arguments" in error_line(_train("--preset=tiny", "stray"))
-    assert "flag --pitch_min=abc" in error_line(_train("--pitch_min=abc", f"--model_dir={tmp_path}"))
+    assert "flag --pitch_min=abc" in error_line(
+        _train("--pitch_min=abc", f"--model_dir={tmp_path}")
+    )
     assert "Unknown command line flag 'nosuch'" in error_line(_train("--nosuch=1"))
-    assert "--velocity takes comma-separated integers" in error_line(_train(
-        "--velocity=loud", f"--model_dir={tmp_path}"))
+    assert "--velocity takes comma-separated integers" in error_line(
+        _train("--velocity=loud", f"--model_dir={tmp_path}")
+    )

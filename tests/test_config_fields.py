@@ -33,26 +33,66 @@ def test_what_a_resume_may_change_follows_each_fields_declaration():
     from wavegan_dist.training import checkpoints
 
     assert set(checkpoints.MODEL_FIELDS) == {
-        "model", "slice_len", "dim", "kernel_len", "latent_dim", "upsample", "post_filter",
-        "gen_batchnorm", "condition"}
+        "model",
+        "slice_len",
+        "dim",
+        "kernel_len",
+        "latent_dim",
+        "upsample",
+        "post_filter",
+        "gen_batchnorm",
+        "condition",
+    }
     assert set(checkpoints.ORDER_FIELDS) == {
-        "data", "split", "num_samples", "subset", "instrument_source", "instrument_family",
-        "pitch_min", "pitch_max", "velocity", "batch_size", "n_critic", "seed", "shuffle",
-        "shuffle_window", "slice_offset", "normalize", "phase_shuffle", "phase_shuffle_layers",
-        "precision"}
+        "data",
+        "split",
+        "num_samples",
+        "subset",
+        "instrument_source",
+        "instrument_family",
+        "pitch_min",
+        "pitch_max",
+        "velocity",
+        "batch_size",
+        "n_critic",
+        "seed",
+        "shuffle",
+        "shuffle_window",
+        "slice_offset",
+        "normalize",
+        "phase_shuffle",
+        "phase_shuffle_layers",
+        "precision",
+    }
     assert set(checkpoints.TRAINING_FIELDS) == {
-        "learning_rate", "beta1", "beta2", "gp_weight", "generator_ema", "jit_compile",
-        "adam_epsilon", "kernels"}
+        "learning_rate",
+        "beta1",
+        "beta2",
+        "gp_weight",
+        "generator_ema",
+        "jit_compile",
+        "adam_epsilon",
+        "kernels",
+    }
 
 
 def test_the_networks_fields_are_nested_and_follow_the_runs_own():
     cfg = make_config("tiny", condition="pitch", seed=3, precision="bf16", dim=6)
     assert isinstance(cfg.net, ModelSpec)
-    assert (cfg.net.dim, cfg.net.slice_len, cfg.net.num_classes, cfg.net.seed,
-            cfg.net.precision) == (6, 4096, 128, 3, "bf16")
+    assert (
+        cfg.net.dim,
+        cfg.net.slice_len,
+        cfg.net.num_classes,
+        cfg.net.seed,
+        cfg.net.precision,
+    ) == (6, 4096, 128, 3, "bf16")
     later = cfg.replace(seed=4, condition="none", upsample="nn")
     assert (later.net.seed, later.net.num_classes, later.net.upsample, later.net.dim) == (
-        4, 0, "nn", 6)
+        4,
+        0,
+        "nn",
+        6,
+    )
     assert cfg.model_spec("CPU").kernels == "fast" and cfg.model_spec("TPU").kernels == "reference"
 
 
@@ -64,8 +104,11 @@ def test_each_family_fills_its_own_defaults_and_refuses_options_it_lacks():
     assert (wavegan.net.kernel_len, wavegan.net.phase_shuffle) == (25, 2)
     with pytest.raises(UserError, match=r"^--model=wave is not one of wavegan, seed2d$"):
         make_config("tiny", model="wave")
-    with pytest.raises(UserError, match=r"^--upsample=nn is a WaveGAN option; --model=seed2d "
-                                        r"takes only --upsample=zeros$"):
+    with pytest.raises(
+        UserError,
+        match=r"^--upsample=nn is a WaveGAN option; --model=seed2d "
+        r"takes only --upsample=zeros$",
+    ):
         make_config("tiny", model="seed2d", upsample="nn")
     with pytest.raises(UserError, match=r"^--upsample=linear is not one of zeros, nn$"):
         make_config("tiny", upsample="linear")

@@ -18,8 +18,10 @@ from wavegan_dist.errors import UserError
 @pytest.fixture(scope="module")
 def train(builtin_root):
     ds = deeplake.open_read_only(os.path.join(builtin_root, "train"))
-    meta = {c: np.asarray(ds[c][:]) for c in ("pitch", "velocity", "instrument_source",
-                                              "instrument_family")}
+    meta = {
+        c: np.asarray(ds[c][:])
+        for c in ("pitch", "velocity", "instrument_source", "instrument_family")
+    }
     return ds, meta
 
 
@@ -27,15 +29,17 @@ def test_filters_select_exactly_the_matching_rows(train):
     ds, meta = train
     f = RowFilter.from_options("gansynth")
     rows = select_rows(ds, f)
-    expect = np.flatnonzero((meta["instrument_source"] == 0) & (meta["pitch"] >= 24)
-                            & (meta["pitch"] <= 84))
+    expect = np.flatnonzero(
+        (meta["instrument_source"] == 0) & (meta["pitch"] >= 24) & (meta["pitch"] <= 84)
+    )
     np.testing.assert_array_equal(rows, expect)
     assert 0 < len(rows) < len(ds)
     f = RowFilter.from_options(instrument_family=[3, 5], velocity=[100, 127], num_samples=200)
     rows = select_rows(ds, f)
     head = {k: v[:200] for k, v in meta.items()}
-    expect = np.flatnonzero(np.isin(head["instrument_family"], [3, 5])
-                            & np.isin(head["velocity"], [100, 127]))
+    expect = np.flatnonzero(
+        np.isin(head["instrument_family"], [3, 5]) & np.isin(head["velocity"], [100, 127])
+    )
     np.testing.assert_array_equal(rows, expect)
     assert rows.max() < 200
     np.testing.assert_array_equal(select_rows(ds, RowFilter(num_samples=10)), np.arange(10))
@@ -61,11 +65,15 @@ def test_random_offsets_and_peak_normalisation(builtin_root):
     assert len(set(offsets)) > 1 and offsets.max() <= 64000 - 1024
     notes = np.asarray(source.dataset["audio"][rows.tolist()])
     for i in range(8):
-        np.testing.assert_array_equal(pcm[i], notes[i, offsets[i]:offsets[i] + 1024])
+        np.testing.assert_array_equal(pcm[i], notes[i, offsets[i] : offsets[i] + 1024])
         assert scale[i] * np.abs(notes[i].astype(np.int32)).max() == pytest.approx(1.0)
     # The offsets are those of the global position: two pipelines see the same windows.
-    halves = [pipeline.ShardReader(**{**kw, "per_replica": 4, "replicas": (p, p + 1)},
-                                   slice_offset="random").offsets_of_batch(0) for p in range(2)]
+    halves = [
+        pipeline.ShardReader(
+            **{**kw, "per_replica": 4, "replicas": (p, p + 1)}, slice_offset="random"
+        ).offsets_of_batch(0)
+        for p in range(2)
+    ]
     np.testing.assert_array_equal(np.concatenate(halves), offsets)
 
 
@@ -116,8 +124,9 @@ def test_extract_accepts_a_dataset_or_any_view_of_one(train):
     np.testing.assert_array_equal(extract_audio(ds[[1, 5]]), audio[[1, 5]])
     assert extract_metadata(ds[[1, 5]]) == [records[1], records[5]]
     # rows index into the view, in the order asked, repeats allowed
-    np.testing.assert_array_equal(extract_audio(ds[[1, 5]], [1, 1, 0], slice_len=300, offset=7),
-                                  audio[[5, 5, 1], 7:307])
+    np.testing.assert_array_equal(
+        extract_audio(ds[[1, 5]], [1, 1, 0], slice_len=300, offset=7), audio[[5, 5, 1], 7:307]
+    )
     np.testing.assert_array_equal(extract_audio(ds[3]), audio[3:4])
     assert extract_metadata(ds[3], columns=["pitch"]) == [{"pitch": int(meta["pitch"][3])}]
     high = ds.query("SELECT * WHERE pitch > 60")
@@ -131,11 +140,17 @@ def test_a_missing_split_is_named_with_the_splits_there_are(builtin_root, tmp_pa
     only_train.mkdir()
     (only_train / "train").symlink_to(os.path.join(builtin_root, "train"))
     assert resolve_path(str(only_train), "train") == str(only_train / "train")
-    with pytest.raises(UserError, match=r"has no valid split \(.*nsynth/valid does not exist; "
-                                        r"it has train\)"):
+    with pytest.raises(
+        UserError,
+        match=r"has no valid split \(.*nsynth/valid does not exist; "
+        r"it has train\)",
+    ):
         load_source(str(only_train), "valid")
-    with pytest.raises(UserError, match=r"nsynth/\{split\}: no test split \(.*nsynth/test does "
-                                        r"not exist; found: train\)"):
+    with pytest.raises(
+        UserError,
+        match=r"nsynth/\{split\}: no test split \(.*nsynth/test does "
+        r"not exist; found: train\)",
+    ):
         load_source(str(only_train / "{split}"), "test")
 
 
@@ -147,21 +162,28 @@ def test_audio_files_given_as_data_name_the_ingest_command(tmp_path):
     with wave.open(str(folder / "sub" / "a.wav"), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
         w.writeframes(np.zeros(160, np.int16).tobytes())
-    command = (f"python -m wavegan_dist.ingest --format=audio-folder --source={folder} "
-               f"--dest={tmp_path / 'my_wavs-deeplake'}, then pass "
-               f"--data={tmp_path / 'my_wavs-deeplake'}")
-    with pytest.raises(UserError, match="is a folder of audio files, not a deeplake dataset"
-                                        ".*" + command):
+    command = (
+        f"python -m wavegan_dist.ingest --format=audio-folder --source={folder} "
+        f"--dest={tmp_path / 'my_wavs-deeplake'}, then pass "
+        f"--data={tmp_path / 'my_wavs-deeplake'}"
+    )
+    with pytest.raises(
+        UserError, match="is a folder of audio files, not a deeplake dataset.*" + command
+    ):
         load_source(str(folder))
-    with pytest.raises(UserError, match="is an audio file, not a deeplake dataset.*--source="
-                                        f"{folder / 'sub'} --dest={folder / 'sub-deeplake'},"):
+    with pytest.raises(
+        UserError,
+        match="is an audio file, not a deeplake dataset.*--source="
+        f"{folder / 'sub'} --dest={folder / 'sub-deeplake'},",
+    ):
         load_source(str(folder / "sub" / "a.wav"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("url", ["gs://bucket/nsynth/{split}", "s3://bucket/nsynth/{split}"])
-def test_an_unreachable_cloud_dataset_fails_in_one_line_and_the_process_exits(url, tmp_path,
-                                                                           monkeypatch):
+def test_an_unreachable_cloud_dataset_fails_in_one_line_and_the_process_exits(
+    url, tmp_path, monkeypatch
+):
     """No network here (nor in CI). deeplake leaves native threads retrying the store, which
     its exit handlers join: without a hard exit after the error the process never ends."""
     monkeypatch.setenv("WAVEGAN_DIST_OPEN_TIMEOUT", "4")

@@ -24,8 +24,10 @@ DECAY = 0.2
 
 
 def _cfg(model_dir, **kw):
-    return make_config("tiny", **{**TINY_TEST_FLAGS, "n_critic": 1, "num_wavs": 0,
-                                  "model_dir": str(model_dir), **kw})
+    return make_config(
+        "tiny",
+        **{**TINY_TEST_FLAGS, "n_critic": 1, "num_wavs": 0, "model_dir": str(model_dir), **kw},
+    )
 
 
 def _dataset_fn(strategy, cfg):
@@ -33,8 +35,9 @@ def _dataset_fn(strategy, cfg):
     per_replica = cfg.batch_size // strategy.num_replicas_in_sync
 
     def dataset_fn(ctx):
-        x = 0.1 * tf.random.stateless_normal([per_replica, cfg.net.slice_len, 1],
-                                             [ctx.input_pipeline_id, 0])
+        x = 0.1 * tf.random.stateless_normal(
+            [per_replica, cfg.net.slice_len, 1], [ctx.input_pipeline_id, 0]
+        )
         return tf.data.Dataset.from_tensors((x, tf.zeros([per_replica], tf.int32))).repeat()
 
     return dataset_fn
@@ -51,10 +54,14 @@ def _values(model):
 
 def _saved(model_dir, prefix):
     """{key minus `prefix`: array} of the latest checkpoint's values under `prefix`."""
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir,
-                                                                              "checkpoints")))
-    return {k[len(prefix):]: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith(prefix)}
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    )
+    return {
+        k[len(prefix) :]: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith(prefix)
+    }
 
 
 def _max_diff(a, b):
@@ -124,14 +131,28 @@ def test_checkpoint_round_trip_rollback_and_load_generator(tmp_path):
     trainer.train_steps(iterator, tf.constant(1, tf.int32))
     assert _max_diff(_values(trainer.generator_ema), saved_ema) > 1e-6
     logs = []
-    runner = loop.PipelineTrainer(trainer=trainer, cfg=cfg, checkpointer=ckpt, log=logs.append,
-                                  dataset_fn_at=lambda step: _dataset_fn(trainer.strategy, cfg))
+    runner = loop.PipelineTrainer(
+        trainer=trainer,
+        cfg=cfg,
+        checkpointer=ckpt,
+        log=logs.append,
+        dataset_fn_at=lambda step: _dataset_fn(trainer.strategy, cfg),
+    )
     ctl = controller.Controller(
-        trainer=runner, checkpointer=ckpt, writer=None, schedule=controller.Schedule.of(cfg),
-        stop=faults.StopRequest(), workers=consensus.Workers(trainer.strategy), step=3,
-        log=logs.append, progress=controller.Progress(examples_per_step=cfg.batch_size),
-        rollback=controller.Rollback(on_nan="rollback", max_rollbacks=1, seed=cfg.seed,
-                                     model_dir=cfg.model_dir), rollbacks=1)
+        trainer=runner,
+        checkpointer=ckpt,
+        writer=None,
+        schedule=controller.Schedule.of(cfg),
+        stop=faults.StopRequest(),
+        workers=consensus.Workers(trainer.strategy),
+        step=3,
+        log=logs.append,
+        progress=controller.Progress(examples_per_step=cfg.batch_size),
+        rollback=controller.Rollback(
+            on_nan="rollback", max_rollbacks=1, seed=cfg.seed, model_dir=cfg.model_dir
+        ),
+        rollbacks=1,
+    )
     step = ctl.rollback(ctl, faults.Diverged(3, {"generator": float("nan")}))
     assert step == 2 and ckpt.missing == ()
     assert int(trainer.noise_seed.numpy()) == faults.rollback_seed(cfg.seed, 1)
@@ -147,16 +168,21 @@ def test_checkpoint_round_trip_rollback_and_load_generator(tmp_path):
     # The samples drawn during training come from the EMA too.
     z = tf.random.uniform([2, cfg.net.latent_dim], -1.0, 1.0, seed=1)
     assert np.abs(trainer.generate(z).numpy() - ema(z, None, training=False).numpy()).max() < 1e-6
-    assert np.abs(trainer.generate(z, raw=True).numpy()
-                  - raw(z, None, training=False).numpy()).max() < 1e-6
+    assert (
+        np.abs(trainer.generate(z, raw=True).numpy() - raw(z, None, training=False).numpy()).max()
+        < 1e-6
+    )
 
 
 @pytest.fixture(scope="module")
 def run_without_ema(tmp_path_factory):
     """A tiny run trained 2 steps with --generator_ema=0 (checkpoint as before the EMA)."""
     d = tmp_path_factory.mktemp("no_ema")
-    loop.run_training(_cfg(d, train_steps=2, generator_ema=0.0),
-                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    loop.run_training(
+        _cfg(d, train_steps=2, generator_ema=0.0),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=lambda _: None,
+    )
     return d
 
 
@@ -165,8 +191,11 @@ def test_run_without_ema_loads_raw_and_refuses_ema(run_without_ema):
     assert _saved(d, "generator_ema/") == {} and _saved(d, "models/generator/")
     *_, step, weights = load_generator(d)
     assert (step, weights) == (2, "raw")
-    with pytest.raises(UserError, match="--weights=ema: .*ckpt-2 has no generator EMA .*"
-                                        "--generator_ema=0.*pass --weights=raw"):
+    with pytest.raises(
+        UserError,
+        match="--weights=ema: .*ckpt-2 has no generator EMA .*"
+        "--generator_ema=0.*pass --weights=raw",
+    ):
         load_generator(d, weights="ema")
 
 
@@ -174,26 +203,36 @@ def test_old_checkpoint_resumes_with_ema_equal_to_the_generator(run_without_ema,
     d = tmp_path / "run"
     shutil.copytree(run_without_ema, d)
     logs = []
-    loop.run_training(_cfg(d, train_steps=3, generator_ema=0.99),
-                      tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append)
+    loop.run_training(
+        _cfg(d, train_steps=3, generator_ema=0.99),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=logs.append,
+    )
     assert any(line.startswith("note: ") and "has no generator EMA" in line for line in logs)
     # EMA = generator at step 2, then one update with d = min(0.99, (1 + 2) / (10 + 2)).
     before, after = _saved(run_without_ema, "models/generator/"), _saved(d, "models/generator/")
     ema, decay = _saved(d, "generator_ema/"), 3 / 12
     assert ema.keys() == after.keys() and len(ema) >= 6
     for key, value in ema.items():
-        np.testing.assert_allclose(value, decay * before[key] + (1 - decay) * after[key],
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            value, decay * before[key] + (1 - decay) * after[key], rtol=0, atol=1e-6
+        )
     assert max(float(np.abs(ema[k] - after[k]).max()) for k in ema) > 1e-5
 
 
 def test_bad_generator_ema_and_missing_ema_are_one_line_errors(run_without_ema, tmp_path):
     for bad in ("1", "-0.5", "nan"):
-        line = error_line(run_module("train", "--preset=tiny", f"--generator_ema={bad}",
-                                     f"--model_dir={tmp_path / 'x'}"))
+        line = error_line(
+            run_module(
+                "train", "--preset=tiny", f"--generator_ema={bad}", f"--model_dir={tmp_path / 'x'}"
+            )
+        )
         assert line.startswith("error: --generator_ema must be in [0, 1) (0 = off), got"), line
     assert not (tmp_path / "x").exists()
-    line = error_line(run_module("generate", f"--model_dir={run_without_ema}",
-                                 f"--out={tmp_path / 'o'}", "--weights=ema"))
+    line = error_line(
+        run_module(
+            "generate", f"--model_dir={run_without_ema}", f"--out={tmp_path / 'o'}", "--weights=ema"
+        )
+    )
     assert "has no generator EMA" in line and "--weights=raw" in line
     assert not (tmp_path / "o").exists()

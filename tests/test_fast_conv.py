@@ -24,8 +24,11 @@ BATCH, C_IN, C_OUT = 2, 3, 5
 
 def _pair(transpose, kernel_size, stride, length, method, padding="same", **kwargs):
     """(Keras layer, polyphase layer with the same weights, input, upstream weights)."""
-    keras_cls, fast_cls = ((keras.layers.Conv1DTranspose, PolyphaseConv1DTranspose) if transpose
-                           else (keras.layers.Conv1D, PolyphaseConv1D))
+    keras_cls, fast_cls = (
+        (keras.layers.Conv1DTranspose, PolyphaseConv1DTranspose)
+        if transpose
+        else (keras.layers.Conv1D, PolyphaseConv1D)
+    )
     args = dict(filters=C_OUT, kernel_size=kernel_size, strides=stride, padding=padding, **kwargs)
     ref, fast = keras_cls(**args), fast_cls(method=method, **args)
     rng = np.random.default_rng(kernel_size * 1000 + stride * 100 + length)
@@ -100,7 +103,9 @@ def test_conv1d_valid_padding(kernel_size, stride, length):
     _check(*_pair(False, kernel_size, stride, length, "conv", padding="valid"))
 
 
-@pytest.mark.parametrize("kernel_size,stride,length", [(1, 4, 7), (3, 5, 11), (8, 3, 10), (25, 4, 17)])
+@pytest.mark.parametrize(
+    "kernel_size,stride,length", [(1, 4, 7), (3, 5, 11), (8, 3, 10), (25, 4, 17)]
+)
 def test_odd_geometries(kernel_size, stride, length):
     """Kernels shorter than the stride, strides other than 2 and 4, lengths not a multiple."""
     _check(*_pair(False, kernel_size, stride, length, "matmul"))
@@ -126,8 +131,9 @@ def test_same_padding_1d():
 def test_unknown_batch_size():
     fast = PolyphaseConv1D(C_OUT, 25, strides=4, padding="same", method="matmul")
     fast_t = PolyphaseConv1DTranspose(C_OUT, 25, strides=4, padding="same", method="matmul")
-    fn = tf.function(lambda x: fast_t(fast(x)),
-                     input_signature=[tf.TensorSpec([None, 64, C_IN], tf.float32)])
+    fn = tf.function(
+        lambda x: fast_t(fast(x)), input_signature=[tf.TensorSpec([None, 64, C_IN], tf.float32)]
+    )
     assert fn(tf.zeros([3, 64, C_IN])).shape == (3, 64, C_OUT)
 
 
@@ -161,8 +167,9 @@ def test_checkpoints_interchangeable_with_keras(tmp_path, transpose):
     # Polyphase -> Keras, and both write the same keys and shapes.
     fast_path = tf.train.Checkpoint(layer=fast).write(str(tmp_path / "fast"))
     keys = [(k, s) for k, s in tf.train.list_variables(path) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
-    fast_keys = [(k, s) for k, s in tf.train.list_variables(fast_path)
-                 if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    fast_keys = [
+        (k, s) for k, s in tf.train.list_variables(fast_path) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    ]
     assert keys == fast_keys and len(keys) == 2
     ref2 = _pair(transpose, 25, 4, 64, "conv", name="conv_0")[0]
     tf.train.Checkpoint(layer=ref2).read(fast_path).assert_consumed()
@@ -171,6 +178,7 @@ def test_checkpoints_interchangeable_with_keras(tmp_path, transpose):
 
 
 # --- LeakyReLU without the second-order path (models/activations.py) ---
+
 
 @pytest.mark.parametrize("slope", [0.2, 0.0])
 def test_leaky_relu_matches_tf_to_second_order_and_drops_the_zero_path(slope):
@@ -216,6 +224,7 @@ def test_leaky_relu_refuses_a_negative_slope():
 
 # --- im2col / col2im (the matmul method's windows) ---
 
+
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("taps,last", [(7, 2), (7, 5), (1, 3), (3, 5)])
 def test_im2col_and_col2im_are_adjoint_and_each_others_gradient(taps, last, jit):
@@ -225,11 +234,11 @@ def test_im2col_and_col2im_are_adjoint_and_each_others_gradient(taps, last, jit)
     length = out_len + taps - 1
     rng = np.random.default_rng(taps * 10 + last)
     x = tf.constant(rng.standard_normal((2, length, channels)), tf.float32)
-    d = tf.constant(rng.standard_normal((2, out_len, (taps - 1) * channels + last)),
-                    tf.float32)
+    d = tf.constant(rng.standard_normal((2, out_len, (taps - 1) * channels + last)), tf.float32)
     want_cols = np.concatenate(
-        [x.numpy()[:, q:q + out_len, :channels if q < taps - 1 else last]
-         for q in range(taps)], axis=-1)
+        [x.numpy()[:, q : q + out_len, : channels if q < taps - 1 else last] for q in range(taps)],
+        axis=-1,
+    )
 
     @tf.function(jit_compile=jit)
     def quantities(x, d):
@@ -246,14 +255,16 @@ def test_im2col_and_col2im_are_adjoint_and_each_others_gradient(taps, last, jit)
     cols, dx, col2im, ddx = quantities(x, d)
     np.testing.assert_array_equal(cols.numpy(), want_cols)
     # <im2col(x), d> = <x, col2im(d)>: the adjoint, and the gradient of the first.
-    np.testing.assert_allclose(np.sum(want_cols * d.numpy()), np.sum(x.numpy() * col2im.numpy()),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.sum(want_cols * d.numpy()), np.sum(x.numpy() * col2im.numpy()), rtol=1e-5
+    )
     np.testing.assert_allclose(dx.numpy(), col2im.numpy(), rtol=1e-6, atol=1e-6)
     # d/dd <x, col2im(d)> = im2col(x): the gradient of the gradient.
     np.testing.assert_allclose(ddx.numpy(), want_cols, rtol=1e-6, atol=1e-6)
 
 
 # --- the matmul pair (the matmul method's products) ---
+
 
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("rows", [4, 64])  # 4 * 16 <= 96: the transposed-copy route
@@ -293,6 +304,7 @@ def test_matmul_pair_equals_tf_matmul_to_second_order(rows, jit):
 
 # --- whole networks: kernels="fast" is the same function as kernels="reference" ---
 
+
 def _critic_and_generator_quantities(generator, critic, batch, spec, seed=0):
     from wavegan_dist import losses
 
@@ -304,10 +316,10 @@ def _critic_and_generator_quantities(generator, critic, batch, spec, seed=0):
     fake = generator(z)
     x_hat = losses.interpolate(real, fake, alpha)
     with tf.GradientTape() as tape:
-        scores = critic(tf.concat([real, fake], 0), shifts[:2 * batch])
+        scores = critic(tf.concat([real, fake], 0), shifts[: 2 * batch])
         with tf.GradientTape() as gp_tape:
             gp_tape.watch(x_hat)
-            d_hat = critic(x_hat, shifts[2 * batch:])
+            d_hat = critic(x_hat, shifts[2 * batch :])
         penalty = losses.gradient_penalty(gp_tape.gradient(d_hat, x_hat))
         loss = tf.reduce_mean(losses.critic_loss(scores[:batch], scores[batch:], penalty, 10.0))
     critic_grads = tape.gradient(loss, critic.trainable_variables)
@@ -333,8 +345,9 @@ def test_fast_networks_equal_the_plain_keras_networks(slice_len):
     assert isinstance(fast_g.upconv_0, PolyphaseConv1DTranspose)
     assert type(plain_d.conv_0) is keras.layers.Conv1D
     # Same initialisers and seeds: the very same weights, so checkpoints carry over.
-    for a, b in zip(fast_g.get_weights() + fast_d.get_weights(),
-                    plain_g.get_weights() + plain_d.get_weights()):
+    for a, b in zip(
+        fast_g.get_weights() + fast_d.get_weights(), plain_g.get_weights() + plain_d.get_weights()
+    ):
         np.testing.assert_array_equal(a, b)
     want = _critic_and_generator_quantities(plain_g, plain_d, 3, plain_spec)
     got = _critic_and_generator_quantities(fast_g, fast_d, 3, fast_spec)

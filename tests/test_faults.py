@@ -28,13 +28,23 @@ def _cfg(model_dir, **kw):
 
 def _cli(model_dir, *extra):
     flags = {**TINY_TEST_FLAGS, "num_wavs": 0}
-    return [sys.executable, "-u", "-m", "wavegan_dist.train", "--preset=tiny", "--strategy=cpu",
-            f"--model_dir={model_dir}", *[f"--{k}={v}" for k, v in flags.items()], *extra]
+    return [
+        sys.executable,
+        "-u",
+        "-m",
+        "wavegan_dist.train",
+        "--preset=tiny",
+        "--strategy=cpu",
+        f"--model_dir={model_dir}",
+        *[f"--{k}={v}" for k, v in flags.items()],
+        *extra,
+    ]
 
 
 def _start(cmd):
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=os.environ)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
+    )
 
 
 def _read_until(proc, predicate, timeout=240):
@@ -62,20 +72,27 @@ def _finish(proc, timeout=240):
 
 def _checkpoint_steps(model_dir):
     state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
-    return [] if state is None else [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
+    return (
+        []
+        if state is None
+        else [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
+    )
 
 
-@pytest.mark.parametrize("sig, exit_code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)],
-                         ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig, exit_code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
 def test_sigterm_and_ctrl_c_checkpoint_at_the_step_reached_and_resume(tmp_path, sig, exit_code):
     run = tmp_path / "run"
-    proc = _start(_cli(run, "--train_steps=500", "--ckpt_every=1000", "--sample_every=1000",
-                       "--log_every=1"))
+    proc = _start(
+        _cli(run, "--train_steps=500", "--ckpt_every=1000", "--sample_every=1000", "--log_every=1")
+    )
     before = _read_until(proc, lambda line: line.startswith("step 3/500"))
     # The wait for the first step is announced before it.
     first = next(i for i, line in enumerate(before) if line.startswith("step 1: first call"))
-    assert before[first - 1].startswith("building and compiling the training step: step 1 "
-                                        "follows in roughly"), before
+    assert before[first - 1].startswith(
+        "building and compiling the training step: step 1 follows in roughly"
+    ), before
     proc.send_signal(sig)
     code, lines = _finish(proc)
     assert code == exit_code, lines
@@ -98,16 +115,26 @@ def test_kill_9_at_several_moments_always_resumes_from_a_complete_checkpoint(tmp
     and during start-up; every restart must restore a complete checkpoint."""
     run = tmp_path / "run"
     total = 40
-    cmd = _cli(run, f"--train_steps={total}", "--ckpt_every=1", "--log_every=1",
-               "--sample_every=1000", "--keep_checkpoints=2")
+    cmd = _cli(
+        run,
+        f"--train_steps={total}",
+        "--ckpt_every=1",
+        "--log_every=1",
+        "--sample_every=1000",
+        "--keep_checkpoints=2",
+    )
     resumed = []
     for delay, after in [(0.0, 2), (0.15, 1), (0.4, 1), (None, 0)]:
         proc = _start(cmd)
         lines = []
         if after:
             seen = []
-            lines = _read_until(proc, lambda line: line.startswith("checkpoint ") and (
-                seen.append(line) or len(seen) >= after))
+            lines = _read_until(
+                proc,
+                lambda line: (
+                    line.startswith("checkpoint ") and (seen.append(line) or len(seen) >= after)
+                ),
+            )
             time.sleep(delay)
         else:
             time.sleep(3.0)  # still importing or building: nothing written yet this time
@@ -133,8 +160,16 @@ def test_ctrl_c_while_compiling_exits_at_once_with_nothing_saved(tmp_path):
     minutes."""
     run = tmp_path / "run"
     long = "10000"
-    proc = _start(_cli(run, f"--train_steps={long}", f"--steps_per_loop={long}",
-                       f"--ckpt_every={long}", f"--sample_every={long}", "--batch_size=64"))
+    proc = _start(
+        _cli(
+            run,
+            f"--train_steps={long}",
+            f"--steps_per_loop={long}",
+            f"--ckpt_every={long}",
+            f"--sample_every={long}",
+            "--batch_size=64",
+        )
+    )
     _read_until(proc, lambda line: line.startswith("building and compiling the training step"))
     time.sleep(5.0)  # into the call (tracing, compiling or stepping; all must stop)
     proc.send_signal(signal.SIGINT)
@@ -193,16 +228,22 @@ def test_without_exit_at_once_ctrl_c_requests_a_stop_then_raises_keyboard_interr
 def _finite_weights(model_dir):
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)
-    values = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-              if k.startswith("models/")}
+    values = {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("models/")
+    }
     assert all(np.all(np.isfinite(v)) for v in values.values())
     return path, values
 
 
 def test_nan_loss_stops_with_the_last_checkpoint_intact(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy(CPU)
-    with pytest.raises(UserError, match=r"training diverged at step 3 \(.*generator nan.*\); the "
-                       r"last checkpoint is intact: .*ckpt-2; --on_nan=rollback would"):
+    with pytest.raises(
+        UserError,
+        match=r"training diverged at step 3 \(.*generator nan.*\); the "
+        r"last checkpoint is intact: .*ckpt-2; --on_nan=rollback would",
+    ):
         run_training(_cfg(tmp_path, train_steps=4, debug_nan_at_step=3), cpu, log=lambda _: None)
     path, before = _finite_weights(tmp_path)
     assert path.endswith("ckpt-2")
@@ -216,21 +257,38 @@ def test_nan_loss_stops_with_the_last_checkpoint_intact(tmp_path):
 def test_nan_loss_rolls_back_with_a_fresh_seed_a_bounded_number_of_times(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy(CPU)
     logs = []
-    result = run_training(_cfg(tmp_path / "roll", train_steps=6, debug_nan_at_step=3,
-                               on_nan="rollback"), cpu, log=logs.append)
+    result = run_training(
+        _cfg(tmp_path / "roll", train_steps=6, debug_nan_at_step=3, on_nan="rollback"),
+        cpu,
+        log=logs.append,
+    )
     assert result.step == 6 and result.rollbacks == 1
     assert all(np.isfinite(v) for v in result.metrics.values())
     line = [x for x in logs if x.startswith("rollback 1/3: non-finite loss at step 3")]
     assert len(line) == 1 and "ckpt-2 (step 2), continuing with noise seed" in line[0]
     _finite_weights(tmp_path / "roll")
     # The new seed is saved with the run, so a resumed run keeps it.
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "roll" / "checkpoints")))
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(str(tmp_path / "roll" / "checkpoints"))
+    )
     assert int(reader.get_tensor("noise_seed/.ATTRIBUTES/VARIABLE_VALUE")) != 0
     # With no rollbacks allowed, the same blow-up stops the run.
     with pytest.raises(UserError, match="--max_rollbacks=0 used up"):
-        run_training(_cfg(tmp_path / "none", train_steps=4, debug_nan_at_step=3,
-                          on_nan="rollback", max_rollbacks=0), cpu, log=lambda _: None)
+        run_training(
+            _cfg(
+                tmp_path / "none",
+                train_steps=4,
+                debug_nan_at_step=3,
+                on_nan="rollback",
+                max_rollbacks=0,
+            ),
+            cpu,
+            log=lambda _: None,
+        )
     # Before any checkpoint there is nothing to go back to.
     with pytest.raises(UserError, match="no checkpoint to roll back to yet"):
-        run_training(_cfg(tmp_path / "early", train_steps=4, debug_nan_at_step=1,
-                          on_nan="rollback"), cpu, log=lambda _: None)
+        run_training(
+            _cfg(tmp_path / "early", train_steps=4, debug_nan_at_step=1, on_nan="rollback"),
+            cpu,
+            log=lambda _: None,
+        )

@@ -44,8 +44,7 @@ def _read_wav(path):
     """(samples int16 [T], channels, sample width, rate) of a WAV file."""
     with wave.open(str(path), "rb") as f:
         frames = f.readframes(f.getnframes())
-        return (np.frombuffer(frames, "<i2"), f.getnchannels(), f.getsampwidth(),
-                f.getframerate())
+        return (np.frombuffer(frames, "<i2"), f.getnchannels(), f.getsampwidth(), f.getframerate())
 
 
 def _wavs(folder):
@@ -64,13 +63,13 @@ def _cell(image, row, col):
     """The pixels of the panel (with its margins) at grid position (row, col)."""
     h, w = grid.cell_size()
     top, left = row * (h + grid.GAP), col * (w + grid.GAP)
-    return image[top:top + h, left:left + w]
+    return image[top : top + h, left : left + w]
 
 
 def _marked(cell, pitch):
     """True if the panel's pitch mark (the triangle right of the panel) is at `pitch`'s f0."""
     y = grid.TOP + grid.freq_row(midi_hz(pitch), 16000)
-    return (cell[y, grid.LEFT + grid.PANEL_W + 1:grid.LEFT + grid.PANEL_W + 6] == grid.MARK).all()
+    return (cell[y, grid.LEFT + grid.PANEL_W + 1 : grid.LEFT + grid.PANEL_W + 6] == grid.MARK).all()
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +78,16 @@ def runs(tmp_path_factory, cache_dir):
     folders = {}
     for condition in ("none", "pitch"):
         d = tmp_path_factory.mktemp(f"run_{condition}")
-        cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 2, "num_wavs": 0,
-                                     "condition": condition, "model_dir": str(d)})
+        cfg = make_config(
+            "tiny",
+            **{
+                **TINY_TEST_FLAGS,
+                "train_steps": 2,
+                "num_wavs": 0,
+                "condition": condition,
+                "model_dir": str(d),
+            },
+        )
         run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
         folders[condition] = d
     return folders
@@ -93,22 +100,53 @@ def outputs(runs, tmp_path_factory):
     (d / "empty_out").mkdir()  # an existing empty folder is accepted
     (d / "empty_export").mkdir()
     jobs = {
-        "none": (f"--model_dir={runs['none']}", f"--n={N}", f"--seed={SEED}",
-                 f"--out={d / 'none'}", f"--export={d / 'none_export'}"),
-        "none_again": (f"--model_dir={runs['none']}", f"--n={N}", f"--seed={SEED}",
-                       f"--out={d / 'empty_out'}"),
-        "pitch40": (f"--model_dir={runs['pitch']}", "--n=3", "--pitch=40", f"--seed={SEED}",
-                    f"--out={d / 'pitch40'}", f"--export={d / 'empty_export'}"),
-        "pitch80": (f"--model_dir={runs['pitch']}", "--n=3", "--pitch=80", f"--seed={SEED}",
-                    f"--out={d / 'pitch80'}"),
-        "range": (f"--model_dir={runs['pitch']}", "--n=3", "--pitch=36:84:4", f"--seed={SEED}",
-                  f"--out={d / 'range'}"),
+        "none": (
+            f"--model_dir={runs['none']}",
+            f"--n={N}",
+            f"--seed={SEED}",
+            f"--out={d / 'none'}",
+            f"--export={d / 'none_export'}",
+        ),
+        "none_again": (
+            f"--model_dir={runs['none']}",
+            f"--n={N}",
+            f"--seed={SEED}",
+            f"--out={d / 'empty_out'}",
+        ),
+        "pitch40": (
+            f"--model_dir={runs['pitch']}",
+            "--n=3",
+            "--pitch=40",
+            f"--seed={SEED}",
+            f"--out={d / 'pitch40'}",
+            f"--export={d / 'empty_export'}",
+        ),
+        "pitch80": (
+            f"--model_dir={runs['pitch']}",
+            "--n=3",
+            "--pitch=80",
+            f"--seed={SEED}",
+            f"--out={d / 'pitch80'}",
+        ),
+        "range": (
+            f"--model_dir={runs['pitch']}",
+            "--n=3",
+            "--pitch=36:84:4",
+            f"--seed={SEED}",
+            f"--out={d / 'range'}",
+        ),
     }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         procs = dict(zip(jobs, pool.map(lambda flags: _generate(*flags), jobs.values())))
-    folders = {"none": d / "none", "none_again": d / "empty_out", "pitch40": d / "pitch40",
-               "pitch80": d / "pitch80", "range": d / "range", "none_export": d / "none_export",
-               "pitch_export": d / "empty_export"}
+    folders = {
+        "none": d / "none",
+        "none_again": d / "empty_out",
+        "pitch40": d / "pitch40",
+        "pitch80": d / "pitch80",
+        "range": d / "range",
+        "none_export": d / "none_export",
+        "pitch_export": d / "empty_export",
+    }
     return procs, folders
 
 
@@ -136,13 +174,15 @@ def test_writes_wavs_grid_and_summary(runs, outputs):
     assert image.dtype == np.uint8
     # A 1024-sample clip is 8 STFT frames, yet its panel is drawn 256 pixels wide.
     assert grid.PANEL_W >= 200 and image.shape[1] / cols >= 200
-    assert (image[h:h + grid.GAP] == 255).all()  # the gap between the rows
-    assert (image[h + grid.GAP:, 2 * (w + grid.GAP):] == 255).all()  # the empty sixth cell
-    panel = _cell(image, 0, 0)[grid.TOP:grid.TOP + grid.PANEL_H, grid.LEFT:grid.LEFT + grid.PANEL_W]
+    assert (image[h : h + grid.GAP] == 255).all()  # the gap between the rows
+    assert (image[h + grid.GAP :, 2 * (w + grid.GAP) :] == 255).all()  # the empty sixth cell
+    panel = _cell(image, 0, 0)[
+        grid.TOP : grid.TOP + grid.PANEL_H, grid.LEFT : grid.LEFT + grid.PANEL_W
+    ]
     assert panel.std() > 0  # a real spectrogram, not a flat fill
     # Axis labels: ink in the left margin (Hz) and below the panel (seconds).
-    assert (_cell(image, 0, 0)[grid.TOP:grid.TOP + grid.PANEL_H, :grid.LEFT - 4] == 0).any()
-    assert (_cell(image, 0, 0)[grid.TOP + grid.PANEL_H + 4:, grid.LEFT:] == 0).any()
+    assert (_cell(image, 0, 0)[grid.TOP : grid.TOP + grid.PANEL_H, : grid.LEFT - 4] == 0).any()
+    assert (_cell(image, 0, 0)[grid.TOP + grid.PANEL_H + 4 :, grid.LEFT :] == 0).any()
     assert not (image == grid.MARK).all(axis=-1).any()  # no pitch mark without a pitch
 
 
@@ -155,6 +195,7 @@ def test_same_seed_gives_same_files_and_seed_is_used(runs, outputs):
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
     # The clips are the generator's output for z drawn with the given seed.
     from wavegan_dist.inference import restore
+
     generator, *_ = restore.load_generator(str(runs["none"]))
     expected = restore.generate_waves(generator, restore.latent_vectors(N, 100, SEED))[..., 0]
     written = np.stack([_read_wav(first / name)[0] for name in _wavs(first)]) / 32768.0
@@ -167,8 +208,10 @@ def test_pitch_label_changes_audio(outputs):
     _ok(procs["pitch80"])
     assert "pitch 40" in lines[-1]
     assert _wavs(folders["pitch40"]) == [f"generated_pitch040_0{i}.wav" for i in range(3)]
-    low, high = (np.stack([_read_wav(folders[k] / n)[0] for n in _wavs(folders[k])])
-                 for k in ("pitch40", "pitch80"))
+    low, high = (
+        np.stack([_read_wav(folders[k] / n)[0] for n in _wavs(folders[k])])
+        for k in ("pitch40", "pitch80")
+    )
     assert low.shape == high.shape == (3, 1024)
     assert np.abs(low.astype(np.int32) - high).max() > 100
     image = _png(folders["pitch40"] / "spectrograms.png")
@@ -214,13 +257,15 @@ def test_tensorboard_spectrograms_are_the_labelled_panels_with_pitch_marks(runs)
     for condition, marked in (("none", False), ("pitch", True)):
         acc = event_accumulator.EventAccumulator(str(runs[condition]), size_guidance={"tensors": 0})
         acc.Reload()
-        image = tf.io.decode_png(acc.Tensors("spectrogram/generated")[-1].tensor_proto
-                                 .string_val[2]).numpy()
+        image = tf.io.decode_png(
+            acc.Tensors("spectrogram/generated")[-1].tensor_proto.string_val[2]
+        ).numpy()
         assert image.shape == (2 * h + grid.GAP, 2 * w + grid.GAP, 3)  # 4 clips: 2 x 2 panels
         for row in range(2):
             for col in range(2):
-                margin = _cell(image, row, col)[grid.TOP:grid.TOP + grid.PANEL_H,
-                                                grid.LEFT + grid.PANEL_W + 1]
+                margin = _cell(image, row, col)[
+                    grid.TOP : grid.TOP + grid.PANEL_H, grid.LEFT + grid.PANEL_W + 1
+                ]
                 assert (margin == grid.MARK).all(axis=-1).any() == marked, (condition, row, col)
 
 
@@ -268,12 +313,28 @@ def test_exports_load_without_wavegan_dist_and_match(runs, outputs, tmp_path):
     labels = np.array([0, 40, 80, 127], np.int32)
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "labels.npy", labels)
-    jobs = [{"path": str(folders["none_export"]), "z": str(tmp_path / "z.npy"), "labels": "",
-             "audio": str(tmp_path / "none.npy")},
-            {"path": str(folders["pitch_export"]), "z": str(tmp_path / "z.npy"),
-             "labels": str(tmp_path / "labels.npy"), "audio": str(tmp_path / "pitch.npy")}]
-    proc = subprocess.run([sys.executable, "-c", CLEAN_LOAD, json.dumps(jobs)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, env=os.environ)
+    jobs = [
+        {
+            "path": str(folders["none_export"]),
+            "z": str(tmp_path / "z.npy"),
+            "labels": "",
+            "audio": str(tmp_path / "none.npy"),
+        },
+        {
+            "path": str(folders["pitch_export"]),
+            "z": str(tmp_path / "z.npy"),
+            "labels": str(tmp_path / "labels.npy"),
+            "audio": str(tmp_path / "pitch.npy"),
+        },
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", CLEAN_LOAD, json.dumps(jobs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
+    )
     assert proc.returncode == 0, proc.stderr
     none, pitch = json.loads(proc.stdout.splitlines()[-1])
     assert none["inputs"] == {"z": [[None, 100], "float32"]}
@@ -283,10 +344,12 @@ def test_exports_load_without_wavegan_dist_and_match(runs, outputs, tmp_path):
     assert pitch["meta"] == [16000, 1024, 100, 128, "pitch"]
 
     from wavegan_dist.inference import restore
+
     for condition, job, job_labels in (("none", jobs[0], None), ("pitch", jobs[1], labels)):
         generator, *_ = restore.load_generator(str(runs[condition]))
-        expected = generator(tf.constant(z), None if job_labels is None
-                             else tf.constant(job_labels), training=False).numpy()[..., 0]
+        expected = generator(
+            tf.constant(z), None if job_labels is None else tf.constant(job_labels), training=False
+        ).numpy()[..., 0]
         assert np.abs(np.load(job["audio"]) - expected).max() < 1e-5, condition
 
 
@@ -299,15 +362,22 @@ def _error_cases(runs, tmp):
     (tmp / "filtered").mkdir()
     values = json.loads((runs["pitch"] / "config.json").read_text())
     del values["trained_labels"]
-    (tmp / "filtered" / "config.json").write_text(json.dumps(
-        {**values, "pitch_min": 60, "pitch_max": 72}))
-    none, pitch, out = f"--model_dir={runs['none']}", f"--model_dir={runs['pitch']}", f"--out={tmp / 'o'}"
+    (tmp / "filtered" / "config.json").write_text(
+        json.dumps({**values, "pitch_min": 60, "pitch_max": 72})
+    )
+    none, pitch, out = (
+        f"--model_dir={runs['none']}",
+        f"--model_dir={runs['pitch']}",
+        f"--out={tmp / 'o'}",
+    )
     return {
         "model_dir_missing": ((f"--model_dir={tmp / 'nowhere'}", out), "does not exist"),
         "no_config": ((f"--model_dir={tmp / 'not_a_run'}", out), "has no config.json"),
         "no_checkpoint": ((f"--model_dir={tmp / 'no_checkpoint'}", out), "has no checkpoint"),
-        "wrong_checkpoint": ((none, out, f"--checkpoint={runs['pitch'] / 'checkpoints' / 'ckpt-2'}"),
-                             "cannot restore the generator"),
+        "wrong_checkpoint": (
+            (none, out, f"--checkpoint={runs['pitch'] / 'checkpoints' / 'ckpt-2'}"),
+            "cannot restore the generator",
+        ),
         "n_below_1": ((none, out, "--n=0"), "--n must be >= 1"),
         "nothing_to_do": ((none,), "nothing to do"),
         "pitch_missing": ((pitch, out), "conditioned on pitch: pass --pitch="),
@@ -325,10 +395,14 @@ def _error_cases(runs, tmp):
         "range_out_of_range": ((pitch, out, "--pitch=120:130:5"), "--pitch=130 is out of range"),
         "pitch_twice": ((pitch, out, "--pitch=60,72,60"), "names 60 more than once"),
         "family_range_step_0": ((pitch, out, "--instrument_family=0:10:0"), "must not be 0"),
-        "outside_trained": ((pitch, out, "--pitch=12:36:12"),
-                            "--pitch=12 is outside the MIDI pitch range the run in"),
-        "outside_filtered": ((f"--model_dir={tmp / 'filtered'}", out, "--pitch=48,84"),
-                             "--pitch=48,84 is outside the MIDI pitch range the run in"),
+        "outside_trained": (
+            (pitch, out, "--pitch=12:36:12"),
+            "--pitch=12 is outside the MIDI pitch range the run in",
+        ),
+        "outside_filtered": (
+            (f"--model_dir={tmp / 'filtered'}", out, "--pitch=48,84"),
+            "--pitch=48,84 is outside the MIDI pitch range the run in",
+        ),
     }
 
 
@@ -350,8 +424,9 @@ def test_existing_outputs_are_never_overwritten(runs, tmp_path):
     line = error_line(_generate(f"--model_dir={runs['none']}", f"--out={out}"))
     assert "already holds generated_00.wav" in line
     fresh = tmp_path / "fresh"
-    line = error_line(_generate(f"--model_dir={runs['none']}", f"--out={fresh}",
-                                 f"--export={export}"))
+    line = error_line(
+        _generate(f"--model_dir={runs['none']}", f"--out={fresh}", f"--export={export}")
+    )
     assert "is not empty" in line
     assert _snapshot(out) == before_out and _snapshot(export) == before_export
     assert not fresh.exists()  # refused before anything was written
@@ -386,8 +461,9 @@ def test_damaged_checkpoints_are_one_line_errors_and_training_refuses_them(runs,
     assert "--checkpoint=" in line
     assert not (tmp_path / "o").exists()
     before = _snapshot(stateless / "checkpoints")
-    cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0,
-                                 "model_dir": str(stateless)})
+    cfg = make_config(
+        "tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0, "model_dir": str(stateless)}
+    )
     with pytest.raises(UserError, match="missing or unreadable"):
         run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     assert _snapshot(stateless / "checkpoints") == before
@@ -397,12 +473,18 @@ def test_damaged_checkpoints_are_one_line_errors_and_training_refuses_them(runs,
     (empty / "checkpoints" / "checkpoint").write_bytes(b"")
     line = error_line(_generate(f"--model_dir={empty}", f"--out={tmp_path / 'o'}"))
     assert "checkpoint is missing or unreadable" in line and "newest ckpt-2" in line, line
-    line = error_line(_generate(f"--model_dir={empty}", f"--checkpoint={empty / 'checkpoints'}",
-                                f"--out={tmp_path / 'o'}"))
+    line = error_line(
+        _generate(
+            f"--model_dir={empty}",
+            f"--checkpoint={empty / 'checkpoints'}",
+            f"--out={tmp_path / 'o'}",
+        )
+    )
     assert "checkpoint is missing or unreadable" in line, line
     before = _snapshot(empty / "checkpoints")
-    cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0,
-                                 "model_dir": str(empty)})
+    cfg = make_config(
+        "tiny", **{**TINY_TEST_FLAGS, "train_steps": 4, "num_wavs": 0, "model_dir": str(empty)}
+    )
     with pytest.raises(UserError, match="missing or unreadable"):
         run_training(cfg, tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
     assert _snapshot(empty / "checkpoints") == before

@@ -8,43 +8,76 @@ pytestmark = pytest.mark.slow
 
 # Entry point (module and subcommand) -> first words of its help, and flags it must list.
 COMMANDS = {
-    ("train",): ("`python -m wavegan_dist.train`",
-                 {"model_dir", "preset", "strategy", "batch_size", "data", "train_steps"}),
-    ("models",): ("`python -m wavegan_dist.models",
-                  {"model", "slice_len", "dim", "kernel_len", "phase_shuffle"}),
-    ("ingest",): ("`python -m wavegan_dist.ingest`",
-                  {"source", "format", "dest", "metadata", "chunk_rows"}),
-    ("prepare",): ("`python -m wavegan_dist.prepare`",
-                   {"data", "dest", "shards", "slice_len", "slice_offset", "condition", "seed"}),
-    ("generate",): ("`python -m wavegan_dist.generate`",
-                    {"model_dir", "n", "out", "export", "pitch", "weights"}),
-    ("evaluate",): ("`python -m wavegan_dist.evaluate`",
-                    {"model_dir", "classifier", "heldout_split", "json", "compare_png"}),
-    ("evaluate", "train-classifier"): ("`python -m wavegan_dist.evaluate`",
-                                       {"out", "target", "epochs"}),
-    ("bench",): ("`python -m wavegan_dist.bench {data,train,learn,scale,make-nsynth-size}",
-                 {"batches", "repeats", "learn_steps", "json"}),
+    ("train",): (
+        "`python -m wavegan_dist.train`",
+        {"model_dir", "preset", "strategy", "batch_size", "data", "train_steps"},
+    ),
+    ("models",): (
+        "`python -m wavegan_dist.models",
+        {"model", "slice_len", "dim", "kernel_len", "phase_shuffle"},
+    ),
+    ("ingest",): (
+        "`python -m wavegan_dist.ingest`",
+        {"source", "format", "dest", "metadata", "chunk_rows"},
+    ),
+    ("prepare",): (
+        "`python -m wavegan_dist.prepare`",
+        {"data", "dest", "shards", "slice_len", "slice_offset", "condition", "seed"},
+    ),
+    ("generate",): (
+        "`python -m wavegan_dist.generate`",
+        {"model_dir", "n", "out", "export", "pitch", "weights"},
+    ),
+    ("evaluate",): (
+        "`python -m wavegan_dist.evaluate`",
+        {"model_dir", "classifier", "heldout_split", "json", "compare_png"},
+    ),
+    ("evaluate", "train-classifier"): (
+        "`python -m wavegan_dist.evaluate`",
+        {"out", "target", "epochs"},
+    ),
+    ("bench",): (
+        "`python -m wavegan_dist.bench {data,train,learn,scale,make-nsynth-size}",
+        {"batches", "repeats", "learn_steps", "json"},
+    ),
     ("bench", "data"): ("`python -m wavegan_dist.bench data", {"batches", "train_batch", "json"}),
     ("bench", "train"): ("`python -m wavegan_dist.bench train", {"repeats", "no_torch", "device"}),
-    ("bench", "learn"): ("`python -m wavegan_dist.bench learn",
-                         {"learn_steps", "generated", "workdir"}),
-    ("bench", "scale"): ("`python -m wavegan_dist.bench scale",
-                         {"from_json", "utilization", "write_mb_per_sec", "json"}),
-    ("bench", "make-nsynth-size"): ("`python -m wavegan_dist.bench make-nsynth-size",
-                                    {"dest", "rows", "json"}),
+    ("bench", "learn"): (
+        "`python -m wavegan_dist.bench learn",
+        {"learn_steps", "generated", "workdir"},
+    ),
+    ("bench", "scale"): (
+        "`python -m wavegan_dist.bench scale",
+        {"from_json", "utilization", "write_mb_per_sec", "json"},
+    ),
+    ("bench", "make-nsynth-size"): (
+        "`python -m wavegan_dist.bench make-nsynth-size",
+        {"dest", "rows", "json"},
+    ),
 }
 # Words from the code that are no help to a user (exception classes, module constants,
 # absl's module-by-module listing, notes meant for developers).
-INTERNAL = ("UserError", "schema.", "FLAGS", "tests", "Traceback", "absl", "wavegan_dist/",
-            ".py", "issue", "--helpfull")
+INTERNAL = (
+    "UserError",
+    "schema.",
+    "FLAGS",
+    "tests",
+    "Traceback",
+    "absl",
+    "wavegan_dist/",
+    ".py",
+    "issue",
+    "--helpfull",
+)
 
 
 def _listed_flags(text):
     """Names of the flags listed under `flags:` (one `  --name...` line each)."""
     listing = text.split("\nflags:\n", 1)[1]
     heads = [line.strip() for line in listing.splitlines() if line.startswith("  --")]
-    return {head.split("=")[0].split(" ")[0].removeprefix("--").removeprefix("[no]")
-            for head in heads}
+    return {
+        head.split("=")[0].split(" ")[0].removeprefix("--").removeprefix("[no]") for head in heads
+    }
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -69,8 +102,10 @@ def test_generate_help_says_a_pitch_range_includes_its_stop():
 
 
 def test_every_help_flag_gives_the_same_help():
-    texts = [run_module("train", flag, timeout=60) for flag in
-             ("--help", "-h", "-?", "--helpshort", "--helpfull", "-helpfull")]
+    texts = [
+        run_module("train", flag, timeout=60)
+        for flag in ("--help", "-h", "-?", "--helpshort", "--helpfull", "-helpfull")
+    ]
     assert [p.returncode for p in texts] == [0] * len(texts)
     assert len({p.stdout for p in texts}) == 1
 

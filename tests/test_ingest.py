@@ -36,6 +36,7 @@ META_COLUMNS = [c for c in schema.COLUMNS if c != "audio"]
 
 # ---------------------------------------------------------------- fixtures ---
 
+
 def make_notes(n, num_samples, seed=0):
     """n NSynth-like notes: metadata dicts as in examples.json, plus int16 PCM."""
     rng = np.random.default_rng(seed)
@@ -46,13 +47,24 @@ def make_notes(n, num_samples, seed=0):
         pitch, velocity = 21 + (7 * i) % 88, schema.VELOCITIES[i % 5]
         note_str = f"{inst_str}-{pitch:03d}-{velocity:03d}"
         qualities = [int(b) for b in rng.integers(0, 2, len(schema.QUALITIES))]
-        notes.append(dict(
-            note=i, note_str=note_str, instrument=500 + i, instrument_str=inst_str,
-            pitch=pitch, velocity=velocity, sample_rate=16000, qualities=qualities,
-            qualities_str=[q for q, b in zip(schema.QUALITIES, qualities) if b],
-            instrument_family=family, instrument_family_str=schema.FAMILIES[family],
-            instrument_source=source, instrument_source_str=schema.SOURCES[source],
-            pcm=rng.integers(-30000, 30000, num_samples).astype(np.int16)))
+        notes.append(
+            dict(
+                note=i,
+                note_str=note_str,
+                instrument=500 + i,
+                instrument_str=inst_str,
+                pitch=pitch,
+                velocity=velocity,
+                sample_rate=16000,
+                qualities=qualities,
+                qualities_str=[q for q, b in zip(schema.QUALITIES, qualities) if b],
+                instrument_family=family,
+                instrument_family_str=schema.FAMILIES[family],
+                instrument_source=source,
+                instrument_source_str=schema.SOURCES[source],
+                pcm=rng.integers(-30000, 30000, num_samples).astype(np.int16),
+            )
+        )
     return notes
 
 
@@ -82,12 +94,34 @@ def write_jsonwav(root, notes, corrupt=()):
 
 def example_bytes(n, audio):
     ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))  # noqa: E731
-    strs = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(  # noqa: E731
-        value=[s.encode() for s in v]))
-    feature = {k: ints([n[k]]) for k in ("note", "instrument", "pitch", "velocity", "sample_rate",
-                                         "instrument_family", "instrument_source")}
-    feature.update({k: strs([n[k]]) for k in ("note_str", "instrument_str",
-                                               "instrument_family_str", "instrument_source_str")})
+    strs = lambda v: tf.train.Feature(
+        bytes_list=tf.train.BytesList(  # noqa: E731
+            value=[s.encode() for s in v]
+        )
+    )
+    feature = {
+        k: ints([n[k]])
+        for k in (
+            "note",
+            "instrument",
+            "pitch",
+            "velocity",
+            "sample_rate",
+            "instrument_family",
+            "instrument_source",
+        )
+    }
+    feature.update(
+        {
+            k: strs([n[k]])
+            for k in (
+                "note_str",
+                "instrument_str",
+                "instrument_family_str",
+                "instrument_source_str",
+            )
+        }
+    )
     feature["qualities"] = ints(n["qualities"])
     feature["qualities_str"] = strs(n["qualities_str"])
     feature["audio"] = tf.train.Feature(float_list=tf.train.FloatList(value=audio))
@@ -97,8 +131,14 @@ def example_bytes(n, audio):
 def append_rows(ds, rows):
     """Appends rows (dicts as read_rows returns them) straight to a dataset, as a killed
     ingest could have left them."""
-    ds.append({c: [r[c] for r in rows] if schema.COLUMNS[c] == "text"
-               else np.stack([r[c] for r in rows]) for c in schema.COLUMNS})
+    ds.append(
+        {
+            c: [r[c] for r in rows]
+            if schema.COLUMNS[c] == "text"
+            else np.stack([r[c] for r in rows])
+            for c in schema.COLUMNS
+        }
+    )
 
 
 def float_to_int16(x):
@@ -112,8 +152,10 @@ def read_rows(path):
     ds = deeplake.open_read_only(str(path))
     rows = {c: ds[c][:] for c in schema.COLUMNS}
     text = [c for c, t in schema.COLUMNS.items() if t == "text"]
-    return ds, [{c: (rows[c][i] or "") if c in text else rows[c][i] for c in schema.COLUMNS}
-                for i in range(len(ds))]
+    return ds, [
+        {c: (rows[c][i] or "") if c in text else rows[c][i] for c in schema.COLUMNS}
+        for i in range(len(ds))
+    ]
 
 
 def assert_row_matches_note(row, note, audio):
@@ -130,14 +172,14 @@ run_cli = functools.partial(run_module, "ingest", timeout=120)
 
 # ---------------------------------------------------------------- json/wav ---
 
+
 def test_jsonwav_cli_skips_the_corrupt_wav_and_copies_every_other_note(tmp_path):
     notes = make_notes(12, 64000)
     bad = notes[5]["note_str"]
     src = write_jsonwav(tmp_path / "nsynth", notes, corrupt={bad})
     dest = tmp_path / "ds"
     t0 = time.monotonic()
-    out = run_cli("--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}",
-                  "--chunk_rows=4")
+    out = run_cli("--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}", "--chunk_rows=4")
     seconds = time.monotonic() - t0
     assert out.returncode == 0, out.stderr
     assert "done: wrote 11 rows" in out.stdout
@@ -167,16 +209,19 @@ def test_jsonwav_short_long_and_resampled_notes(tmp_path):
         assert_row_matches_note(row, note, np.concatenate([note["pcm"], np.zeros(500, np.int16)]))
     ingest(str(src), "nsynth-jsonwav", str(tmp_path / "cut"), num_samples=600, **QUIET)
     _, rows = read_rows(tmp_path / "cut")
-    np.testing.assert_array_equal(rows[0]["audio"], sorted(notes, key=lambda n: n["note_str"])[0]
-                                  ["pcm"][:600])
-    ingest(str(src), "nsynth-jsonwav", str(tmp_path / "8k"), sample_rate=8000, num_samples=500,
-           **QUIET)
+    np.testing.assert_array_equal(
+        rows[0]["audio"], sorted(notes, key=lambda n: n["note_str"])[0]["pcm"][:600]
+    )
+    ingest(
+        str(src), "nsynth-jsonwav", str(tmp_path / "8k"), sample_rate=8000, num_samples=500, **QUIET
+    )
     _, rows = read_rows(tmp_path / "8k")
     assert all(r["sample_rate"] == 8000 for r in rows)
     assert all(np.abs(r["audio"]).max() > 1000 for r in rows)  # resampled, not silence
 
 
 # -------------------------------------------------------------- tfrecord ---
+
 
 def test_tfrecord_skips_a_corrupt_record_and_a_truncated_tail(tmp_path):
     notes = make_notes(12, 64000, seed=1)
@@ -196,7 +241,7 @@ def test_tfrecord_skips_a_corrupt_record_and_a_truncated_tail(tmp_path):
     (folder / "nsynth-a.tfrecord").write_bytes(bytes(data))
     # Cut b inside its last record.
     data = (folder / "nsynth-b.tfrecord").read_bytes()
-    (folder / "nsynth-b.tfrecord").write_bytes(data[:len(data) - 1000])
+    (folder / "nsynth-b.tfrecord").write_bytes(data[: len(data) - 1000])
 
     report = ingest(str(folder), "nsynth-tfrecord", str(tmp_path / "ds"), chunk_rows=3, **QUIET)
     assert report.rows_written == 10 and report.items_total == 12
@@ -213,12 +258,19 @@ def test_tfrecord_skips_a_corrupt_record_and_a_truncated_tail(tmp_path):
 
 # ---------------------------------------------------------- kill + resume ---
 
+
 def test_sigkill_then_rerun_gives_every_row_once(tmp_path):
     notes = make_notes(300, 800, seed=3)
     src = write_jsonwav(tmp_path / "nsynth", notes)
     dest = tmp_path / "ds"
-    flags = ("--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}", "--num_samples=800",
-             "--chunk_rows=2")
+    flags = (
+        "--format=nsynth-jsonwav",
+        f"--source={src}",
+        f"--dest={dest}",
+        "--num_samples=800",
+        "--chunk_rows=2",
+    )
+
     def two_rows_committed():
         if not os.path.isdir(dest / "_deeplake_log"):
             return False
@@ -250,8 +302,13 @@ def test_rows_committed_without_their_progress_are_not_written_twice(tmp_path):
     _, expected = read_rows(full)
 
     dest = tmp_path / "ds"
-    identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
-                "sample_rate": 16000, "num_samples": 400}
+    identity = {
+        "source": os.path.realpath(src),
+        "format": "nsynth-jsonwav",
+        "metadata": "",
+        "sample_rate": 16000,
+        "num_samples": 400,
+    }
     ds, _, lock = open_dest(str(dest), identity)
     append_rows(ds, expected[:3])
     ds.commit("rows whose progress commit never happened")
@@ -275,8 +332,13 @@ def test_a_source_changed_between_runs_is_refused(tmp_path):
     _, expected = read_rows(tmp_path / "full")
     # A dest as a run leaves it when killed after its first chunk of 2 notes.
     dest = tmp_path / "ds"
-    identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
-                "sample_rate": 16000, "num_samples": 200}
+    identity = {
+        "source": os.path.realpath(src),
+        "format": "nsynth-jsonwav",
+        "metadata": "",
+        "sample_rate": 16000,
+        "num_samples": 200,
+    }
     ds, state, lock = open_dest(str(dest), identity)
     append_rows(ds, expected[:2])
     state.advance(items_done=2, rows=2, complete=False, items_total=6)
@@ -289,8 +351,9 @@ def test_a_source_changed_between_runs_is_refused(tmp_path):
     index = json.loads((src / "examples.json").read_text())
     del index[sorted(index)[0]]  # a note the first chunk took disappears
     (src / "examples.json").write_text(json.dumps(index))
-    out = run_cli("--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}",
-                  "--num_samples=200")
+    out = run_cli(
+        "--format=nsynth-jsonwav", f"--source={src}", f"--dest={dest}", "--num_samples=200"
+    )
     assert out.returncode == 2 and "list of items has changed" in out.stderr, out.stderr
     assert len(deeplake.open_read_only(str(dest))) == 2
 
@@ -302,8 +365,13 @@ def test_a_progress_record_whose_rows_never_landed_is_rolled_back(tmp_path):
     bad = notes[3]["note_str"]
     src = write_jsonwav(tmp_path / "nsynth", notes, corrupt={bad})
     dest = tmp_path / "ds"
-    identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
-                "sample_rate": 16000, "num_samples": 400}
+    identity = {
+        "source": os.path.realpath(src),
+        "format": "nsynth-jsonwav",
+        "metadata": "",
+        "sample_rate": 16000,
+        "num_samples": 400,
+    }
     ds, state, lock = open_dest(str(dest), identity)
     state.advance(items_done=3, rows=2, complete=False, items_total=5)
     state.store(ds, [["audio/phantom.wav", "recorded by the lost chunk"]])
@@ -311,8 +379,7 @@ def test_a_progress_record_whose_rows_never_landed_is_rolled_back(tmp_path):
     lock.release()
     del ds
 
-    report = ingest(str(src), "nsynth-jsonwav", str(dest), num_samples=400, chunk_rows=2,
-                    **QUIET)
+    report = ingest(str(src), "nsynth-jsonwav", str(dest), num_samples=400, chunk_rows=2, **QUIET)
     assert report.resumed_from == 0 and report.rows_written == 4
     assert [n for n, _ in report.skipped] == [f"audio/{bad}.wav"]
     _, rows = read_rows(dest)
@@ -321,6 +388,7 @@ def test_a_progress_record_whose_rows_never_landed_is_rolled_back(tmp_path):
 
 
 # ----------------------------------------------------------- audio folder ---
+
 
 def _tone(freq, rate, seconds, amp=0.5):
     t = np.arange(int(rate * seconds)) / rate
@@ -337,12 +405,14 @@ def test_audio_folder_decodes_resamples_and_applies_metadata_rules(tmp_path):
     (src / "sub").mkdir(parents=True)
     stereo = np.stack([_tone(440, 44100, 1.0), _tone(440, 44100, 1.0, 0.25)], 1)
     write_wav(src / "stereo44k.wav", float_to_int16(stereo), 44100)
-    flac = tfio.audio.encode_flac(tf.constant(float_to_int16(_tone(1000, 22050, 0.5))[:, None]),
-                                  rate=22050)
+    flac = tfio.audio.encode_flac(
+        tf.constant(float_to_int16(_tone(1000, 22050, 0.5))[:, None]), rate=22050
+    )
     (src / "sub" / "tone.flac").write_bytes(flac.numpy())
     # libvorbis here refuses mono below 32 kHz, so the OGG is 32 kHz mono.
-    ogg = tfio.audio.encode_vorbis(tf.constant(_tone(300, 32000, 0.5)[:, None], tf.float32),
-                                   rate=32000)
+    ogg = tfio.audio.encode_vorbis(
+        tf.constant(_tone(300, 32000, 0.5)[:, None], tf.float32), rate=32000
+    )
     (src / "loop.ogg").write_bytes(ogg.numpy())
     rng = np.random.default_rng(5)
     noise = rng.integers(-9000, 9000, 12000).astype(np.int16)
@@ -356,16 +426,31 @@ def test_audio_folder_decodes_resamples_and_applies_metadata_rules(tmp_path):
     (src / "notes.csv").write_text(
         "file,pitch,velocity,instrument_family,instrument_str,qualities\n"
         "kick.wav,36,127,mallet,drum kit,0000000100\n"
-        "piano_72,,50,,,\n")
+        "piano_72,,50,,,\n"
+    )
 
-    report = ingest(str(src), "audio-folder", str(tmp_path / "ds"), num_samples=32000,
-                    metadata=str(src / "notes.csv"), **QUIET)
+    report = ingest(
+        str(src),
+        "audio-folder",
+        str(tmp_path / "ds"),
+        num_samples=32000,
+        metadata=str(src / "notes.csv"),
+        **QUIET,
+    )
     assert sorted(n for n, _ in report.skipped) == ["broken.wav", "fake.mp3"]
     assert report.rows_written == 8
     ds, rows = read_rows(tmp_path / "ds")
     by_name = {r["note_str"]: r for r in rows}
-    assert set(by_name) == {"stereo44k", "sub/tone", "loop", "noise",
-                            "guitar_acoustic_010-060-100", "piano_72", "sub/vox A#3 take", "kick"}
+    assert set(by_name) == {
+        "stereo44k",
+        "sub/tone",
+        "loop",
+        "noise",
+        "guitar_acoustic_010-060-100",
+        "piano_72",
+        "sub/vox A#3 take",
+        "kick",
+    }
     assert all(r["sample_rate"] == 16000 for r in rows)
 
     st = by_name["stereo44k"]["audio"]
@@ -379,26 +464,41 @@ def test_audio_folder_decodes_resamples_and_applies_metadata_rules(tmp_path):
 
     unknown_q = [schema.UNKNOWN] * 10
     g = by_name["guitar_acoustic_010-060-100"]
-    assert (g["pitch"], g["velocity"], g["instrument_family"], g["instrument_source"],
-            g["instrument_str"], g["instrument"]) == (60, 100, 3, 0, "guitar_acoustic_010",
-                                                      schema.UNKNOWN)
+    assert (
+        g["pitch"],
+        g["velocity"],
+        g["instrument_family"],
+        g["instrument_source"],
+        g["instrument_str"],
+        g["instrument"],
+    ) == (60, 100, 3, 0, "guitar_acoustic_010", schema.UNKNOWN)
     p = by_name["piano_72"]
     assert (p["pitch"], p["velocity"], p["instrument_family"]) == (72, 50, schema.UNKNOWN)
     assert by_name["sub/vox A#3 take"]["pitch"] == 58
     k = by_name["kick"]
-    assert (k["pitch"], k["velocity"], k["instrument_family"], k["instrument_str"]) == \
-        (36, 127, schema.FAMILIES.index("mallet"), "drum kit")
+    assert (k["pitch"], k["velocity"], k["instrument_family"], k["instrument_str"]) == (
+        36,
+        127,
+        schema.FAMILIES.index("mallet"),
+        "drum kit",
+    )
     np.testing.assert_array_equal(k["qualities"], [0, 0, 0, 0, 0, 0, 0, 1, 0, 0])
     n = by_name["noise"]
-    assert [n[c] for c in ("pitch", "velocity", "instrument", "instrument_family",
-                           "instrument_source")] == [schema.UNKNOWN] * 5
+    assert [
+        n[c] for c in ("pitch", "velocity", "instrument", "instrument_family", "instrument_source")
+    ] == [schema.UNKNOWN] * 5
     assert n["instrument_str"] == "" and list(n["qualities"]) == unknown_q
 
 
 def test_file_name_rules():
     assert metadata_from_name("synth_lead_synthetic_004-108-025") == dict(
-        note_str="synth_lead_synthetic_004-108-025", instrument_str="synth_lead_synthetic_004",
-        instrument_family=9, instrument_source=2, pitch=108, velocity=25)
+        note_str="synth_lead_synthetic_004-108-025",
+        instrument_str="synth_lead_synthetic_004",
+        instrument_family=9,
+        instrument_source=2,
+        pitch=108,
+        velocity=25,
+    )
     assert metadata_from_name("C4") == {"pitch": 60}
     assert metadata_from_name("bass Bb1 soft") == {"pitch": 34}
     assert metadata_from_name("A4-69") == {"pitch": 69}  # both tokens agree
@@ -416,8 +516,13 @@ def test_a_bad_sidecar_value_is_a_user_error(tmp_path):
     write_wav(src / "a.wav", np.zeros(100, np.int16))
     (tmp_path / "m.csv").write_text("file,pitch\na.wav,high\n")
     with pytest.raises(UserError, match="pitch='high'"):
-        ingest(str(src), "audio-folder", str(tmp_path / "ds"), metadata=str(tmp_path / "m.csv"),
-               **QUIET)
+        ingest(
+            str(src),
+            "audio-folder",
+            str(tmp_path / "ds"),
+            metadata=str(tmp_path / "m.csv"),
+            **QUIET,
+        )
     assert not os.path.exists(tmp_path / "ds")
 
 
@@ -434,8 +539,9 @@ def test_a_non_utf8_file_name_is_ingested_with_escapes(tmp_path):
     with open(folder + b"/\xfetone.flac", "wb") as f:  # decoded by tensorflow-io
         f.write(flac.numpy())
     dest = tmp_path / "ds"
-    out = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
-                  "--num_samples=4000")
+    out = run_cli(
+        "--format=audio-folder", f"--source={src}", f"--dest={dest}", "--num_samples=4000"
+    )
     assert out.returncode == 0, out.stderr
     assert "done: wrote 4 rows" in out.stdout and "skipped 0 item(s)" in out.stdout
     _, rows = read_rows(dest)
@@ -444,18 +550,28 @@ def test_a_non_utf8_file_name_is_ingested_with_escapes(tmp_path):
     np.testing.assert_array_equal(by_name["\\xffbad"]["audio"], noise[::-1])
     np.testing.assert_array_equal(by_name["\\xfetone"]["audio"], noise)
     assert by_name["caf\\xe9 C4"]["pitch"] == 60
-    again = run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}",
-                    "--num_samples=4000")
+    again = run_cli(
+        "--format=audio-folder", f"--source={src}", f"--dest={dest}", "--num_samples=4000"
+    )
     assert again.returncode == 0 and "already complete: 4 rows" in again.stdout, again.stderr
 
 
 def test_file_name_pitch_is_unknown_unless_it_names_a_note(tmp_path):
     src = tmp_path / "samples"
     src.mkdir()
-    names = {"short_0.1s": schema.UNKNOWN, "pad_0": schema.UNKNOWN, "take_5": schema.UNKNOWN,
-             "hit 44k": schema.UNKNOWN, "loop_300": schema.UNKNOWN, "v2": schema.UNKNOWN,
-             "flute_127": schema.UNKNOWN, "lead 60.5": schema.UNKNOWN,
-             "piano.72": 72, "bass_24": 24, "vox F#3": 54}
+    names = {
+        "short_0.1s": schema.UNKNOWN,
+        "pad_0": schema.UNKNOWN,
+        "take_5": schema.UNKNOWN,
+        "hit 44k": schema.UNKNOWN,
+        "loop_300": schema.UNKNOWN,
+        "v2": schema.UNKNOWN,
+        "flute_127": schema.UNKNOWN,
+        "lead 60.5": schema.UNKNOWN,
+        "piano.72": 72,
+        "bass_24": 24,
+        "vox F#3": 54,
+    }
     for name in names:
         write_wav(src / f"{name}.wav", np.full(800, 1000, np.int16))
     report = ingest(str(src), "audio-folder", str(tmp_path / "ds"), num_samples=800, **QUIET)
@@ -471,8 +587,9 @@ def _note_folder(root, n=12, instruments=None):
     rng = np.random.default_rng(12)
     rows = ["file,instrument_str"]
     for i in range(n):
-        write_wav(root / f"note_{36 + 3 * i}_{i}.wav",
-                  rng.integers(-9000, 9000, 4000).astype(np.int16))
+        write_wav(
+            root / f"note_{36 + 3 * i}_{i}.wav", rng.integers(-9000, 9000, 4000).astype(np.int16)
+        )
         rows.append(f"note_{36 + 3 * i}_{i}.wav,inst{i % (instruments or 1)}")
     if instruments:
         (root / "notes.csv").write_text("\n".join(rows) + "\n")
@@ -483,12 +600,19 @@ def _note_folder(root, n=12, instruments=None):
 def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tmp_path):
     src = _note_folder(tmp_path / "notes")
     dest = tmp_path / "ds"
-    flags = ("--format=audio-folder", f"--source={src}", f"--dest={dest}", "--num_samples=4096",
-             "--valid_fraction=0.25")
+    flags = (
+        "--format=audio-folder",
+        f"--source={src}",
+        f"--dest={dest}",
+        "--num_samples=4096",
+        "--valid_fraction=0.25",
+    )
     out = run_cli(*flags)
     assert out.returncode == 0, out.stderr
-    assert ("held out by file: train 9 rows from 9 files, valid 3 rows from 3 files; "
-            f"train with --data={dest}") in out.stdout
+    assert (
+        "held out by file: train 9 rows from 9 files, valid 3 rows from 3 files; "
+        f"train with --data={dest}"
+    ) in out.stdout
     _, train = read_rows(dest / "train")
     _, valid = read_rows(dest / "valid")
     names = [r["note_str"] for r in train], [r["note_str"] for r in valid]
@@ -499,21 +623,45 @@ def test_valid_fraction_gives_disjoint_splits_that_training_and_evaluate_read(tm
     assert f"train: {dest / 'train'} is already complete: 9 rows" in again.stdout
     assert f"valid: {dest / 'valid'} is already complete: 3 rows" in again.stdout
 
-    proc = run_module("evaluate", "train-classifier", f"--data={dest}", "--slice_len=1024",
-                      "--epochs=1", f"--out={tmp_path / 'cls'}")
+    proc = run_module(
+        "evaluate",
+        "train-classifier",
+        f"--data={dest}",
+        "--slice_len=1024",
+        "--epochs=1",
+        f"--out={tmp_path / 'cls'}",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "training a pitch classifier on 9 notes, holding out 3" in proc.stdout
-    run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 1, "num_wavs": 0,
-                                        "data": str(dest), "model_dir": str(tmp_path / "run")}),
-                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    run_training(
+        make_config(
+            "tiny",
+            **{
+                **TINY_TEST_FLAGS,
+                "train_steps": 1,
+                "num_wavs": 0,
+                "data": str(dest),
+                "model_dir": str(tmp_path / "run"),
+            },
+        ),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=lambda _: None,
+    )
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
 
 
 def test_splits_hold_out_whole_instruments_when_the_metadata_names_them(tmp_path):
     src = _note_folder(tmp_path / "notes", instruments=4)
-    report = ingest_splits(str(src), "audio-folder", str(tmp_path / "ds"), valid_fraction=0.25,
-                           test_fraction=0.25, num_samples=4000,
-                           metadata=str(src / "notes.csv"), **QUIET)
+    report = ingest_splits(
+        str(src),
+        "audio-folder",
+        str(tmp_path / "ds"),
+        valid_fraction=0.25,
+        test_fraction=0.25,
+        num_samples=4000,
+        metadata=str(src / "notes.csv"),
+        **QUIET,
+    )
     assert report.by == "instrument" and report.groups == {"train": 2, "valid": 1, "test": 1}
     assert [r.rows_total for r in report.reports.values()] == [6, 3, 3]
     seen = {}
@@ -523,15 +671,24 @@ def test_splits_hold_out_whole_instruments_when_the_metadata_names_them(tmp_path
     assert set.union(*seen.values()) == {"inst0", "inst1", "inst2", "inst3"}
     assert sum(len(v) for v in seen.values()) == 4  # no instrument on two sides
     # Too few instruments to hold out from is a one-line error, before anything is written.
-    with pytest.raises(UserError, match="need at least 5 instruments or files to hold out "
-                       "from; the source has 4"):
-        ingest_splits(str(src), "audio-folder", str(tmp_path / "two"), valid_fraction=0.5,
-                      test_fraction=0.4, num_samples=4000, metadata=str(src / "notes.csv"),
-                      **QUIET)
+    with pytest.raises(
+        UserError, match="need at least 5 instruments or files to hold out from; the source has 4"
+    ):
+        ingest_splits(
+            str(src),
+            "audio-folder",
+            str(tmp_path / "two"),
+            valid_fraction=0.5,
+            test_fraction=0.4,
+            num_samples=4000,
+            metadata=str(src / "notes.csv"),
+            **QUIET,
+        )
     assert not os.path.exists(tmp_path / "two")
 
 
 # ------------------------------------------------------------ deeplake v3 ---
+
 
 def test_local_dataset_with_v3_columns_is_mapped(tmp_path):
     t = deeplake.types
@@ -545,14 +702,23 @@ def test_local_dataset_with_v3_columns_is_mapped(tmp_path):
     src["instrument_family"].metadata["class_names"] = list(schema.FAMILIES)
     src["qualities"].metadata["class_names"] = list(schema.QUALITIES)
     rng = np.random.default_rng(6)
-    audio = [(rng.integers(-30000, 30000, (n, 1)) / 32768.0).astype(np.float32)
-             for n in (64000, 70000, 100)]
-    src.append({"audios": audio, "instrument": np.array([[7], [8], [9]]),
-                "pitch": np.array([[60], [61], [62]]), "velocity": np.array([[25], [50], [75]]),
-                "sample_rate": np.full((3, 1), 16000), "note": np.array([[1], [2], [3]]),
-                "instrument_family": [np.array([f], np.uint32) for f in (0, 4, 10)],
-                "instrument_source": [np.array([s], np.uint32) for s in (0, 1, 2)],
-                "qualities": [np.array(q, np.uint32) for q in ([0, 3], [], [9])]})
+    audio = [
+        (rng.integers(-30000, 30000, (n, 1)) / 32768.0).astype(np.float32)
+        for n in (64000, 70000, 100)
+    ]
+    src.append(
+        {
+            "audios": audio,
+            "instrument": np.array([[7], [8], [9]]),
+            "pitch": np.array([[60], [61], [62]]),
+            "velocity": np.array([[25], [50], [75]]),
+            "sample_rate": np.full((3, 1), 16000),
+            "note": np.array([[1], [2], [3]]),
+            "instrument_family": [np.array([f], np.uint32) for f in (0, 4, 10)],
+            "instrument_source": [np.array([s], np.uint32) for s in (0, 1, 2)],
+            "qualities": [np.array(q, np.uint32) for q in ([0, 3], [], [9])],
+        }
+    )
     src.commit()
 
     report = ingest(str(tmp_path / "v3"), "deeplake-v3", str(tmp_path / "ds"), **QUIET)
@@ -575,8 +741,12 @@ def test_hosted_v3_source_fails_fast_offline(tmp_path):
     if reachable(*ACTIVELOOP_HOST, 5.0) is None:
         pytest.skip("Activeloop is reachable from here; this test is about being offline")
     t0 = time.monotonic()
-    out = run_cli("--format=deeplake-v3", "--source=hub://activeloop/nsynth-train",
-                  f"--dest={tmp_path / 'ds'}", timeout=60)
+    out = run_cli(
+        "--format=deeplake-v3",
+        "--source=hub://activeloop/nsynth-train",
+        f"--dest={tmp_path / 'ds'}",
+        timeout=60,
+    )
     assert time.monotonic() - t0 < 30
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
@@ -586,6 +756,7 @@ def test_hosted_v3_source_fails_fast_offline(tmp_path):
 
 
 # ------------------------------------------------- refusals and bad input ---
+
 
 def test_other_source_on_an_existing_dest_is_refused_and_dest_unchanged(tmp_path):
     notes = make_notes(4, 300, seed=7)
@@ -631,10 +802,11 @@ def test_an_ingest_that_writes_no_row_fails_and_frees_the_dest(tmp_path):
     (src / "broken.wav").write_bytes(b"this is not audio")
     (src / "empty.wav").write_bytes(b"")
     dest = tmp_path / "ds"
-    line = last_error_line(run_cli("--format=audio-folder", f"--source={src}",
-                                   f"--dest={dest}"))
-    assert line.startswith("error: no rows written: all 2 source item(s) were skipped "
-                           "(broken.wav: not a readable WAV file"), line
+    line = last_error_line(run_cli("--format=audio-folder", f"--source={src}", f"--dest={dest}"))
+    assert line.startswith(
+        "error: no rows written: all 2 source item(s) were skipped "
+        "(broken.wav: not a readable WAV file"
+    ), line
     assert "empty.wav: not a readable WAV file (EOFError)" in line
     assert "--format=audio-folder reads a folder of wav" in line
     assert not os.path.exists(dest)
@@ -644,8 +816,9 @@ def test_an_ingest_that_writes_no_row_fails_and_frees_the_dest(tmp_path):
     wavs = tmp_path / "wavs"
     wavs.mkdir()
     write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
-    line = last_error_line(run_cli("--format=nsynth-tfrecord", f"--source={wavs / 'C4.wav'}",
-                                   f"--dest={dest}"))
+    line = last_error_line(
+        run_cli("--format=nsynth-tfrecord", f"--source={wavs / 'C4.wav'}", f"--dest={dest}")
+    )
     assert "all 1 source item(s) were skipped (C4.wav#0: corrupt record header at byte 0" in line
     assert "--format=nsynth-tfrecord reads TFRecord files of NSynth tf.train.Example" in line
     assert not os.path.exists(dest)
@@ -657,16 +830,22 @@ def test_an_ingest_left_without_rows_is_replaced_by_another_source(tmp_path):
     """What a run that failed (or was killed) before its first row leaves behind."""
     a = write_jsonwav(tmp_path / "a", make_notes(2, 100))
     dest = tmp_path / "ds"
-    identity = {"source": os.path.realpath(a), "format": "nsynth-jsonwav", "metadata": "",
-                "sample_rate": 16000, "num_samples": 100}
+    identity = {
+        "source": os.path.realpath(a),
+        "format": "nsynth-jsonwav",
+        "metadata": "",
+        "sample_rate": 16000,
+        "num_samples": 100,
+    }
     ds, _, lock = open_dest(str(dest), identity)
     lock.release()
     del ds
     wavs = tmp_path / "wavs"
     wavs.mkdir()
     write_wav(wavs / "C4.wav", np.full(500, 1000, np.int16))
-    out = run_cli("--format=audio-folder", f"--source={wavs}", f"--dest={dest}",
-                  "--num_samples=100")
+    out = run_cli(
+        "--format=audio-folder", f"--source={wavs}", f"--dest={dest}", "--num_samples=100"
+    )
     assert out.returncode == 0, out.stderr
     assert f"note: --dest={dest} holds an ingest of nsynth-jsonwav" in out.stdout
     assert "with no rows; replacing it" in out.stdout and "done: wrote 1 rows" in out.stdout
@@ -674,37 +853,59 @@ def test_an_ingest_left_without_rows_is_replaced_by_another_source(tmp_path):
 
 def test_a_second_ingest_into_the_same_dest_is_refused_while_one_runs(tmp_path):
     src = write_jsonwav(tmp_path / "a", make_notes(2, 100))
-    identity = {"source": os.path.realpath(src), "format": "nsynth-jsonwav", "metadata": "",
-                "sample_rate": 16000, "num_samples": 100}
+    identity = {
+        "source": os.path.realpath(src),
+        "format": "nsynth-jsonwav",
+        "metadata": "",
+        "sample_rate": 16000,
+        "num_samples": 100,
+    }
     _, _, lock = open_dest(str(tmp_path / "ds"), identity)
     try:
         with pytest.raises(UserError, match="another ingest is writing"):
             ingest(str(src), "nsynth-jsonwav", str(tmp_path / "ds"), num_samples=100, **QUIET)
     finally:
         lock.release()
-    assert ingest(str(src), "nsynth-jsonwav", str(tmp_path / "ds"), num_samples=100,
-                  **QUIET).rows_written == 2
+    assert (
+        ingest(
+            str(src), "nsynth-jsonwav", str(tmp_path / "ds"), num_samples=100, **QUIET
+        ).rows_written
+        == 2
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--format=nsynth-jsonwav", "--dest=D"], "--source is required"),
-    (["--format=flac-pile", "--source=S", "--dest=D"], "--format=flac-pile is not one of"),
-    (["--format=nsynth-jsonwav", "--source=S", "--dest=D"], "has no examples.json"),
-    (["--format=nsynth-jsonwav", "--source=OK", "--dest=FILE/ds"], "cannot create --dest="),
-    (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--chunk_rows=0"],
-     "--chunk_rows must be a positive integer"),
-    (["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--valid_fraction=0.2"],
-     "apply to --format=audio-folder only"),
-    (["--format=audio-folder", "--source=S", "--dest=D", "--valid_fraction=1.5"],
-     "--valid_fraction must be at least 0 and below 1"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--format=nsynth-jsonwav", "--dest=D"], "--source is required"),
+        (["--format=flac-pile", "--source=S", "--dest=D"], "--format=flac-pile is not one of"),
+        (["--format=nsynth-jsonwav", "--source=S", "--dest=D"], "has no examples.json"),
+        (["--format=nsynth-jsonwav", "--source=OK", "--dest=FILE/ds"], "cannot create --dest="),
+        (
+            ["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--chunk_rows=0"],
+            "--chunk_rows must be a positive integer",
+        ),
+        (
+            ["--format=nsynth-jsonwav", "--source=OK", "--dest=D", "--valid_fraction=0.2"],
+            "apply to --format=audio-folder only",
+        ),
+        (
+            ["--format=audio-folder", "--source=S", "--dest=D", "--valid_fraction=1.5"],
+            "--valid_fraction must be at least 0 and below 1",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, flags, message):
     (tmp_path / "S").mkdir()
     write_jsonwav(tmp_path / "OK", make_notes(1, 100))
     (tmp_path / "FILE").write_text("a file, not a folder")
-    flags = [f.replace("=S", f"={tmp_path / 'S'}").replace("=D", f"={tmp_path / 'D'}")
-             .replace("=OK", f"={tmp_path / 'OK'}").replace("=FILE", f"={tmp_path / 'FILE'}")
-             for f in flags]
+    flags = [
+        f.replace("=S", f"={tmp_path / 'S'}")
+        .replace("=D", f"={tmp_path / 'D'}")
+        .replace("=OK", f"={tmp_path / 'OK'}")
+        .replace("=FILE", f"={tmp_path / 'FILE'}")
+        for f in flags
+    ]
     out = run_cli(*flags)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()

@@ -17,8 +17,16 @@ pytestmark = pytest.mark.slow
 
 def _columns(path):
     ds = deeplake.open_read_only(path)
-    names = ("note_str", "pitch", "velocity", "instrument", "instrument_str",
-             "instrument_family", "instrument_source", "sample_rate")
+    names = (
+        "note_str",
+        "pitch",
+        "velocity",
+        "instrument",
+        "instrument_str",
+        "instrument_family",
+        "instrument_source",
+        "sample_rate",
+    )
     return ds, {name: np.asarray(ds[name][:]) for name in names}
 
 
@@ -52,8 +60,9 @@ def test_the_set_has_every_pitch_of_each_instrument_at_nsynth_velocities(instrum
 
 def test_data_flag_resolves_to_the_cached_set(instruments_root, cache_dir):
     lines = []
-    assert resolve_path("builtin-instruments", "valid", cache_dir, lines.append) == \
-        os.path.join(instruments_root, "valid")
+    assert resolve_path("builtin-instruments", "valid", cache_dir, lines.append) == os.path.join(
+        instruments_root, "valid"
+    )
     assert lines == [f"using instruments dataset at {instruments_root}"]
 
 

@@ -14,10 +14,16 @@ from wavegan_dist.training.loop import make_trainer, run_training
 from wavegan_dist.training.optimizers import FusedAdam
 
 
-@pytest.mark.parametrize("choice,device_type,kernels", [
-    ("auto", "CPU", "fast"), ("auto", "GPU", "reference"), ("auto", "TPU", "reference"),
-    ("fast", "TPU", "fast"), ("reference", "CPU", "reference"),
-])
+@pytest.mark.parametrize(
+    "choice,device_type,kernels",
+    [
+        ("auto", "CPU", "fast"),
+        ("auto", "GPU", "reference"),
+        ("auto", "TPU", "reference"),
+        ("fast", "TPU", "fast"),
+        ("reference", "CPU", "reference"),
+    ],
+)
 def test_auto_takes_the_fast_kernels_on_cpu_only(choice, device_type, kernels):
     assert resolve_kernels(choice, device_type) == kernels
 
@@ -50,22 +56,35 @@ def test_fast_and_reference_kernels_train_alike(tmp_path):
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     runs = {}
     for kernels in ("fast", "reference"):
-        cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "model_dir": str(tmp_path / kernels),
-                                     "kernels": kernels, "train_steps": 1})
+        cfg = make_config(
+            "tiny",
+            **{
+                **TINY_TEST_FLAGS,
+                "model_dir": str(tmp_path / kernels),
+                "kernels": kernels,
+                "train_steps": 1,
+            },
+        )
         runs[kernels] = run_training(cfg, cpu, log=lambda _: None)
     fast, reference = runs["fast"].metrics, runs["reference"].metrics
-    assert fast.keys() == reference.keys() == {"critic", "generator", "gradient_penalty",
-                                               "wasserstein"}
+    assert (
+        fast.keys()
+        == reference.keys()
+        == {"critic", "generator", "gradient_penalty", "wasserstein"}
+    )
     for name in fast:
         assert fast[name] == pytest.approx(reference[name], rel=1e-4, abs=1e-6), name
-    assert max_diff(checkpoint_weights(tmp_path / "fast"),
-                    checkpoint_weights(tmp_path / "reference")) < 1e-5
+    assert (
+        max_diff(checkpoint_weights(tmp_path / "fast"), checkpoint_weights(tmp_path / "reference"))
+        < 1e-5
+    )
     assert np.isfinite(list(fast.values())).all()
 
 
 @pytest.mark.slow
 def test_a_bad_kernels_value_is_one_line_error(tmp_path):
     proc = run_module("train", "--kernels=gpu", f"--model_dir={tmp_path / 'run'}")
-    assert error_line(proc) == ("error: flag --kernels=gpu: value should be one of "
-                                "<auto|fast|reference> (see --help)")
+    assert error_line(proc) == (
+        "error: flag --kernels=gpu: value should be one of <auto|fast|reference> (see --help)"
+    )
     assert not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "wavegan_dist"
 
 def import_graph(package: pathlib.Path) -> dict[str, set[str]]:
     """{module: modules of the same package it imports}, e.g. "wavegan_dist.models.spec"."""
+
     def name(path: pathlib.Path) -> str:
         parts = list(path.relative_to(package.parent).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -59,14 +60,21 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def wrong_way(graph: dict[str, set[str]], lower: tuple[str, ...],
-              upper: tuple[str, ...]) -> list[str]:
-    """"a -> b" for every module under a `lower` prefix importing one under an `upper`."""
+def wrong_way(
+    graph: dict[str, set[str]], lower: tuple[str, ...], upper: tuple[str, ...]
+) -> list[str]:
+    """ "a -> b" for every module under a `lower` prefix importing one under an `upper`."""
+
     def under(module, prefixes):
         return any(module == p or module.startswith(p + ".") for p in prefixes)
 
-    return sorted(f"{a} -> {b}" for a, targets in graph.items() if under(a, lower)
-                  for b in targets if under(b, upper))
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        if under(a, lower)
+        for b in targets
+        if under(b, upper)
+    )
 
 
 GRAPH = import_graph(PACKAGE)
@@ -83,8 +91,9 @@ def test_inference_and_the_commands_that_read_runs_do_not_import_training():
 
 
 def test_training_media_and_run_folder_do_not_import_inference():
-    assert wrong_way(GRAPH, (P + "training", P + "media", P + "run_folder"),
-                     (P + "inference",)) == []
+    assert (
+        wrong_way(GRAPH, (P + "training", P + "media", P + "run_folder"), (P + "inference",)) == []
+    )
 
 
 def test_the_model_spec_is_a_leaf_and_the_registry_imports_no_network():
@@ -94,30 +103,48 @@ def test_the_model_spec_is_a_leaf_and_the_registry_imports_no_network():
 
 
 def test_a_config_is_made_and_checked_without_tensorflow_or_deeplake():
-    code = ("import sys; from wavegan_dist.config import make_config; "
-            "make_config('tiny', model='seed2d', condition='pitch').validated(); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'deeplake') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=PACKAGE.parent, check=True).stdout
+    code = (
+        "import sys; from wavegan_dist.config import make_config; "
+        "make_config('tiny', model='seed2d', condition='pitch').validated(); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'deeplake') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("extra, expect", [
-    ({"training/loop.py": "", "inference/restore.py": "from pkg.training import loop\n"},
-     ["pkg.inference.restore -> pkg.training", "pkg.inference.restore -> pkg.training.loop"]),
-    ({"training/loop.py": "def f():\n    import pkg.inference.restore\n",
-      "inference/restore.py": ""}, []),
-])
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (
+            {"training/loop.py": "", "inference/restore.py": "from pkg.training import loop\n"},
+            ["pkg.inference.restore -> pkg.training", "pkg.inference.restore -> pkg.training.loop"],
+        ),
+        (
+            {
+                "training/loop.py": "def f():\n    import pkg.inference.restore\n",
+                "inference/restore.py": "",
+            },
+            [],
+        ),
+    ],
+)
 def test_the_checks_see_wrong_way_and_function_level_imports(tmp_path, extra, expect):
     package = tmp_path / "pkg"
-    for path, text in {"__init__.py": "", "training/__init__.py": "",
-                       "inference/__init__.py": "", **extra}.items():
+    for path, text in {
+        "__init__.py": "",
+        "training/__init__.py": "",
+        "inference/__init__.py": "",
+        **extra,
+    }.items():
         (package / path).parent.mkdir(parents=True, exist_ok=True)
         (package / path).write_text(text)
     graph = import_graph(package)
     assert wrong_way(graph, ("pkg.inference",), ("pkg.training",)) == expect
     assert wrong_way(graph, ("pkg.training",), ("pkg.inference",)) == (
-        [] if expect else ["pkg.training.loop -> pkg.inference.restore"])
+        [] if expect else ["pkg.training.loop -> pkg.inference.restore"]
+    )
 
 
 def test_the_cycle_check_sees_a_cycle_through_a_function_level_import(tmp_path):

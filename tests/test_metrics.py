@@ -23,10 +23,11 @@ def test_frechet_distance_of_identical_and_shifted_sets():
     a = rng.normal(size=(500, 8))
     assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
     shift = np.arange(8) / 4.0
-    assert metrics.frechet_distance(a, a + shift) == pytest.approx(np.sum(shift ** 2), rel=1e-6)
+    assert metrics.frechet_distance(a, a + shift) == pytest.approx(np.sum(shift**2), rel=1e-6)
     # Scaled by 2: the covariance term alone, Tr(S + 4S - 2*2S) = Tr(S).
     assert metrics.frechet_distance(a, 2 * a) == pytest.approx(
-        np.sum(a.mean(0) ** 2) + np.trace(np.cov(a, rowvar=False)), rel=1e-6)
+        np.sum(a.mean(0) ** 2) + np.trace(np.cov(a, rowvar=False)), rel=1e-6
+    )
     with pytest.raises(ValueError):
         metrics.frechet_distance(a, a[:, :4])
 
@@ -74,13 +75,17 @@ def test_log_mel_frames_place_a_tone_in_its_band_and_tell_sets_apart():
     from wavegan_dist.evaluation import features
 
     rate, t = 16000, np.arange(4096) / 16000
-    tone = lambda hz, phase=0.0: np.stack([0.5 * np.sin(2 * np.pi * hz * t + i + phase)
-                                           for i in range(6)])
+    tone = lambda hz, phase=0.0: np.stack(
+        [0.5 * np.sin(2 * np.pi * hz * t + i + phase) for i in range(6)]
+    )
     frames = features.log_mel_frames(tone(1000.0), rate)
     per_clip = 1 + (4096 - features.FRAME_LENGTH) // features.FRAME_STEP
     assert frames.shape == (6 * per_clip, features.MEL_BANDS)
-    centres = np.linspace(1127 * np.log1p(features.MEL_MIN_HZ / 700),
-                          1127 * np.log1p(features.MAX_HZ / 700), features.MEL_BANDS + 2)[1:-1]
+    centres = np.linspace(
+        1127 * np.log1p(features.MEL_MIN_HZ / 700),
+        1127 * np.log1p(features.MAX_HZ / 700),
+        features.MEL_BANDS + 2,
+    )[1:-1]
     band = int(np.argmin(np.abs(centres - 1127 * np.log1p(1000.0 / 700))))
     assert abs(int(np.median(frames.argmax(axis=1))) - band) <= 1
     silence = features.log_mel_frames(np.zeros((2, 4096)), rate)

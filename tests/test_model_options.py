@@ -24,11 +24,13 @@ def _conv_params(kernel, fan_in, filters, bias=True):
 
 # seed2d: generator and critic agreeing on one square frame.
 
+
 @pytest.mark.parametrize("slice_len,side", [(1024, 32), (4096, 64), (16384, 128), (65536, 256)])
 def test_seed2d_frame_side_and_shapes(slice_len, side):
     assert frame_side(slice_len) == side
-    generator, critic = build_models(ModelSpec(model="seed2d", slice_len=slice_len, dim=2,
-                                               kernel_len=4, phase_shuffle=0))
+    generator, critic = build_models(
+        ModelSpec(model="seed2d", slice_len=slice_len, dim=2, kernel_len=4, phase_shuffle=0)
+    )
     wave = generator(_z(2))
     assert wave.shape == (2, slice_len, 1) and np.abs(wave.numpy()).max() <= 1.0
     assert critic(wave).shape == (2,)
@@ -53,31 +55,49 @@ def test_seed2d_default_layers_and_matching_shapes():
     # Critic: Conv2D 64, 128, 256 (4x4, stride 2) on the generator's 128x128 frame.
     assert [getattr(critic, f"conv_{i}").filters for i in range(3)] == [64, 128, 256]
     assert critic.to_frame.compute_output_shape((None, 16384, 1)) == (None, 128, 128, 1)
-    assert generator.count_params() == (100 * 256 + 256 + _conv_params(16, 1, 128)
-                                        + _conv_params(16, 128, 64) + _conv_params(16, 64, 1))
-    assert critic.count_params() == (_conv_params(16, 1, 64) + _conv_params(16, 64, 128)
-                                     + _conv_params(16, 128, 256) + 16 * 16 * 256 + 1)
+    assert generator.count_params() == (
+        100 * 256
+        + 256
+        + _conv_params(16, 1, 128)
+        + _conv_params(16, 128, 64)
+        + _conv_params(16, 64, 1)
+    )
+    assert critic.count_params() == (
+        _conv_params(16, 1, 64)
+        + _conv_params(16, 64, 128)
+        + _conv_params(16, 128, 256)
+        + 16 * 16 * 256
+        + 1
+    )
 
 
 def test_seed2d_frame_rows_are_consecutive_samples():
-    critic = Seed2DCritic(ModelSpec(model="seed2d", slice_len=1024, dim=2, kernel_len=4,
-                                    phase_shuffle=0))
+    critic = Seed2DCritic(
+        ModelSpec(model="seed2d", slice_len=1024, dim=2, kernel_len=4, phase_shuffle=0)
+    )
     frame = critic.to_frame(tf.reshape(tf.range(1024, dtype=tf.float32), [1, 1024, 1]))
     np.testing.assert_array_equal(frame[0, 3, :, 0], np.arange(96, 128))
-    generator = Seed2DGenerator(ModelSpec(model="seed2d", slice_len=1024, dim=2, kernel_len=4,
-                                          phase_shuffle=0))
-    np.testing.assert_array_equal(generator.to_audio(frame), tf.reshape(tf.range(1024.0),
-                                                                        [1, 1024, 1]))
+    generator = Seed2DGenerator(
+        ModelSpec(model="seed2d", slice_len=1024, dim=2, kernel_len=4, phase_shuffle=0)
+    )
+    np.testing.assert_array_equal(
+        generator.to_audio(frame), tf.reshape(tf.range(1024.0), [1, 1024, 1])
+    )
 
 
 def test_seed2d_refuses_wavegan_options():
-    for option in (dict(upsample="nn"), dict(post_filter=True), dict(gen_batchnorm=True),
-                   dict(phase_shuffle=2)):
+    for option in (
+        dict(upsample="nn"),
+        dict(post_filter=True),
+        dict(gen_batchnorm=True),
+        dict(phase_shuffle=2),
+    ):
         with pytest.raises(UserError, match="is a WaveGAN option; --model=seed2d takes only"):
             make_config("paper", model="seed2d", **option)
 
 
 # WaveGAN options.
+
 
 def test_nearest_neighbour_upsampling_keeps_shapes_and_parameter_counts():
     zeros, _ = build_models(ModelSpec(slice_len=2048, dim=4))
@@ -122,10 +142,18 @@ def test_generator_batchnorm_uses_batch_statistics_when_training():
 
 # Conditioning.
 
+
 @pytest.mark.parametrize("model,slice_len", [("wavegan", 1024), ("seed2d", 1024)])
 def test_conditional_networks_depend_on_the_label(model, slice_len):
-    spec = ModelSpec(model=model, slice_len=slice_len, dim=2, kernel_len=4 if model == "seed2d" else 25,
-                     phase_shuffle=0, num_classes=128, seed=2)
+    spec = ModelSpec(
+        model=model,
+        slice_len=slice_len,
+        dim=2,
+        kernel_len=4 if model == "seed2d" else 25,
+        phase_shuffle=0,
+        num_classes=128,
+        seed=2,
+    )
     generator, critic = build_models(spec)
     assert generator.dense.kernel.shape[0] == 100 + 128  # one-hot label appended to z
     z = tf.tile(_z(1), [2, 1])
@@ -134,8 +162,9 @@ def test_conditional_networks_depend_on_the_label(model, slice_len):
     np.testing.assert_allclose(generator(z[:1], tf.constant([60])), wave[:1], atol=1e-6)
     # The critic's projection: same audio, other label, other score.
     x = tf.tile(wave[:1], [2, 1, 1])
-    critic.projection.embedding.assign(tf.random.stateless_normal(
-        critic.projection.embedding.shape, [3, 4]))
+    critic.projection.embedding.assign(
+        tf.random.stateless_normal(critic.projection.embedding.shape, [3, 4])
+    )
     scores = critic(x, None, tf.constant([60, 61])).numpy()
     assert scores[0] != scores[1]
     with pytest.raises(ValueError, match="conditional: pass labels"):
@@ -156,17 +185,21 @@ def test_conditional_critic_penalty_gradients_compile_under_xla():
         grad = tape.gradient(scores, x)
         return tf.reduce_mean(tf.square(tf.norm(tf.reshape(grad, [3, -1]), axis=1) - 1.0))
 
-    np.testing.assert_allclose(tf.function(penalty, jit_compile=True)(x, labels),
-                               penalty(x, labels), rtol=1e-4)
+    np.testing.assert_allclose(
+        tf.function(penalty, jit_compile=True)(x, labels), penalty(x, labels), rtol=1e-4
+    )
 
 
 def test_bf16_networks_compute_in_bfloat16_and_return_float32():
     import keras
 
-    generator, critic = build_models(ModelSpec(slice_len=1024, dim=4, precision="bf16",
-                                               gen_batchnorm=True, num_classes=11))
+    generator, critic = build_models(
+        ModelSpec(slice_len=1024, dim=4, precision="bf16", gen_batchnorm=True, num_classes=11)
+    )
     assert keras.config.dtype_policy().name == "float32"  # only these layers are mixed
-    assert generator.upconv_0.compute_dtype == "bfloat16" and critic.conv_0.compute_dtype == "bfloat16"
+    assert (
+        generator.upconv_0.compute_dtype == "bfloat16" and critic.conv_0.compute_dtype == "bfloat16"
+    )
     assert all(v.dtype == "float32" for v in generator.weights + critic.weights)
     wave = generator(_z(2), tf.constant([1, 2]), training=True)
     score = critic(wave, None, tf.constant([1, 2]))

@@ -33,17 +33,19 @@ def tiny():
 
 
 def _random_shifts(batch, layers, radius, seed=0):
-    return tf.constant(np.random.default_rng(seed).integers(-radius, radius + 1, (batch, layers)),
-                       tf.int32)
+    return tf.constant(
+        np.random.default_rng(seed).integers(-radius, radius + 1, (batch, layers)), tf.int32
+    )
 
 
 def _reference_shuffle(x, shifts, radius):
     padded = np.pad(x, ((0, 0), (radius, radius), (0, 0)), mode="reflect")
     length = x.shape[1]
-    return np.stack([padded[b, radius - s:radius - s + length] for b, s in enumerate(shifts)])
+    return np.stack([padded[b, radius - s : radius - s + length] for b, s in enumerate(shifts)])
 
 
 # Architecture.
+
 
 def test_default_parameter_counts():
     generator, critic = _build(slice_len=16384, dim=64)
@@ -51,19 +53,24 @@ def test_default_parameter_counts():
     assert critic.count_params() == 17_427_969
 
 
-@pytest.mark.parametrize("slice_len,strides", [
-    (1024, [4, 4, 4]),
-    (2048, [4, 4, 4, 2]),
-    (4096, [4, 4, 4, 4]),
-    (16384, [4, 4, 4, 4, 4]),
-    (32768, [4, 4, 4, 4, 4, 2]),
-    (65536, [4, 4, 4, 4, 4, 4]),
-])
+@pytest.mark.parametrize(
+    "slice_len,strides",
+    [
+        (1024, [4, 4, 4]),
+        (2048, [4, 4, 4, 2]),
+        (4096, [4, 4, 4, 4]),
+        (16384, [4, 4, 4, 4, 4]),
+        (32768, [4, 4, 4, 4, 4, 2]),
+        (65536, [4, 4, 4, 4, 4, 4]),
+    ],
+)
 def test_layer_strides(slice_len, strides):
     assert layer_strides(slice_len) == strides
 
 
-@pytest.mark.parametrize("slice_len", [0, -1024, 16, 32, 64 * 3, 1000, 8192 + 16, 16384 * 3, 2**20 * 3])
+@pytest.mark.parametrize(
+    "slice_len", [0, -1024, 16, 32, 64 * 3, 1000, 8192 + 16, 16384 * 3, 2**20 * 3]
+)
 def test_bad_slice_len_raises_user_error(slice_len):
     with pytest.raises(UserError, match=f"--slice_len={slice_len} is not supported"):
         layer_strides(slice_len)
@@ -73,7 +80,9 @@ def test_bad_slice_len_raises_user_error(slice_len):
         WaveGANCritic(ModelSpec(slice_len=slice_len))
 
 
-@pytest.mark.parametrize("slice_len,dim", [(1024, 4), (4096, 4), (16384, 2), (32768, 2), (65536, 2)])
+@pytest.mark.parametrize(
+    "slice_len,dim", [(1024, 4), (4096, 4), (16384, 2), (32768, 2), (65536, 2)]
+)
 def test_output_shapes(slice_len, dim):
     generator, critic = _build(slice_len=slice_len, dim=dim, seed=1)
     z = tf.random.stateless_uniform([1, 100], seed=[1, 2], minval=-1.0, maxval=1.0)
@@ -84,8 +93,10 @@ def test_output_shapes(slice_len, dim):
     assert score.shape == (1,) and score.dtype == tf.float32
 
 
-@pytest.mark.parametrize("slice_len,dim,start_width", [
-    (1024, 4, 16), (4096, 4, 32), (16384, 64, 1024), (32768, 64, 2048), (65536, 64, 2048)])
+@pytest.mark.parametrize(
+    "slice_len,dim,start_width",
+    [(1024, 4, 16), (4096, 4, 32), (16384, 64, 1024), (32768, 64, 2048), (65536, 64, 2048)],
+)
 def test_layer_widths(slice_len, dim, start_width):
     # Unbuilt models: only the layer configuration is checked, so full-size widths are cheap.
     strides = layer_strides(slice_len)
@@ -102,7 +113,10 @@ def test_layer_widths(slice_len, dim, start_width):
     assert critic.convs[-1].filters == start_width
     assert [layer.strides[0] for layer in critic.convs] == strides
     assert critic.num_shuffle_layers == min(4, n - 1)  # after conv_0..conv_3 at most
-    assert WaveGANCritic(ModelSpec(slice_len=slice_len, dim=dim, phase_shuffle=0)).num_shuffle_layers == 0
+    assert (
+        WaveGANCritic(ModelSpec(slice_len=slice_len, dim=dim, phase_shuffle=0)).num_shuffle_layers
+        == 0
+    )
 
 
 def test_generator_output_in_range(tiny):
@@ -115,6 +129,7 @@ def test_generator_output_in_range(tiny):
 
 # Phase shuffle.
 
+
 def test_phase_shuffle_matches_numpy_reference():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 17, 3)).astype(np.float32)
@@ -124,7 +139,7 @@ def test_phase_shuffle_matches_numpy_reference():
     np.testing.assert_array_equal(out, _reference_shuffle(x, shifts, 2))
     for b, s in enumerate(shifts):  # each example moved by its own amount, later for s > 0
         lo, hi = max(s, 0), 17 + min(s, 0)
-        np.testing.assert_array_equal(out[b, lo:hi], x[b, lo - s:hi - s])
+        np.testing.assert_array_equal(out[b, lo:hi], x[b, lo - s : hi - s])
 
 
 def test_phase_shuffle_reflects_edges():
@@ -154,6 +169,7 @@ def test_phase_shuffle_compiles_under_xla():
 
 # Critic.
 
+
 def test_critic_zero_shifts_equal_no_shuffle(tiny):
     _, critic = tiny
     x = tf.random.stateless_uniform([4, 1024, 1], seed=[9, 10], minval=-1.0, maxval=1.0)
@@ -173,6 +189,7 @@ def test_critic_compiles_under_xla(tiny):
 
 
 # Determinism and checkpoints.
+
 
 def _weights(model):
     return [w.numpy() for w in model.weights]
@@ -198,8 +215,11 @@ def test_seeded_initialisation_is_deterministic():
 def test_checkpoint_round_trip(tmp_path):
     g1, c1 = _build(seed=5)
     path = tf.train.Checkpoint(generator=g1, critic=c1).save(str(tmp_path / "ckpt"))
-    saved = [name for name, _ in tf.train.list_variables(path)
-             if name.startswith(("generator/", "critic/"))]
+    saved = [
+        name
+        for name, _ in tf.train.list_variables(path)
+        if name.startswith(("generator/", "critic/"))
+    ]
     assert len(saved) == len(g1.weights) + len(c1.weights)
 
     g2, c2 = _build(seed=6)
@@ -211,6 +231,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 # Gradients (WGAN-GP needs double backprop through phase shuffle).
+
 
 def _gradient_penalty(critic, x, shifts, unconnected=tf.UnconnectedGradients.NONE):
     with tf.GradientTape() as outer:
@@ -276,8 +297,7 @@ def test_gradient_penalty_compiles_under_xla(tiny):
     x = tf.random.stateless_uniform([3, 1024, 1], seed=[17, 18], minval=-1.0, maxval=1.0)
     shifts = _random_shifts(3, critic.num_shuffle_layers, 2, seed=4)
     zero = tf.UnconnectedGradients.ZERO
-    compiled = tf.function(lambda x, s: _gradient_penalty(critic, x, s, zero)[1:],
-                           jit_compile=True)
+    compiled = tf.function(lambda x, s: _gradient_penalty(critic, x, s, zero)[1:], jit_compile=True)
     penalty_xla, grads_xla = compiled(x, shifts)
     _, penalty, grads = _gradient_penalty(critic, x, shifts, zero)
     np.testing.assert_allclose(penalty_xla, penalty, rtol=1e-3)
@@ -287,8 +307,7 @@ def test_gradient_penalty_compiles_under_xla(tiny):
 
 @pytest.mark.slow
 def test_layer_table_cli_prints_the_papers_totals():
-    proc = run_module("models", "--model=wavegan", "--slice_len=16384", "--dim=64",
-                      timeout=120)
+    proc = run_module("models", "--model=wavegan", "--slice_len=16384", "--dim=64", timeout=120)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     out = proc.stdout
     assert "upconv_4  Conv1DTranspose  (16384, 1)         1,601  tanh" in out

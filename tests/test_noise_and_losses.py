@@ -32,8 +32,11 @@ def test_draws_are_the_same_under_xla():
     k = noise.key(0, tf.constant(3, tf.int64), 1)
 
     def draws():
-        return (noise.latent(k, 8, 8, 5), noise.unit_uniform(k, 8, 8),
-                noise.shifts(k, 8, 8, 3, 2, 3))
+        return (
+            noise.latent(k, 8, 8, 5),
+            noise.unit_uniform(k, 8, 8),
+            noise.shifts(k, 8, 8, 3, 2, 3),
+        )
 
     for plain, compiled in zip(draws(), tf.function(draws, jit_compile=True)()):
         np.testing.assert_array_equal(plain.numpy(), compiled.numpy())
@@ -42,7 +45,9 @@ def test_draws_are_the_same_under_xla():
 
 
 def test_streams_and_steps_give_different_numbers():
-    z = lambda step, stream: noise.latent(noise.key(0, tf.constant(step, tf.int64), stream), 4, 4, 3)
+    z = lambda step, stream: noise.latent(
+        noise.key(0, tf.constant(step, tf.int64), stream), 4, 4, 3
+    )
     assert not np.allclose(z(0, 0), z(1, 0))
     assert not np.allclose(z(0, 0), z(0, 1))
     np.testing.assert_array_equal(z(5, 2), z(5, 2))

@@ -34,8 +34,11 @@ def _train(strategy, optimizer_cls, jit=False, steps=4, **adam_args):
 
 @pytest.mark.parametrize("replicas,jit", [(1, False), (2, False), (1, True)])
 def test_fused_adam_equals_keras_adam(replicas, jit):
-    strategy = (strategies.make_strategy("cpu") if replicas == 1
-                else strategies.make_strategy("mirrored", cpu_replicas=2))
+    strategy = (
+        strategies.make_strategy("cpu")
+        if replicas == 1
+        else strategies.make_strategy("mirrored", cpu_replicas=2)
+    )
     want = _train(strategy, keras.optimizers.Adam, jit)
     got = _train(strategy, FusedAdam, jit)
     # kernel, bias, the step count and learning rate, and two moments of each weight

@@ -17,13 +17,30 @@ def source(builtin_root):
     return load_source(builtin_root, "train")
 
 
-def _take(source, global_batch, num_replicas, num_pipelines, pipeline_id, n,
-          start_batch=0, read_rows=64, labels=None, with_labels=False):
+def _take(
+    source,
+    global_batch,
+    num_replicas,
+    num_pipelines,
+    pipeline_id,
+    n,
+    start_batch=0,
+    read_rows=64,
+    labels=None,
+    with_labels=False,
+):
     """First n elements of one input pipeline, as an int16 numpy array [n, P, SLICE]
     (and their labels [n, P] if with_labels)."""
     ctx = tf.distribute.InputContext(num_pipelines, pipeline_id, num_replicas)
-    ds = pipeline.make_dataset_fn(source, SLICE, global_batch, seed=3, start_batch=start_batch,
-                                  read_rows=read_rows, labels=labels)(ctx)
+    ds = pipeline.make_dataset_fn(
+        source,
+        SLICE,
+        global_batch,
+        seed=3,
+        start_batch=start_batch,
+        read_rows=read_rows,
+        labels=labels,
+    )(ctx)
     elements = list(ds.take(n))
     out = np.stack([audio.numpy() for audio, _ in elements])
     assert out.dtype == np.float32 and out.shape[-1] == 1
@@ -45,8 +62,10 @@ def test_elements_are_the_planned_rows_first_slice(source):
 def test_two_pipelines_read_disjoint_rows_that_make_up_the_global_batch(source):
     global_batch, steps = 8, 40  # 40 batches of 8 = one full epoch of 320 rows
     plan = pipeline.BatchPlan(len(source.rows), global_batch, seed=3)
-    readers = [pipeline.ShardReader(source, plan, 4, pipeline.replica_block(2, 2, p), SLICE)
-               for p in range(2)]
+    readers = [
+        pipeline.ShardReader(source, plan, 4, pipeline.replica_block(2, 2, p), SLICE)
+        for p in range(2)
+    ]
     rows = [np.concatenate([r.rows_of_batch(b) for b in range(steps)]) for r in readers]
     assert not set(rows[0]) & set(rows[1])
     assert len(set(rows[0])) == len(rows[0]) == 160  # no row twice within the epoch
@@ -84,11 +103,14 @@ def test_start_batch_continues_the_same_sequence(source):
 def test_epochs_are_reshuffled_and_cover_every_row(source, shuffle):
     plan = pipeline.BatchPlan(len(source.rows), 16, seed=3, shuffle=shuffle)
     epoch0 = np.concatenate([plan.batch(b) for b in range(plan.batches_per_epoch)])
-    epoch1 = np.concatenate([plan.batch(b + plan.batches_per_epoch)
-                             for b in range(plan.batches_per_epoch)])
+    epoch1 = np.concatenate(
+        [plan.batch(b + plan.batches_per_epoch) for b in range(plan.batches_per_epoch)]
+    )
     assert sorted(epoch0) == sorted(epoch1) == list(range(320))
     assert not np.array_equal(epoch0, epoch1)
-    assert np.array_equal(pipeline.BatchPlan(320, 16, 3, shuffle="none").batch(1), np.arange(16, 32))
+    assert np.array_equal(
+        pipeline.BatchPlan(320, 16, 3, shuffle="none").batch(1), np.arange(16, 32)
+    )
 
 
 def test_block_shuffle_keeps_windows_of_whole_blocks():
@@ -96,10 +118,11 @@ def test_block_shuffle_keeps_windows_of_whole_blocks():
     order = plan.order(0)
     assert sorted(order) == list(range(1000))
     for w in range(0, 1000, 200):
-        window = order[w:w + 200]
+        window = order[w : w + 200]
         blocks = set(window // 50)
         assert len(blocks) == 4 and sorted(window) == sorted(
-            np.concatenate([np.arange(b * 50, b * 50 + 50) for b in blocks]))
+            np.concatenate([np.arange(b * 50, b * 50 + 50) for b in blocks])
+        )
         assert not np.array_equal(window, np.sort(window))  # shuffled inside the window
     assert not np.array_equal(plan.order(0) // 50, plan.order(1) // 50)
 
@@ -115,7 +138,8 @@ def test_reads_of_runs_and_scattered_rows_return_the_rows_asked_for(source):
 def test_distributed_dataset_feeds_each_replica_its_part(source):
     strategy = strategies.mirrored(["/cpu:0", "/cpu:1"])
     dist = strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(source, SLICE, 8, seed=3))
+        pipeline.make_dataset_fn(source, SLICE, 8, seed=3)
+    )
     first = next(iter(dist))
     parts = [t.numpy() for t in strategy.experimental_local_results(first[0])]
     single = _take(source, 8, 1, 1, 0, 1)[0]

@@ -51,17 +51,40 @@ def test_evaluate_judges_real_held_out_instrument_notes_near_one(instruments_roo
     from wavegan_dist.config import make_config
     from wavegan_dist.training.loop import run_training
 
-    proc = run_module("evaluate", "train-classifier", "--data=builtin-instruments",
-                      f"--out={tmp_path / 'cls'}", "--slice_len=8192", "--epochs=1")
+    proc = run_module(
+        "evaluate",
+        "train-classifier",
+        "--data=builtin-instruments",
+        f"--out={tmp_path / 'cls'}",
+        "--slice_len=8192",
+        "--epochs=1",
+    )
     assert proc.returncode == 0, proc.stderr
-    run_training(make_config("tiny", **{**TINY_TEST_FLAGS, "train_steps": 1, "num_wavs": 0,
-                                        "data": "builtin-instruments", "condition": "pitch",
-                                        "model_dir": str(tmp_path / "run")}),
-                 tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    run_training(
+        make_config(
+            "tiny",
+            **{
+                **TINY_TEST_FLAGS,
+                "train_steps": 1,
+                "num_wavs": 0,
+                "data": "builtin-instruments",
+                "condition": "pitch",
+                "model_dir": str(tmp_path / "run"),
+            },
+        ),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=lambda _: None,
+    )
     report = tmp_path / "eval.json"
-    proc = run_module("evaluate", f"--model_dir={tmp_path / 'run'}",
-                      f"--classifier={tmp_path / 'cls'}", "--n=16", "--k=5", "--max_train=64",
-                      f"--json={report}")
+    proc = run_module(
+        "evaluate",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--classifier={tmp_path / 'cls'}",
+        "--n=16",
+        "--k=5",
+        "--max_train=64",
+        f"--json={report}",
+    )
     assert proc.returncode == 0, proc.stderr
     table = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line}
     assert len(table["judge_pitch_accuracy"]) == 2  # generated, real held-out
@@ -72,5 +95,7 @@ def test_evaluate_judges_real_held_out_instrument_notes_near_one(instruments_roo
     assert real["judge_pitch_accuracy_octave"] >= real["judge_pitch_accuracy"]
     # An untrained generator is not on pitch; its artifact lines are measured against real.
     assert 0 <= generated["judge_pitch_accuracy"] <= 0.5
-    assert generated["artifact_vs_real_sr_over_256"] == \
-        generated["artifact_power_sr_over_256"] / real["artifact_power_sr_over_256"]
+    assert (
+        generated["artifact_vs_real_sr_over_256"]
+        == generated["artifact_power_sr_over_256"] / real["artifact_power_sr_over_256"]
+    )

@@ -77,8 +77,17 @@ def _closed_loopback_port():
 
 def _cli(model_dir, *extra):
     flags = {**TINY_TEST_FLAGS, "num_wavs": 0}
-    return [sys.executable, "-u", "-m", "wavegan_dist.train", "--preset=tiny", "--strategy=cpu",
-            f"--model_dir={model_dir}", *[f"--{k}={v}" for k, v in flags.items()], *extra]
+    return [
+        sys.executable,
+        "-u",
+        "-m",
+        "wavegan_dist.train",
+        "--preset=tiny",
+        "--strategy=cpu",
+        f"--model_dir={model_dir}",
+        *[f"--{k}={v}" for k, v in flags.items()],
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("key", ["preempted", "maintenance-event"])
@@ -86,10 +95,13 @@ def test_a_preemption_notice_checkpoints_and_stops_the_run(tmp_path, key):
     run = tmp_path / "run"
     with FakeMetadataServer(key) as server:
         env = dict(os.environ, GCE_METADATA_IP=server.address)
-        proc = subprocess.Popen(_cli(run, "--train_steps=500", "--ckpt_every=1000",
-                                     "--sample_every=1000"),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env)
+        proc = subprocess.Popen(
+            _cli(run, "--train_steps=500", "--ckpt_every=1000", "--sample_every=1000"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         lines = []
         try:
             for line in proc.stdout:
@@ -106,8 +118,11 @@ def test_a_preemption_notice_checkpoints_and_stops_the_run(tmp_path, key):
     base = f"http://{server.address}/computeMetadata/v1/instance/"
     assert f"watching {base} for a preemption or maintenance notice (every 1 s)" in lines
     value = preemption.NOTICES[key]
-    stopped = [ln for ln in lines if ln.startswith(
-        f"stopped by a preemption notice (instance/{key} is {value}) at step ")]
+    stopped = [
+        ln
+        for ln in lines
+        if ln.startswith(f"stopped by a preemption notice (instance/{key} is {value}) at step ")
+    ]
     assert len(stopped) == 1, out[-4000:]
     step = int(stopped[0].split(" at step ")[1].split(":")[0])
     assert 3 <= step < 500
@@ -115,8 +130,10 @@ def test_a_preemption_notice_checkpoints_and_stops_the_run(tmp_path, key):
     assert state.model_checkpoint_path.endswith(f"ckpt-{step}")
     assert f"checkpoint {run}/checkpoints/ckpt-{step}" in lines
     assert not (run / "run.lock").exists()
-    assert set(server.requests) <= {"/computeMetadata/v1/instance/preempted",
-                                    "/computeMetadata/v1/instance/maintenance-event"}
+    assert set(server.requests) <= {
+        "/computeMetadata/v1/instance/preempted",
+        "/computeMetadata/v1/instance/maintenance-event",
+    }
 
 
 def test_off_google_cloud_nothing_is_contacted_and_nothing_waits(tmp_path):
@@ -129,26 +146,32 @@ def test_off_google_cloud_nothing_is_contacted_and_nothing_waits(tmp_path):
     assert notes == []
     # 'off' never looks, even where the server would answer.
     with FakeMetadataServer() as server:
-        assert preemption.find_server("off", {"GCE_METADATA_IP": server.address},
-                                      str(not_google)) is None
+        assert (
+            preemption.find_server("off", {"GCE_METADATA_IP": server.address}, str(not_google))
+            is None
+        )
         assert server.requests == []
 
 
-def test_a_google_cloud_machine_without_a_server_is_a_note_for_auto_and_an_error_for_on(
-        tmp_path):
+def test_a_google_cloud_machine_without_a_server_is_a_note_for_auto_and_an_error_for_on(tmp_path):
     google = tmp_path / "product_name"
     google.write_text("Google Compute Engine\n")
     env = {"GCE_METADATA_IP": f"127.0.0.1:{_closed_loopback_port()}"}
     notes = []
     assert preemption.find_server("auto", env, str(google), log=notes.append) is None
     assert len(notes) == 1 and notes[0].startswith(
-        f"note: no metadata server answers at http://{env['GCE_METADATA_IP']}/"), notes
-    with pytest.raises(UserError, match=r"--preemption_watch=on: no metadata server answers "
-                                        r"at http://127\.0\.0\.1:\d+/computeMetadata/v1/"):
+        f"note: no metadata server answers at http://{env['GCE_METADATA_IP']}/"
+    ), notes
+    with pytest.raises(
+        UserError,
+        match=r"--preemption_watch=on: no metadata server answers "
+        r"at http://127\.0\.0\.1:\d+/computeMetadata/v1/",
+    ):
         preemption.find_server("on", env, str(google))
     with FakeMetadataServer() as server:
-        base = preemption.find_server("auto", {"GCE_METADATA_IP": server.address},
-                                      str(tmp_path / "absent"))
+        base = preemption.find_server(
+            "auto", {"GCE_METADATA_IP": server.address}, str(tmp_path / "absent")
+        )
         assert base == f"http://{server.address}/computeMetadata/v1/instance/"
         assert preemption.notice(base) is None
         server.notice.set()

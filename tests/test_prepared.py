@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import (TINY_TEST_FLAGS, checkpoint_weights, error_line, kill_when, max_diff,
-                      run_module)
+from conftest import (
+    TINY_TEST_FLAGS,
+    checkpoint_weights,
+    error_line,
+    kill_when,
+    max_diff,
+    run_module,
+)
 from wavegan_dist import strategy as strategies
 from wavegan_dist.config import make_config
 from wavegan_dist.data import pipeline
@@ -36,8 +42,11 @@ def _records(folder):
     raw = [r.numpy() for r in tf.data.TFRecordDataset(files)]
     values = np.stack([np.frombuffer(r, "<i2") for r in raw])
     trailer = values[:, -4:].copy()
-    return (values[:, :-4], trailer[:, :2].copy().view("<f4")[:, 0],
-            trailer[:, 2:].copy().view("<i4")[:, 0])
+    return (
+        values[:, :-4],
+        trailer[:, :2].copy().view("<f4")[:, 0],
+        trailer[:, 2:].copy().view("<i4")[:, 0],
+    )
 
 
 def _expected(cfg):
@@ -45,9 +54,12 @@ def _expected(cfg):
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), **QUIET)
     source, labels = attach_labels(source, cfg.condition, **QUIET)
     notes = np.asarray(source.dataset["audio"][source.rows.tolist()])
-    pcm, scale = pipeline.examples_from_notes(notes, np.zeros(len(notes), np.int64),
-                                              notes.shape[1] if cfg.slice_offset == "random"
-                                              else cfg.net.slice_len, cfg.normalize)
+    pcm, scale = pipeline.examples_from_notes(
+        notes,
+        np.zeros(len(notes), np.int64),
+        notes.shape[1] if cfg.slice_offset == "random" else cfg.net.slice_len,
+        cfg.normalize,
+    )
     return pcm, scale, labels
 
 
@@ -62,8 +74,9 @@ def _source(folder, **kw):
     return reader.open_prepared(folder, _cfg(**kw), **QUIET)
 
 
-def _stream(source, batches, per_replica=8, num_pipelines=1, pipeline_id=0, seed=0, start=0,
-            per_pipeline=8):
+def _stream(
+    source, batches, per_replica=8, num_pipelines=1, pipeline_id=0, seed=0, start=0, per_pipeline=8
+):
     ds = source.pipeline_dataset(num_pipelines, pipeline_id, per_replica, per_pipeline, seed, start)
     return [(a.numpy(), label.numpy()) for a, label in ds.take(batches)]
 
@@ -90,15 +103,17 @@ def _python_ops(make_dataset):
     return sorted({op for op in ops if op in ("PyFunc", "EagerPyFunc", "PyFuncStateless")})
 
 
-def test_prepared_input_graph_holds_no_python_and_the_deeplake_one_does(prepared,
-                                                                        builtin_root):
-    ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
-                                     num_replicas_in_sync=2)
+def test_prepared_input_graph_holds_no_python_and_the_deeplake_one_does(prepared, builtin_root):
+    ctx = tf.distribute.InputContext(
+        num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2
+    )
     native = _source(prepared).make_dataset_fn(8, seed=0, start_batch=3)
     assert _python_ops(lambda: native(ctx)) == []
     source = load_source("builtin", "train", _cfg().row_filter(), **QUIET)
     deeplake_fn = pipeline.make_dataset_fn(source, 1024, 8, seed=0)
-    assert _python_ops(lambda: deeplake_fn(ctx)) != []  # the audit does see a PyFunc when there is one
+    assert (
+        _python_ops(lambda: deeplake_fn(ctx)) != []
+    )  # the audit does see a PyFunc when there is one
 
 
 def test_stream_is_per_replica_batches_of_one_sequence_epochs_and_resume(prepared):
@@ -107,10 +122,11 @@ def test_stream_is_per_replica_batches_of_one_sequence_epochs_and_resume(prepare
     # Two replicas on one pipeline: their batches concatenate to the same global batches.
     halves = _stream(source, 24, per_replica=4)
     for b, (audio, labels) in enumerate(whole):
-        np.testing.assert_array_equal(audio, np.concatenate([halves[2 * b][0],
-                                                             halves[2 * b + 1][0]]))
+        np.testing.assert_array_equal(
+            audio, np.concatenate([halves[2 * b][0], halves[2 * b + 1][0]])
+        )
     # Each epoch is every example once, in a new order.
-    epochs = [np.concatenate([a for a, _ in whole[e * 5:(e + 1) * 5]]) for e in (0, 1)]
+    epochs = [np.concatenate([a for a, _ in whole[e * 5 : (e + 1) * 5]]) for e in (0, 1)]
     keys = [sorted(x.tobytes() for x in ep) for ep in epochs]
     assert keys[0] == keys[1] and len(set(keys[0])) == 40
     assert not np.array_equal(epochs[0], epochs[1])
@@ -123,9 +139,17 @@ def test_stream_is_per_replica_batches_of_one_sequence_epochs_and_resume(prepare
 
 def test_two_pipelines_read_disjoint_shards(prepared):
     source = _source(prepared)
-    parts = [np.concatenate([a for a, _ in _stream(source, 5, per_replica=4, num_pipelines=2,
-                                                    pipeline_id=p, per_pipeline=4)])
-             for p in (0, 1)]
+    parts = [
+        np.concatenate(
+            [
+                a
+                for a, _ in _stream(
+                    source, 5, per_replica=4, num_pipelines=2, pipeline_id=p, per_pipeline=4
+                )
+            ]
+        )
+        for p in (0, 1)
+    ]
     seen = [{x.tobytes() for x in part} for part in parts]
     assert len(seen[0]) == len(seen[1]) == 20 and not seen[0] & seen[1]
     with pytest.raises(UserError, match="fewer than the 8 input pipelines"):
@@ -177,7 +201,7 @@ def test_random_offsets_are_seeded_per_position_and_new_each_epoch(tmp_path, bui
 
 def _find(note, clip):
     for start in np.flatnonzero(note == clip[0]):
-        if start + len(clip) <= len(note) and np.array_equal(note[start:start + len(clip)], clip):
+        if start + len(clip) <= len(note) and np.array_equal(note[start : start + len(clip)], clip):
             return int(start)
     return None
 
@@ -185,14 +209,18 @@ def _find(note, clip):
 def test_training_on_prepared_data_matches_on_one_and_two_replicas(prepared, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     cfg = _cfg(data=prepared, train_steps=4)
-    run_training(cfg.replace(model_dir=str(one)), tf.distribute.OneDeviceStrategy("/cpu:0"),
-                 **QUIET)
-    result = run_training(cfg.replace(model_dir=str(two)),
-                          strategies.mirrored(["/cpu:0", "/cpu:1"]), **QUIET)
+    run_training(
+        cfg.replace(model_dir=str(one)), tf.distribute.OneDeviceStrategy("/cpu:0"), **QUIET
+    )
+    result = run_training(
+        cfg.replace(model_dir=str(two)), strategies.mirrored(["/cpu:0", "/cpu:1"]), **QUIET
+    )
     assert result.num_replicas == 2 and result.replica_divergence == 0.0
     assert max_diff(checkpoint_weights(one), checkpoint_weights(two)) < 1e-5
-    assert max_diff(checkpoint_weights(one, "optimizers/"),
-                    checkpoint_weights(two, "optimizers/")) < 1e-5
+    assert (
+        max_diff(checkpoint_weights(one, "optimizers/"), checkpoint_weights(two, "optimizers/"))
+        < 1e-5
+    )
 
     # Resumed at step 3 (batch 6: epoch 1, 1 batch in): the same weights as unbroken.
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -209,19 +237,34 @@ def test_training_on_prepared_data_matches_on_one_and_two_replicas(prepared, tmp
 
 
 def test_selection_flags_that_differ_from_the_manifest_are_refused(prepared, tmp_path):
-    line = error_line(run_module("train", f"--data={prepared}", "--preset=tiny",
-                                 "--num_samples=40", f"--model_dir={tmp_path / 'm'}"))
-    assert line == (f"error: --data={prepared} was prepared with --slice_len=1024, but this "
-                    "run asks for --slice_len=4096; pass the prepared values, or prepare the "
-                    "data again with these")
-    with pytest.raises(UserError, match="prepared with --condition=none, but this run asks "
-                                        "for --condition=pitch"):
-        run_training(_cfg(data=prepared, condition="pitch", model_dir=str(tmp_path / "c")),
-                     tf.distribute.OneDeviceStrategy("/cpu:0"), **QUIET)
+    line = error_line(
+        run_module(
+            "train",
+            f"--data={prepared}",
+            "--preset=tiny",
+            "--num_samples=40",
+            f"--model_dir={tmp_path / 'm'}",
+        )
+    )
+    assert line == (
+        f"error: --data={prepared} was prepared with --slice_len=1024, but this "
+        "run asks for --slice_len=4096; pass the prepared values, or prepare the "
+        "data again with these"
+    )
+    with pytest.raises(
+        UserError, match="prepared with --condition=none, but this run asks for --condition=pitch"
+    ):
+        run_training(
+            _cfg(data=prepared, condition="pitch", model_dir=str(tmp_path / "c")),
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+            **QUIET,
+        )
     with pytest.raises(UserError, match="--eval_every scores against a deeplake held-out"):
-        run_training(_cfg(data=prepared, eval_every=2, eval_classifier="x",
-                          model_dir=str(tmp_path / "e")),
-                     tf.distribute.OneDeviceStrategy("/cpu:0"), **QUIET)
+        run_training(
+            _cfg(data=prepared, eval_every=2, eval_classifier="x", model_dir=str(tmp_path / "e")),
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+            **QUIET,
+        )
     assert not any(os.path.exists(tmp_path / d) for d in "mce")
 
 
@@ -230,8 +273,11 @@ def test_rerun_is_complete_and_other_flags_into_the_same_dest_are_refused(prepar
     prepare(_cfg(), prepared, shards=4, log=logs.append)
     assert logs[-1] == f"{prepared} is already complete: 40 examples in 4 shards"
     before = sorted(os.listdir(prepared))
-    with pytest.raises(UserError, match="already holds data prepared differently "
-                                        r"\(examples, rows_sha256, selection, shards differ\)"):
+    with pytest.raises(
+        UserError,
+        match="already holds data prepared differently "
+        r"\(examples, rows_sha256, selection, shards differ\)",
+    ):
         prepare(_cfg(num_samples=30), prepared, shards=4, **QUIET)
     with pytest.raises(UserError, match="is prepared data, which only training reads"):
         prepare(_cfg(data=prepared), prepared + "2", **QUIET)
@@ -242,8 +288,11 @@ def test_prepare_killed_partway_then_rerun_gives_every_example_once(tmp_path, bu
     dest = tmp_path / "k"
     # Whole notes (random offsets) in one-example shards: slow enough to be caught midway.
     flags = ["--slice_len=1024", "--slice_offset=random", "--shards=320", f"--dest={dest}"]
-    kill_when("prepare", flags,
-              lambda: dest.is_dir() and any(n.startswith("shard-") for n in os.listdir(dest)))
+    kill_when(
+        "prepare",
+        flags,
+        lambda: dest.is_dir() and any(n.startswith("shard-") for n in os.listdir(dest)),
+    )
     written = [n for n in os.listdir(dest) if n.startswith("shard-")]
     assert 1 <= len(written) < 320 and not (dest / "manifest.json").exists()
     line = error_line(run_module("train", f"--data={dest}", f"--model_dir={tmp_path / 'm'}"))
@@ -261,23 +310,34 @@ def test_prepare_killed_partway_then_rerun_gives_every_example_once(tmp_path, bu
 
 def _train_cli(data, model_dir, *extra):
     flags = {**TINY_TEST_FLAGS, "batch_size": 4}
-    return run_module("train", f"--data={data}", "--strategy=mirrored", "--cpu_replicas=2",
-                      "--preset=tiny", "--train_steps=2", f"--model_dir={model_dir}",
-                      *[f"--{k}={v}" for k, v in flags.items()], *extra)
+    return run_module(
+        "train",
+        f"--data={data}",
+        "--strategy=mirrored",
+        "--cpu_replicas=2",
+        "--preset=tiny",
+        "--train_steps=2",
+        f"--model_dir={model_dir}",
+        *[f"--{k}={v}" for k, v in flags.items()],
+        *extra,
+    )
 
 
 def test_cli_prepares_the_builtin_set_and_trains_on_two_replicas(tmp_path, builtin_root):
     dest = tmp_path / "b"
-    out = run_module("prepare", "--preset=tiny", "--slice_len=1024", "--condition=pitch",
-                     f"--dest={dest}")
+    out = run_module(
+        "prepare", "--preset=tiny", "--slice_len=1024", "--condition=pitch", f"--dest={dest}"
+    )
     assert out.returncode == 0, out.stderr
     assert f"prepared 320 examples of {builtin_root}/train in 16 shards" in out.stdout
     line = error_line(run_module("prepare", "--dim=4", f"--dest={tmp_path / 'x'}"))
     assert line.startswith("error: --dim is not a prepare flag")
     out = _train_cli(dest, tmp_path / "m", "--condition=pitch")
     assert out.returncode == 0, out.stderr
-    assert "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)" \
+    assert (
+        "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)"
         in out.stdout
+    )
 
 
 def test_cli_prepares_an_ingested_dataset_and_trains_on_two_replicas(tmp_path):
@@ -287,12 +347,20 @@ def test_cli_prepares_an_ingested_dataset_and_trains_on_two_replicas(tmp_path):
     src = write_jsonwav(tmp_path / "nsynth", make_notes(24, 4000))
     ingest(str(src), "nsynth-jsonwav", str(tmp_path / "ds"), num_samples=4000, **QUIET)
     dest = tmp_path / "p"
-    out = run_module("prepare", f"--data={tmp_path / 'ds'}", "--slice_len=1024",
-                     "--normalize=peak", "--shards=2", f"--dest={dest}")
+    out = run_module(
+        "prepare",
+        f"--data={tmp_path / 'ds'}",
+        "--slice_len=1024",
+        "--normalize=peak",
+        "--shards=2",
+        f"--dest={dest}",
+    )
     assert out.returncode == 0, out.stderr
     assert f"prepared 24 examples of {tmp_path / 'ds'} in 2 shards" in out.stdout
     out = _train_cli(dest, tmp_path / "m", "--normalize=peak")
     assert out.returncode == 0, out.stderr
     assert f"data {dest} (prepared from {tmp_path / 'ds'}): 24 examples in 2 shards" in out.stdout
-    assert "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)" \
+    assert (
+        "done at step 2: 2 replica(s) in sync (max weight difference between replicas 0)"
         in out.stdout
+    )

@@ -13,7 +13,7 @@ def _table():
     text = open(README, encoding="utf-8").read()
     assert HEADING in text, "README has no table of what the presets change"
     section = text.split(HEADING, 1)[1]
-    table = section[section.index("\n|") + 1:].split("\n\n", 1)[0].splitlines()
+    table = section[section.index("\n|") + 1 :].split("\n\n", 1)[0].splitlines()
     cells = [[cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in table]
     header, rows = cells[0], cells[2:]
     return header[1:], {row[0].removeprefix("--"): row[1:] for row in rows}

@@ -23,7 +23,8 @@ def test_installed_versions_are_the_checked_ones():
     for name, prefix in private_apis.CHECKED_VERSIONS.items():
         assert installed[name].startswith(prefix), (
             f"{name} {installed[name]} is installed, but wavegan_dist/private_apis.py was "
-            f"checked with {name} {prefix}*: check each of its names against this version")
+            f"checked with {name} {prefix}*: check each of its names against this version"
+        )
 
 
 def test_strategies_with_own_collective_keys_reduce_different_shapes():
@@ -31,20 +32,25 @@ def test_strategies_with_own_collective_keys_reduce_different_shapes():
     failed with "Shape mismatch in the collective instance"."""
     for n in (2, 3):
         strategy = private_apis.with_own_collective_keys(
-            lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-        reduce = tf.function(lambda: strategy.run(
-            lambda: tf.distribute.get_replica_context().all_reduce("sum", tf.ones([n]))))
+            lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        )
+        reduce = tf.function(
+            lambda: strategy.run(
+                lambda: tf.distribute.get_replica_context().all_reduce("sum", tf.ones([n]))
+            )
+        )
         got = strategy.experimental_local_results(reduce())[0].numpy()
         np.testing.assert_array_equal(got, np.full([n], 2.0))
 
 
 @pytest.mark.slow
 def test_runtime_started_is_false_before_the_first_op_and_true_after():
-    code = ("import tensorflow as tf; from wavegan_dist import private_apis as p; "
-            "before = p.runtime_started(); tf.constant(1.0) + 1; "
-            "print(before, p.runtime_started())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
+    code = (
+        "import tensorflow as tf; from wavegan_dist import private_apis as p; "
+        "before = p.runtime_started(); tf.constant(1.0) + 1; "
+        "print(before, p.runtime_started())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "True"]
 
@@ -53,8 +59,13 @@ def test_coordination_service_takes_the_settings_passed():
     from tensorflow.python.eager import context
     from tensorflow.tsl.protobuf import coordination_config_pb2
 
-    wanted = {"service_type", "service_leader", "enable_health_check",
-              "heartbeat_timeout_in_ms", "coordinated_jobs"}
+    wanted = {
+        "service_type",
+        "service_leader",
+        "enable_health_check",
+        "heartbeat_timeout_in_ms",
+        "coordinated_jobs",
+    }
     params = set(inspect.signature(context.context().configure_coordination_service).parameters)
     assert wanted <= params, f"configure_coordination_service lost {wanted - params}"
     job = coordination_config_pb2.CoordinatedJob(name="worker", num_tasks=2)
@@ -93,9 +104,11 @@ def test_adam_moments_are_the_first_and_second_moments(optimizer):
 
 
 def test_a_vanished_name_says_what_changed_and_what_to_do():
-    with pytest.raises(private_apis.PrivateApiChanged,
-                       match=r"_momentums/_velocities.*installed: tensorflow 2\.17.*"
-                             r"checked with: .*constraints\.txt"):
+    with pytest.raises(
+        private_apis.PrivateApiChanged,
+        match=r"_momentums/_velocities.*installed: tensorflow 2\.17.*"
+        r"checked with: .*constraints\.txt",
+    ):
         private_apis.adam_moments(object(), tf.Variable(1.0))
 
 
@@ -117,14 +130,20 @@ def test_pyproject_admits_the_pinned_versions_and_no_untested_minor():
                 name, version = line.split("#")[0].strip().split("==")
                 pins[name.lower()] = Version(version)
     requirements = [Requirement(r) for r in project["dependencies"]]
-    requirements += [Requirement(r) for extra in project["optional-dependencies"].values()
-                     for r in extra]
+    requirements += [
+        Requirement(r) for extra in project["optional-dependencies"].values() for r in extra
+    ]
     for req in requirements:
         pin = pins.get(req.name.lower())
         assert pin is not None, f"{req.name} has no pin in constraints.txt"
         assert req.specifier.contains(pin, prereleases=True), f"{req} excludes the pin {pin}"
         upper = Version(f"{pin.major + 1}")
-        if req.name.lower() in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "keras",
-                                "deeplake"):
+        if req.name.lower() in (
+            "tensorflow",
+            "tensorflow-cpu",
+            "tensorflow-tpu",
+            "keras",
+            "deeplake",
+        ):
             upper = Version(f"{pin.major}.{pin.minor + 1}")
         assert not req.specifier.contains(upper), f"{req} admits the untested {upper}"

@@ -60,9 +60,13 @@ def _batch(cfg, rows, index):
 
 def _iterator(strategy, cfg):
     per_replica = cfg.batch_size // strategy.num_replicas_in_sync
-    return iter(strategy.distribute_datasets_from_function(
-        lambda ctx: tf.data.Dataset.range(10**6).map(
-            lambda i: _batch(cfg, per_replica, i + 100 * ctx.input_pipeline_id))))
+    return iter(
+        strategy.distribute_datasets_from_function(
+            lambda ctx: tf.data.Dataset.range(10**6).map(
+                lambda i: _batch(cfg, per_replica, i + 100 * ctx.input_pipeline_id)
+            )
+        )
+    )
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
@@ -79,7 +83,8 @@ def test_one_strategy_run_per_step_and_no_host_reductions(replicas):
     assert (len(strategy.runs), strategy.reduces) == (1, 0)
     assert strategy.runs == [trainer.replica_step]
     assert int(trainer.step.numpy()) == 1 and set(out) == set(
-        ("critic", "gradient_penalty", "wasserstein", "generator"))
+        ("critic", "gradient_penalty", "wasserstein", "generator")
+    )
     # The compiled loop: one strategy.run inside the tf.range, run once per step.
     strategy.runs.clear()
     looped = trainer.train_steps(iterator, tf.constant(3, tf.int32))
@@ -118,11 +123,13 @@ def test_the_whole_replica_step_compiles_with_xla(variant):
     assert all(np.isfinite(float(v)) for v in got.values())
     tolerance = 5e-2 if variant == "bf16" else 1e-4  # bfloat16 rounds at 2^-8
     assert max(abs(float(got[k]) - float(want[k])) for k in got) < tolerance
-    weights = lambda t: (t.generator.get_weights() + t.critic.get_weights()
-                         + t.generator_ema.get_weights())
+    weights = lambda t: (
+        t.generator.get_weights() + t.critic.get_weights() + t.generator_ema.get_weights()
+    )
     # Adam moves a weight by up to about the learning rate (5e-4) per update whatever its
     # gradient's size (down to its epsilon, 1e-8), so round-off in a gradient near zero
     # shows at a fraction of that scale: bfloat16's often, float32's now and then (1.02e-5
     # measured with --gen_batchnorm). A missed or doubled update would move a weight by ~5e-4.
-    assert max(float(np.max(np.abs(a - b))) for a, b in zip(weights(xla), weights(plain))) \
-        < (1e-2 if variant == "bf16" else 1e-4)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(weights(xla), weights(plain))) < (
+        1e-2 if variant == "bf16" else 1e-4
+    )

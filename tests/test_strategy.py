@@ -52,11 +52,18 @@ def test_mirrored_strategies_in_one_process_do_not_share_collective_keys(tmp_pat
     from wavegan_dist.training.loop import run_training
 
     for n_critic in (1, 2):
-        cfg = make_config("tiny", **{**TINY_TEST_FLAGS, "n_critic": n_critic, "train_steps": 2,
-                                     "num_wavs": 0, "model_dir": str(tmp_path / str(n_critic))})
+        cfg = make_config(
+            "tiny",
+            **{
+                **TINY_TEST_FLAGS,
+                "n_critic": n_critic,
+                "train_steps": 2,
+                "num_wavs": 0,
+                "model_dir": str(tmp_path / str(n_critic)),
+            },
+        )
         # Default cross-device ops: the collective all-reduce (the path with the keys).
-        result = run_training(cfg, strategies.mirrored(["/cpu:0", "/cpu:1"]),
-                              log=lambda _: None)
+        result = run_training(cfg, strategies.mirrored(["/cpu:0", "/cpu:1"]), log=lambda _: None)
         assert result.step == 2 and result.replica_divergence == 0.0
 
 

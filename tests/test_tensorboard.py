@@ -28,9 +28,13 @@ START_SECONDS = 120  # bound on TensorBoard starting and loading the run
 def run_root(tmp_path_factory):
     """A folder holding one tiny finished run, `tiny`, as `runs/` would."""
     root = tmp_path_factory.mktemp("runs")
-    proc = run_module("train", "--preset=tiny", "--train_steps=2",
-                      f"--model_dir={root / 'tiny'}",
-                      *[f"--{k}={v}" for k, v in TINY_TEST_FLAGS.items()])
+    proc = run_module(
+        "train",
+        "--preset=tiny",
+        "--train_steps=2",
+        f"--model_dir={root / 'tiny'}",
+        *[f"--{k}={v}" for k, v in TINY_TEST_FLAGS.items()],
+    )
     assert proc.returncode == 0, proc.stderr
     return root
 
@@ -47,9 +51,13 @@ def _start(logdir, log_path):
     within START_SECONDS.
     """
     log = open(log_path, "w")
-    proc = subprocess.Popen([_tensorboard_command(), f"--logdir={logdir}", "--host=127.0.0.1",
-                             "--port=0"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=os.environ)
+    proc = subprocess.Popen(
+        [_tensorboard_command(), f"--logdir={logdir}", "--host=127.0.0.1", "--port=0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=os.environ,
+    )
     log.close()
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
@@ -106,21 +114,27 @@ def test_tensorboard_serves_a_run(run_root, tmp_path):
         assert all(plugins[name]["enabled"] for name in ("scalars", "audio", "images"))
 
         scalar_tags = _get_json(base, "data/plugin/scalars/tags")["tiny"]
-        assert {"loss/critic", "loss/generator", "loss/gradient_penalty",
-                "loss/wasserstein"} <= scalar_tags.keys()
+        assert {
+            "loss/critic",
+            "loss/generator",
+            "loss/gradient_penalty",
+            "loss/wasserstein",
+        } <= scalar_tags.keys()
         critic = _get_json(base, "data/plugin/scalars/scalars", run="tiny", tag="loss/critic")
         assert [step for _, step, _ in critic] == [1, 2]  # [wall time, step, value] per point
         assert all(abs(value) < 1e6 for *_, value in critic)
 
-        assert {"audio/generated", "audio/real"} <= \
-            _get_json(base, "data/plugin/audio/tags")["tiny"].keys()
+        assert {"audio/generated", "audio/real"} <= _get_json(base, "data/plugin/audio/tags")[
+            "tiny"
+        ].keys()
         clips = _get_json(base, "data/plugin/audio/audio", run="tiny", tag="audio/generated")
         assert [clip["step"] for clip in clips] == [2]
         wav = _get(base, "data/plugin/audio/individualAudio?" + clips[0]["query"])
         assert wav[:4] == b"RIFF" and int.from_bytes(wav[24:28], "little") == 16000
 
-        images = _get_json(base, "data/plugin/images/images", run="tiny",
-                           tag="spectrogram/generated")
+        images = _get_json(
+            base, "data/plugin/images/images", run="tiny", tag="spectrogram/generated"
+        )
         assert [image["step"] for image in images] == [2]
         png = _get(base, "data/plugin/images/individualImage?" + images[0]["query"])
         assert png[:4] == b"\x89PNG"

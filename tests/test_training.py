@@ -30,18 +30,20 @@ def _ema(model_dir):
 
 def _max_rel_diff(a, b):
     assert a.keys() == b.keys()
-    return max(float(np.max(np.abs(a[k] - b[k]) / (np.abs(a[k]) + 1e-8))) for k in a
-               if np.abs(a[k]).max() > 1e-6)
-
-
+    return max(
+        float(np.max(np.abs(a[k] - b[k]) / (np.abs(a[k]) + 1e-8)))
+        for k in a
+        if np.abs(a[k]).max() > 1e-6
+    )
 
 
 @pytest.fixture(scope="module")
 def one_device_run(tmp_path_factory, cache_dir):
     d = tmp_path_factory.mktemp("one")
     logs = []
-    result = run_training(_cfg(d, train_steps=4), tf.distribute.OneDeviceStrategy("/cpu:0"),
-                          log=logs.append)
+    result = run_training(
+        _cfg(d, train_steps=4), tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append
+    )
     return d, result, logs
 
 
@@ -57,7 +59,8 @@ def test_one_device_trains_and_writes_outputs(one_device_run):
     assert all(len(os.listdir(d / "samples" / f)) == 2 for f in os.listdir(d / "samples"))
     assert [line for line in logs if line.startswith("wrote ")] == [
         f"wrote 2 WAV files to {d}/samples/step_0000002",
-        f"wrote 2 WAV files to {d}/samples/step_0000004"]
+        f"wrote 2 WAV files to {d}/samples/step_0000004",
+    ]
     assert result.wavs[0].startswith(f"{d}/samples/step_0000004/")
     assert any(line.startswith("step 4/4  critic") for line in logs)
     assert (d / "config.json").exists()
@@ -72,7 +75,10 @@ def test_two_replicas_match_one_device(one_device_run, tmp_path):
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-5
     assert max_diff(_ema(d1), _ema(tmp_path)) < 1e-5
     # Adam's moments carry the gradient scale: equal moments mean equal gradients.
-    moments1, moments2 = checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")
+    moments1, moments2 = (
+        checkpoint_weights(d1, "optimizers/"),
+        checkpoint_weights(tmp_path, "optimizers/"),
+    )
     assert max_diff(moments1, moments2) < 1e-5
     # Relative: a gradient scaled wrongly (say 2x) moves it to about 1; float round-off in
     # the near-zero moments of 4 steps at the tiny preset's 5e-4 reached 1.01e-2 once.
@@ -102,11 +108,17 @@ def test_resume_continues_exactly(one_device_run, tmp_path):
 def test_xla_compiled_steps_train_like_the_plain_ones(one_device_run, tmp_path):
     """--jit_compile: the per-replica steps as single XLA clusters (what a TPU runs)."""
     d1, *_ = one_device_run
-    result = run_training(_cfg(tmp_path, train_steps=4, jit_compile=True),
-                          tf.distribute.OneDeviceStrategy("/cpu:0"), log=lambda _: None)
+    result = run_training(
+        _cfg(tmp_path, train_steps=4, jit_compile=True),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=lambda _: None,
+    )
     assert result.step == 4 and all(np.isfinite(v) for v in result.metrics.values())
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-4
-    assert max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")) < 1e-4
+    assert (
+        max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/"))
+        < 1e-4
+    )
 
 
 def test_xla_compiled_steps_on_two_replicas_train_like_one_device(one_device_run, tmp_path):
@@ -114,11 +126,13 @@ def test_xla_compiled_steps_on_two_replicas_train_like_one_device(one_device_run
     compiled, the all-reduce and Adam run outside (it crashed with a traceback)."""
     d1, *_ = one_device_run
     two = strategies.mirrored(["/cpu:0", "/cpu:1"])
-    result = run_training(_cfg(tmp_path, train_steps=4, jit_compile=True), two,
-                          log=lambda _: None)
+    result = run_training(_cfg(tmp_path, train_steps=4, jit_compile=True), two, log=lambda _: None)
     assert result.step == 4 and all(np.isfinite(v) for v in result.metrics.values())
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-4
-    assert max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/")) < 1e-4
+    assert (
+        max_diff(checkpoint_weights(d1, "optimizers/"), checkpoint_weights(tmp_path, "optimizers/"))
+        < 1e-4
+    )
 
 
 def test_xla_on_two_replicas_runs_loops_and_conditional_models(tmp_path):
@@ -126,8 +140,11 @@ def test_xla_on_two_replicas_runs_loops_and_conditional_models(tmp_path):
     runs = {}
     for jit in (False, True):
         runs[jit] = tmp_path / f"jit_{jit}"
-        result = run_training(_cfg(runs[jit], train_steps=2, steps_per_loop=2,
-                                   condition="pitch", jit_compile=jit), two, log=lambda _: None)
+        result = run_training(
+            _cfg(runs[jit], train_steps=2, steps_per_loop=2, condition="pitch", jit_compile=jit),
+            two,
+            log=lambda _: None,
+        )
         assert result.step == 2 and all(np.isfinite(v) for v in result.metrics.values())
     assert max_diff(checkpoint_weights(runs[False]), checkpoint_weights(runs[True])) < 1e-4
 
@@ -138,20 +155,33 @@ def test_resume_takes_the_new_learning_rate_and_notes_order_changes(tmp_path):
     logs = []
     first_rate = _cfg(tmp_path).learning_rate
     assert abs(first_rate - 2e-4) > 1e-6  # the resumed run's rate below is a change
-    run_training(_cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1,
-                      generator_ema=0.99), cpu, log=logs.append)
+    run_training(
+        _cfg(tmp_path, train_steps=2, learning_rate=2e-4, n_critic=1, generator_ema=0.99),
+        cpu,
+        log=logs.append,
+    )
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
-    rates = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-             if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")]
+    rates = [
+        reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.endswith("_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")
+    ]
     assert len(rates) == 2 and all(abs(r - 2e-4) < 1e-9 for r in rates)
     assert any(line.startswith("note: --n_critic changed from 2 to 1") for line in logs)
     # Flags that change training but not the data order say what happens from here on.
-    assert "note: --learning_rate changed from 0.0005 to 0.0002 since the run started; both " \
-        "optimizers use the new learning rate from the resumed step on (Adam's moment " \
+    assert (
+        "note: --learning_rate changed from 0.0005 to 0.0002 since the run started; both "
+        "optimizers use the new learning rate from the resumed step on (Adam's moment "
         "estimates are kept)" in logs
-    assert any(line.startswith("note: --generator_ema changed from 0.995 to 0.99 since the run "
-                               "started; the generator's moving average goes on from its "
-                               "saved weights with the new decay") for line in logs)
+    )
+    assert any(
+        line.startswith(
+            "note: --generator_ema changed from 0.995 to 0.99 since the run "
+            "started; the generator's moving average goes on from its "
+            "saved weights with the new decay"
+        )
+        for line in logs
+    )
 
 
 def test_resume_with_other_model_shape_is_refused(one_device_run):
@@ -189,8 +219,9 @@ VARIANTS = {
     # 64 x 64 frames: two stride-2 stages each side.
     "seed2d": dict(model="seed2d", slice_len=4096),
     "seed2d_family": dict(model="seed2d", slice_len=4096, condition="instrument_family"),
-    "wavegan_pitch_all_options": dict(condition="pitch", gen_batchnorm=True, upsample="nn",
-                                      post_filter=True),
+    "wavegan_pitch_all_options": dict(
+        condition="pitch", gen_batchnorm=True, upsample="nn", post_filter=True
+    ),
 }
 
 
@@ -202,9 +233,17 @@ def test_xla_compiles_every_model(variant, tmp_path):
     plain = run_training(_cfg(tmp_path / "plain", **flags), cpu, log=lambda _: None)
     xla = run_training(_cfg(tmp_path / "xla", jit_compile=True, **flags), cpu, log=lambda _: None)
     assert plain.step == xla.step == 2 and all(np.isfinite(v) for v in xla.metrics.values())
-    assert max_diff(checkpoint_weights(tmp_path / "plain"), checkpoint_weights(tmp_path / "xla")) < 1e-4
-    assert max_diff(checkpoint_weights(tmp_path / "plain", "optimizers/"),
-                     checkpoint_weights(tmp_path / "xla", "optimizers/")) < 1e-4
+    assert (
+        max_diff(checkpoint_weights(tmp_path / "plain"), checkpoint_weights(tmp_path / "xla"))
+        < 1e-4
+    )
+    assert (
+        max_diff(
+            checkpoint_weights(tmp_path / "plain", "optimizers/"),
+            checkpoint_weights(tmp_path / "xla", "optimizers/"),
+        )
+        < 1e-4
+    )
 
 
 def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
@@ -212,20 +251,35 @@ def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
     global-batch statistics: 2 replicas train exactly like one device."""
     flags = dict(train_steps=3, num_wavs=2, condition="pitch", gen_batchnorm=True)
     logs = []
-    one = run_training(_cfg(tmp_path / "one", **flags), tf.distribute.OneDeviceStrategy("/cpu:0"),
-                       log=logs.append)
+    one = run_training(
+        _cfg(tmp_path / "one", **flags), tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append
+    )
     # The two-replica run is the CLI in its own process, as users run it: this test process
     # has made many MirroredStrategy objects before, and with batch-norm collectives in the
     # replica step that intermittently paired collectives of different kinds (BUILD_NOTES).
     cli = [f"--{k}={v}" for k, v in {**TINY_TEST_FLAGS, **flags}.items()]
     proc = subprocess.run(
-        [sys.executable, "-m", "wavegan_dist.train", "--preset=tiny", "--strategy=mirrored",
-         "--cpu_replicas=2", f"--model_dir={tmp_path / 'two'}", *cli],
-        capture_output=True, text=True, timeout=300, env=os.environ)
+        [
+            sys.executable,
+            "-m",
+            "wavegan_dist.train",
+            "--preset=tiny",
+            "--strategy=mirrored",
+            "--cpu_replicas=2",
+            f"--model_dir={tmp_path / 'two'}",
+            *cli,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert any("pitch classes" in line for line in logs)
-    assert "done at step 3: 2 replica(s) in sync (max weight difference between replicas 0)" \
+    assert (
+        "done at step 3: 2 replica(s) in sync (max weight difference between replicas 0)"
         in proc.stdout
+    )
     assert one.step == 3
     w1, w2 = checkpoint_weights(tmp_path / "one"), checkpoint_weights(tmp_path / "two")
     # Batch-norm statistics and the critic's label projection are compared too.
@@ -234,16 +288,26 @@ def test_conditional_batchnorm_model_matches_on_one_and_two_replicas(tmp_path):
     # The EMA's copied moving statistics too (sync-on-read variables on 2 replicas).
     ema1, ema2 = _ema(tmp_path / "one"), _ema(tmp_path / "two")
     assert sum("moving_mean" in k for k in ema1) == 3 and max_diff(ema1, ema2) < 1e-5
-    assert all(np.array_equal(ema1[k], w1["models/generator/" + k.split("/", 1)[1]])
-               for k in ema1 if "moving_" in k)  # copied, not averaged
-    assert max_diff(checkpoint_weights(tmp_path / "one", "optimizers/"),
-                     checkpoint_weights(tmp_path / "two", "optimizers/")) < 1e-5
+    assert all(
+        np.array_equal(ema1[k], w1["models/generator/" + k.split("/", 1)[1]])
+        for k in ema1
+        if "moving_" in k
+    )  # copied, not averaged
+    assert (
+        max_diff(
+            checkpoint_weights(tmp_path / "one", "optimizers/"),
+            checkpoint_weights(tmp_path / "two", "optimizers/"),
+        )
+        < 1e-5
+    )
     wavs = sorted((tmp_path / "two" / "samples" / "step_0000003").iterdir())
     assert len(wavs) == 2 and all(os.path.getsize(p) == 44 + 2 * 1024 for p in wavs)
     # The label is part of the model: resuming without it is refused, the run untouched.
     with pytest.raises(UserError, match="--condition=none \\(run has pitch\\)"):
-        run_training(_cfg(tmp_path / "one", train_steps=4, gen_batchnorm=True),
-                     tf.distribute.OneDeviceStrategy("/cpu:0"))
+        run_training(
+            _cfg(tmp_path / "one", train_steps=4, gen_batchnorm=True),
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )
     assert max_diff(w1, checkpoint_weights(tmp_path / "one")) == 0.0
 
 
@@ -261,8 +325,10 @@ def test_conditioning_on_a_dataset_without_labels_is_a_user_error(tmp_path, buil
     dst.append(rows)
     dst.commit("no pitch")
     with pytest.raises(UserError, match="--condition=pitch: none of the 16 selected rows"):
-        run_training(_cfg(tmp_path / "run", data=str(tmp_path / "nolabels"), condition="pitch"),
-                     tf.distribute.OneDeviceStrategy("/cpu:0"))
+        run_training(
+            _cfg(tmp_path / "run", data=str(tmp_path / "nolabels"), condition="pitch"),
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )
 
 
 def _scalars(model_dir, tag):
@@ -278,13 +344,19 @@ def test_steps_per_loop_trains_and_logs_exactly_like_single_steps(one_device_run
     same per-step scalars as one step per host call."""
     d1, *_ = one_device_run
     logs = []
-    result = run_training(_cfg(tmp_path, train_steps=4, steps_per_loop=3, ckpt_every=4,
-                               sample_every=4), tf.distribute.OneDeviceStrategy("/cpu:0"),
-                          log=logs.append)
+    result = run_training(
+        _cfg(tmp_path, train_steps=4, steps_per_loop=3, ckpt_every=4, sample_every=4),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=logs.append,
+    )
     assert result.step == 4
     assert any(line.startswith("step 1: first call of 3 step(s)") for line in logs)
-    assert [line.split()[1] for line in logs if line.startswith("step ") and "critic" in line] \
-        == ["1/4", "2/4", "3/4", "4/4"]
+    assert [line.split()[1] for line in logs if line.startswith("step ") and "critic" in line] == [
+        "1/4",
+        "2/4",
+        "3/4",
+        "4/4",
+    ]
     assert max_diff(checkpoint_weights(d1), checkpoint_weights(tmp_path)) < 1e-6
     assert max_diff(_ema(d1), _ema(tmp_path)) < 1e-6  # one EMA update per looped step
     for tag in ("loss/critic", "loss/generator", "loss/gradient_penalty"):
@@ -298,14 +370,29 @@ def test_bf16_mixed_precision_trains_plain_and_under_xla(tmp_path):
     per-replica steps compile with XLA as a TPU would run them."""
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     for name, extra in [("plain", {}), ("xla", {"jit_compile": True})]:
-        result = run_training(_cfg(tmp_path / name, train_steps=2, precision="bf16", num_wavs=0,
-                                   gen_batchnorm=True, condition="pitch", **extra), cpu,
-                              log=lambda _: None)
+        result = run_training(
+            _cfg(
+                tmp_path / name,
+                train_steps=2,
+                precision="bf16",
+                num_wavs=0,
+                gen_batchnorm=True,
+                condition="pitch",
+                **extra,
+            ),
+            cpu,
+            log=lambda _: None,
+        )
         assert result.step == 2 and all(np.isfinite(v) for v in result.metrics.values())
-        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / name /
-                                                                         "checkpoints")))
-        dtypes = {reader.get_variable_to_dtype_map()[k] for k in reader.get_variable_to_shape_map()
-                  if k.startswith("models/")}
+        reader = tf.train.load_checkpoint(
+            tf.train.latest_checkpoint(str(tmp_path / name / "checkpoints"))
+        )
+        dtypes = {
+            reader.get_variable_to_dtype_map()[k]
+            for k in reader.get_variable_to_shape_map()
+            if k.startswith("models/")
+        }
         assert dtypes == {tf.float32}
     import keras
+
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone

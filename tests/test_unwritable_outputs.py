@@ -26,15 +26,23 @@ _generate = functools.partial(run_module, "generate")
 
 
 def _train_cli(model_dir, *extra):
-    return run_module("train", "--preset=tiny", "--strategy=cpu", f"--model_dir={model_dir}",
-                      *[f"--{k}={v}" for k, v in FLAGS.items()], *extra)
+    return run_module(
+        "train",
+        "--preset=tiny",
+        "--strategy=cpu",
+        f"--model_dir={model_dir}",
+        *[f"--{k}={v}" for k, v in FLAGS.items()],
+        *extra,
+    )
 
 
 def _mount(*args):
     proc = subprocess.run(["mount", *args], capture_output=True, text=True)
     if proc.returncode:
-        pytest.skip(f"needs mount privileges (root with CAP_SYS_ADMIN): mount {' '.join(args)}: "
-                    f"{proc.stderr.strip()}")
+        pytest.skip(
+            f"needs mount privileges (root with CAP_SYS_ADMIN): mount {' '.join(args)}: "
+            f"{proc.stderr.strip()}"
+        )
 
 
 @contextlib.contextmanager
@@ -102,11 +110,17 @@ def test_full_disk_while_checkpointing(tmp_path):
         line = error_line(_train_cli(model_dir, "--train_steps=8", "--ckpt_every=2"))
         ckpts = model_dir / "checkpoints"
         prefix = ckpts / "ckpt-6"
-        assert f"cannot write checkpoint {prefix}: No space left on device; its partial files " \
-               f"were removed and the last checkpoint {ckpts / 'ckpt-4'} is intact" in line, line
+        assert (
+            f"cannot write checkpoint {prefix}: No space left on device; its partial files "
+            f"were removed and the last checkpoint {ckpts / 'ckpt-4'} is intact" in line
+        ), line
         assert sorted(os.listdir(ckpts)) == [
-            "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
-            "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+            "checkpoint",
+            "ckpt-2.data-00000-of-00001",
+            "ckpt-2.index",
+            "ckpt-4.data-00000-of-00001",
+            "ckpt-4.index",
+        ]
         assert os.path.basename(tf.train.latest_checkpoint(str(ckpts))) == "ckpt-4"
         assert damage_of(str(ckpts / "ckpt-2")) is None and damage_of(str(ckpts / "ckpt-4")) is None
 
@@ -116,8 +130,10 @@ def test_full_disk_while_generating(run, tmp_path):
     with small_disk(tmp_path, "8k") as disk:
         out = disk / "clips"
         line = error_line(_generate(f"--model_dir={run}", f"--out={out}", "--n=5"))
-        assert f"cannot write to --out={out}: No space left on device; the files written so " \
-               "far were removed" in line, line
+        assert (
+            f"cannot write to --out={out}: No space left on device; the files written so "
+            "far were removed" in line
+        ), line
         assert os.listdir(out) == []
 
 
@@ -127,6 +143,8 @@ def test_full_disk_before_the_first_step(tmp_path):
         (disk / "filler").write_bytes(b"x" * 8192)
         model_dir = disk / "run"
         line = error_line(_train_cli(model_dir, "--train_steps=2"))
-        assert line == (f"error: cannot write {model_dir / 'run.lock'}: No space left on "
-                        "device; free space or pass a --model_dir you can write to"), line
+        assert line == (
+            f"error: cannot write {model_dir / 'run.lock'}: No space left on "
+            "device; free space or pass a --model_dir you can write to"
+        ), line
         assert os.listdir(model_dir) == []

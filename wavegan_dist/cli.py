@@ -49,7 +49,7 @@ def parse_flags_or_exit(argv: list[str], flag_values=None, describe=None) -> lis
 
 def wants_help(argv: list[str]) -> bool:
     """True if a help flag comes before any `--` (after which nothing is a flag)."""
-    args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
     return any(a.startswith("-") and a.lstrip("-") in HELP_FLAGS for a in args)
 
 
@@ -68,8 +68,12 @@ def command_help(description: str, flag_values, names=None) -> str:
       The help text.
     """
     if names is None:
-        names = {f.name for module, module_flags in flag_values.flags_by_module_dict().items()
-                 if not module.startswith("absl.") for f in module_flags}
+        names = {
+            f.name
+            for module, module_flags in flag_values.flags_by_module_dict().items()
+            if not module.startswith("absl.")
+            for f in module_flags
+        }
     lines = [description.strip(), "", "flags:"]
     for name in sorted(names):
         lines += _flag_help(flag_values[name])
@@ -97,9 +101,14 @@ def _flag_help(flag) -> list[str]:
         default = ",".join(str(v) for v in default)
     if default not in (None, ""):
         head += f" (default: {default})"
-    return ["  " + head] + textwrap.wrap(text, 80, initial_indent=" " * 6,
-                                          subsequent_indent=" " * 6, break_on_hyphens=False,
-                                          break_long_words=False)
+    return ["  " + head] + textwrap.wrap(
+        text,
+        80,
+        initial_indent=" " * 6,
+        subsequent_indent=" " * 6,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def run_or_exit(fn) -> None:

@@ -30,18 +30,32 @@ from absl import app, flags, logging
 
 from wavegan_dist.inference.restore import WEIGHTS, WEIGHTS_HELP
 
-flags.DEFINE_string("data", None, "Dataset (as training's --data): its train split is the "
-                    "reference set, --heldout_split the real held-out set. Default: the "
-                    "run's recorded --data (evaluate), builtin (train-classifier).")
-flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset (default: the "
-                    "run's).")
-flags.DEFINE_string("heldout_split", "valid", "Split held out from training: valid or test "
-                    "(train scores against the training notes themselves).")
-flags.DEFINE_enum("target", "pitch", ["pitch", "instrument_family"], "train-classifier: what "
-                  "the classifier predicts.")
+flags.DEFINE_string(
+    "data",
+    None,
+    "Dataset (as training's --data): its train split is the "
+    "reference set, --heldout_split the real held-out set. Default: the "
+    "run's recorded --data (evaluate), builtin (train-classifier).",
+)
+flags.DEFINE_string("data_cache", "", "Cache folder of the built-in dataset (default: the run's).")
+flags.DEFINE_string(
+    "heldout_split",
+    "valid",
+    "Split held out from training: valid or test "
+    "(train scores against the training notes themselves).",
+)
+flags.DEFINE_enum(
+    "target",
+    "pitch",
+    ["pitch", "instrument_family"],
+    "train-classifier: what the classifier predicts.",
+)
 flags.DEFINE_string("out", None, "train-classifier: folder to save the classifier in.")
-flags.DEFINE_integer("slice_len", 16384, "train-classifier: samples per example (other "
-                     "lengths are cut or zero-padded when scoring).")
+flags.DEFINE_integer(
+    "slice_len",
+    16384,
+    "train-classifier: samples per example (other lengths are cut or zero-padded when scoring).",
+)
 flags.DEFINE_integer("epochs", 40, "train-classifier: training epochs.")
 flags.DEFINE_string("model_dir", None, "The training run to evaluate.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate (default: the run's newest).")
@@ -51,12 +65,17 @@ flags.DEFINE_integer("n", 0, "Generated examples (0 = as many as held-out notes)
 flags.DEFINE_integer("k", 50, "NDB bins.")
 flags.DEFINE_integer("max_train", 2000, "Training notes in the reference set (seeded subset).")
 flags.DEFINE_integer("seed", 0, "Seed of latent vectors, subsets and k-means.")
-flags.DEFINE_string("json", None, "Also write the report as JSON to this file (its folder "
-                    "is created if missing).")
-flags.DEFINE_string("compare_png", None, "Also write a PNG to this new file (its folder is "
-                    "created if missing): for each label of a conditional run (each pitch of "
-                    "--condition=pitch) in the held-out notes, a real held-out note's "
-                    "spectrogram beside a generated one's, the pitch marked.")
+flags.DEFINE_string(
+    "json", None, "Also write the report as JSON to this file (its folder is created if missing)."
+)
+flags.DEFINE_string(
+    "compare_png",
+    None,
+    "Also write a PNG to this new file (its folder is "
+    "created if missing): for each label of a conditional run (each pitch of "
+    "--condition=pitch) in the held-out notes, a real held-out note's "
+    "spectrogram beside a generated one's, the pitch marked.",
+)
 
 FLAGS = flags.FLAGS
 
@@ -86,13 +105,16 @@ def _check_new_file(flag: str, path: str) -> None:
     if os.path.isdir(path):
         raise UserError(f"{flag}={path} is a folder; pass a file name")
     if os.path.exists(path):
-        raise UserError(f"{flag}={path} already exists; nothing is overwritten: pass a new "
-                        "file name or move that file away")
+        raise UserError(
+            f"{flag}={path} already exists; nothing is overwritten: pass a new "
+            "file name or move that file away"
+        )
     _check_output_folder(f"{flag}={path}", os.path.dirname(path) or ".")
 
 
-def _write_compare_png(generator, cfg, sample_rate: int, data: str, cache_dir: str,
-                       row_filter) -> None:
+def _write_compare_png(
+    generator, cfg, sample_rate: int, data: str, cache_dir: str, row_filter
+) -> None:
     """Writes --compare_png: per label of the run's condition in the held-out notes
     (filtered as the run's training rows), a real note beside a generated one."""
     import tensorflow as tf
@@ -105,21 +127,39 @@ def _write_compare_png(generator, cfg, sample_rate: int, data: str, cache_dir: s
     from wavegan_dist.run_folder.checkpoint_files import os_reason
 
     held_filter = dataclasses.replace(row_filter, num_samples=0)
-    real, labels, _ = labelled_audio(data, FLAGS.heldout_split, cfg.condition, cfg.net.slice_len,
-                                     cache_dir, log=_say, row_filter=held_filter)
-    image, shown = compare_image(real, labels, lambda z, y: generate_waves(generator, z, y),
-                                 cfg.net.latent_dim, cfg.condition, sample_rate, FLAGS.seed)
+    real, labels, _ = labelled_audio(
+        data,
+        FLAGS.heldout_split,
+        cfg.condition,
+        cfg.net.slice_len,
+        cache_dir,
+        log=_say,
+        row_filter=held_filter,
+    )
+    image, shown = compare_image(
+        real,
+        labels,
+        lambda z, y: generate_waves(generator, z, y),
+        cfg.net.latent_dim,
+        cfg.condition,
+        sample_rate,
+        FLAGS.seed,
+    )
     try:
         os.makedirs(os.path.dirname(FLAGS.compare_png) or ".", exist_ok=True)
         write_png(FLAGS.compare_png, image)
     except (OSError, tf.errors.OpError) as err:  # e.g. the disk filled up
         if os.path.exists(FLAGS.compare_png):  # new before (checked), so a partial write
             os.remove(FLAGS.compare_png)
-        raise UserError(f"cannot write --compare_png={FLAGS.compare_png} ({os_reason(err)}); "
-                        "the report is printed above") from err
-    _say(f"wrote {FLAGS.compare_png}: {len(shown)} {cfg.condition} labels "
-         f"({shown[0]}-{shown[-1]}), real {FLAGS.heldout_split} note beside generated, "
-         f"{image.shape[1]} x {image.shape[0]} pixels")
+        raise UserError(
+            f"cannot write --compare_png={FLAGS.compare_png} ({os_reason(err)}); "
+            "the report is printed above"
+        ) from err
+    _say(
+        f"wrote {FLAGS.compare_png}: {len(shown)} {cfg.condition} labels "
+        f"({shown[0]}-{shown[-1]}), real {FLAGS.heldout_split} note beside generated, "
+        f"{image.shape[1]} x {image.shape[0]} pixels"
+    )
 
 
 def _train_classifier() -> None:
@@ -129,16 +169,28 @@ def _train_classifier() -> None:
     if not FLAGS.out:
         raise UserError("train-classifier needs --out=FOLDER for the classifier")
     if os.path.exists(os.path.join(FLAGS.out, "classifier.keras")):
-        raise UserError(f"--out={FLAGS.out} already holds a classifier; nothing is overwritten: "
-                        "pass a new folder")
+        raise UserError(
+            f"--out={FLAGS.out} already holds a classifier; nothing is overwritten: "
+            "pass a new folder"
+        )
     if FLAGS.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {FLAGS.epochs}")
     _check_output_folder(f"--out={FLAGS.out}", FLAGS.out)
-    info = train_classifier(FLAGS.data or "builtin", FLAGS.out, FLAGS.target, FLAGS.slice_len,
-                            FLAGS.heldout_split, FLAGS.epochs, FLAGS.data_cache, FLAGS.seed,
-                            log=_say)
-    _say(f"held-out accuracy ({FLAGS.heldout_split}): {info.heldout_accuracy:.4f} over "
-         f"{info.num_classes} {info.target} classes; saved to {FLAGS.out}")
+    info = train_classifier(
+        FLAGS.data or "builtin",
+        FLAGS.out,
+        FLAGS.target,
+        FLAGS.slice_len,
+        FLAGS.heldout_split,
+        FLAGS.epochs,
+        FLAGS.data_cache,
+        FLAGS.seed,
+        log=_say,
+    )
+    _say(
+        f"held-out accuracy ({FLAGS.heldout_split}): {info.heldout_accuracy:.4f} over "
+        f"{info.num_classes} {info.target} classes; saved to {FLAGS.out}"
+    )
 
 
 def _reference_data(cfg):
@@ -150,12 +202,15 @@ def _reference_data(cfg):
     cache_dir = FLAGS.data_cache or cfg.data_cache
     row_filter = cfg.row_filter()
     default = RowFilter()
-    kept = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(row_filter).items()
-                     if v != getattr(default, k))
+    kept = ", ".join(
+        f"{k}={v}" for k, v in dataclasses.asdict(row_filter).items() if v != getattr(default, k)
+    )
     origin = "--data" if FLAGS.data else f"the run's --data, from {FLAGS.model_dir}/config.json"
-    _say(f"reference data: {data} ({origin}): training notes from its {cfg.split} split, "
-         f"held-out notes from {FLAGS.heldout_split}" + (f", rows filtered as the run's "
-                                                          f"({kept})" if kept else ""))
+    _say(
+        f"reference data: {data} ({origin}): training notes from its {cfg.split} split, "
+        f"held-out notes from {FLAGS.heldout_split}"
+        + (f", rows filtered as the run's ({kept})" if kept else "")
+    )
     return data, cache_dir, row_filter, cfg.split
 
 
@@ -163,8 +218,9 @@ def _evaluate() -> None:
     from wavegan_dist.errors import UserError
 
     if not FLAGS.model_dir or not FLAGS.classifier:
-        raise UserError("pass --model_dir=RUN and --classifier=FOLDER (or the subcommand "
-                        "train-classifier)")
+        raise UserError(
+            "pass --model_dir=RUN and --classifier=FOLDER (or the subcommand train-classifier)"
+        )
     if FLAGS.n < 0 or FLAGS.k < 2:
         raise UserError("--n must be >= 0 and --k >= 2")
     if FLAGS.json:
@@ -179,29 +235,48 @@ def _evaluate() -> None:
 
     run_cfg = read_run_config(FLAGS.model_dir)[0]
     if FLAGS.compare_png and run_cfg.condition == "none":
-        raise UserError(f"--compare_png pairs real and generated notes by label, but the run in "
-                        f"{FLAGS.model_dir} is unconditional (--condition=none); leave "
-                        "--compare_png out, or listen with python -m wavegan_dist.generate")
+        raise UserError(
+            f"--compare_png pairs real and generated notes by label, but the run in "
+            f"{FLAGS.model_dir} is unconditional (--condition=none); leave "
+            "--compare_png out, or listen with python -m wavegan_dist.generate"
+        )
     data, cache_dir, row_filter, train_split = _reference_data(run_cfg)
     try:
         check_heldout_split(data, FLAGS.heldout_split, cache_dir, _say)
     except UserError as err:
         if FLAGS.data:
             raise
-        raise UserError(f"{err} (the run's recorded data; pass --data to score against "
-                        "another copy)") from err
+        raise UserError(
+            f"{err} (the run's recorded data; pass --data to score against another copy)"
+        ) from err
     model, info = classifier.load(FLAGS.classifier)
     generator, cfg, sample_rate, step, weights = load_generator(
-        FLAGS.model_dir, FLAGS.checkpoint, _say, weights=FLAGS.weights)
+        FLAGS.model_dir, FLAGS.checkpoint, _say, weights=FLAGS.weights
+    )
     if sample_rate != info.sample_rate:
-        raise UserError(f"the run makes {sample_rate} Hz audio but the classifier takes "
-                        f"{info.sample_rate} Hz")
-    _say(f"evaluating {FLAGS.model_dir} at step {step} ({weights} weights) with a "
-         f"{info.target} classifier (held-out accuracy {info.heldout_accuracy:.3f})")
-    result = evaluate_generator(generator, cfg.condition, model, info, data,
-                                FLAGS.heldout_split, FLAGS.n, FLAGS.k, cache_dir,
-                                FLAGS.max_train, FLAGS.seed, log=_say, row_filter=row_filter,
-                                train_split=train_split)
+        raise UserError(
+            f"the run makes {sample_rate} Hz audio but the classifier takes {info.sample_rate} Hz"
+        )
+    _say(
+        f"evaluating {FLAGS.model_dir} at step {step} ({weights} weights) with a "
+        f"{info.target} classifier (held-out accuracy {info.heldout_accuracy:.3f})"
+    )
+    result = evaluate_generator(
+        generator,
+        cfg.condition,
+        model,
+        info,
+        data,
+        FLAGS.heldout_split,
+        FLAGS.n,
+        FLAGS.k,
+        cache_dir,
+        FLAGS.max_train,
+        FLAGS.seed,
+        log=_say,
+        row_filter=row_filter,
+        train_split=train_split,
+    )
     result.update(step=step, model_dir=FLAGS.model_dir, weights=weights, data=data)
     _say(report.format_table(result))
     if FLAGS.json:
@@ -210,8 +285,10 @@ def _evaluate() -> None:
             with open(FLAGS.json, "w", encoding="utf-8") as f:
                 json.dump(result, f, indent=2)
         except OSError as err:
-            raise UserError(f"cannot write --json={FLAGS.json} ({err.strerror or err}); the "
-                            "report is printed above") from err
+            raise UserError(
+                f"cannot write --json={FLAGS.json} ({err.strerror or err}); the "
+                "report is printed above"
+            ) from err
         _say(f"wrote {FLAGS.json}")
     if FLAGS.compare_png:
         _write_compare_png(generator, cfg, sample_rate, data, cache_dir, row_filter)
@@ -225,8 +302,9 @@ def main(argv: list[str]) -> None:
         if argv[1:] == ["train-classifier"]:
             _train_classifier()
         elif len(argv) > 1:
-            raise UserError(f"unknown subcommand {' '.join(argv[1:])}; the only one is "
-                            "train-classifier")
+            raise UserError(
+                f"unknown subcommand {' '.join(argv[1:])}; the only one is train-classifier"
+            )
         else:
             _evaluate()
 

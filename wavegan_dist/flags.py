@@ -16,12 +16,16 @@ from wavegan_dist.config import PRESETS, Config, make_config, recorded_defaults
 from wavegan_dist.errors import UserError
 from wavegan_dist.models.spec import ModelSpec
 
-flags.DEFINE_enum("preset", "paper", list(PRESETS),
-                  "Named defaults: 'paper' (WaveGAN paper), 'tiny' (quick trials, ~1 min on 2 "
-                  "CPU cores) or 'quick' (the tiny model with nearest-neighbour upsampling and "
-                  "--n_critic=2, 5,000 steps, about 15-20 min on 2 CPU cores, for "
-                  "--data=builtin-instruments). "
-                  "Flags given explicitly override the preset.")
+flags.DEFINE_enum(
+    "preset",
+    "paper",
+    list(PRESETS),
+    "Named defaults: 'paper' (WaveGAN paper), 'tiny' (quick trials, ~1 min on 2 "
+    "CPU cores) or 'quick' (the tiny model with nearest-neighbour upsampling and "
+    "--n_critic=2, 5,000 steps, about 15-20 min on 2 CPU cores, for "
+    "--data=builtin-instruments). "
+    "Flags given explicitly override the preset.",
+)
 
 _TYPES = {**typing.get_type_hints(Config), **typing.get_type_hints(ModelSpec)}
 
@@ -65,15 +69,15 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
     Returns:
       A validated Config (raises UserError on a bad value).
     """
-    overrides = {name: flag_values[name].value for name in _FIELDS
-                 if flag_values[name].present}
+    overrides = {name: flag_values[name].value for name in _FIELDS if flag_values[name].present}
     for name in _INT_LISTS:
         if name in overrides:
             try:
                 overrides[name] = tuple(int(v) for v in overrides[name])
             except ValueError as err:
-                raise UserError(f"--{name} takes comma-separated integers, got "
-                                f"{','.join(overrides[name])}") from err
+                raise UserError(
+                    f"--{name} takes comma-separated integers, got {','.join(overrides[name])}"
+                ) from err
     if flag_values.model_dir:
         from wavegan_dist.run_folder.checkpoint_files import recorded_config  # imports TensorFlow
 

@@ -30,23 +30,36 @@ from absl import app, flags, logging
 from wavegan_dist.inference.restore import WEIGHTS, WEIGHTS_HELP
 
 flags.DEFINE_string("model_dir", None, "Folder of the training run (its --model_dir).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix to restore, e.g. "
-                    "DIR/checkpoints/ckpt-4 (default: the run's newest).")
+flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "Checkpoint path prefix to restore, e.g. DIR/checkpoints/ckpt-4 (default: the run's newest).",
+)
 flags.DEFINE_enum("weights", None, list(WEIGHTS), WEIGHTS_HELP)
 flags.DEFINE_integer("n", 16, "Number of clips to generate.")
-flags.DEFINE_string("pitch", None, "MIDI pitch(es) 0-127 of the clips (runs trained with "
-                    "--condition=pitch): one (60), a comma list (48,60,72) or a range "
-                    "start:stop:step whose stop is included, as in '36 to 84' (36:84:6 is 36, "
-                    "42, ..., 84; the step defaults to 1). --n clips per pitch, all in one "
-                    "process; only pitches the run trained on.")
-flags.DEFINE_string("instrument_family", None, "Instrument family(ies) 0-10 (0 bass ... 10 "
-                    "vocal) of the clips (runs trained with --condition=instrument_family): "
-                    "one, a comma list or a range start:stop:step, as --pitch.")
-flags.DEFINE_string("out", None, "Folder for the WAV files and spectrograms.png (new or "
-                    "without earlier outputs).")
+flags.DEFINE_string(
+    "pitch",
+    None,
+    "MIDI pitch(es) 0-127 of the clips (runs trained with "
+    "--condition=pitch): one (60), a comma list (48,60,72) or a range "
+    "start:stop:step whose stop is included, as in '36 to 84' (36:84:6 is 36, "
+    "42, ..., 84; the step defaults to 1). --n clips per pitch, all in one "
+    "process; only pitches the run trained on.",
+)
+flags.DEFINE_string(
+    "instrument_family",
+    None,
+    "Instrument family(ies) 0-10 (0 bass ... 10 "
+    "vocal) of the clips (runs trained with --condition=instrument_family): "
+    "one, a comma list or a range start:stop:step, as --pitch.",
+)
+flags.DEFINE_string(
+    "out", None, "Folder for the WAV files and spectrograms.png (new or without earlier outputs)."
+)
 flags.DEFINE_integer("seed", 0, "Seed of the latent vectors: the same seed gives the same clips.")
-flags.DEFINE_string("export", None, "Write the generator as a TF SavedModel to this new or "
-                    "empty folder.")
+flags.DEFINE_string(
+    "export", None, "Write the generator as a TF SavedModel to this new or empty folder."
+)
 
 FLAGS = flags.FLAGS
 
@@ -86,25 +99,34 @@ def choose_label(condition: str, given: dict, model_dir: str, writes_audio: bool
         raise UserError("pass one label flag, not both --pitch and --instrument_family")
     name = next(iter(given), None)
     if name and condition == "none":
-        raise UserError(f"--{name} is for conditional runs, but the run in {model_dir} is "
-                        "unconditional (trained with --condition=none)")
+        raise UserError(
+            f"--{name} is for conditional runs, but the run in {model_dir} is "
+            "unconditional (trained with --condition=none)"
+        )
     if name and not writes_audio:
-        raise UserError(f"--{name} sets the label of the clips written to --out; an --export "
-                        f"takes the label as an input, so leave --{name} out or add --out")
+        raise UserError(
+            f"--{name} sets the label of the clips written to --out; an --export "
+            f"takes the label as an input, so leave --{name} out or add --out"
+        )
     if condition == "none" or not writes_audio:
         return None
-    wanted = (f"--{condition}=N ({LABEL_MEANING[condition]} 0-{LABEL_CLASSES[condition] - 1}), "
-              "a list N,M or a range start:stop:step")
+    wanted = (
+        f"--{condition}=N ({LABEL_MEANING[condition]} 0-{LABEL_CLASSES[condition] - 1}), "
+        "a list N,M or a range start:stop:step"
+    )
     if name is None:
         raise UserError(f"the run in {model_dir} is conditioned on {condition}: pass {wanted}")
     if name != condition:
-        raise UserError(f"the run in {model_dir} is conditioned on {condition}, not {name}: "
-                        f"pass {wanted} instead of --{name}")
+        raise UserError(
+            f"the run in {model_dir} is conditioned on {condition}, not {name}: "
+            f"pass {wanted} instead of --{name}"
+        )
     return given[name]
 
 
-def check_trained(condition: str, labels: list[int], trained: list[int] | None, cfg,
-                  model_dir: str) -> list[str]:
+def check_trained(
+    condition: str, labels: list[int], trained: list[int] | None, cfg, model_dir: str
+) -> list[str]:
     """Refuses labels outside those the run trained on.
 
     Args:
@@ -131,12 +153,20 @@ def check_trained(condition: str, labels: list[int], trained: list[int] | None, 
     outside = [label for label in labels if not low <= label <= high]
     if outside:
         shown = ",".join(map(str, outside[:5])) + (",..." if len(outside) > 5 else "")
-        raise UserError(f"--{condition}={shown} is outside the {LABEL_MEANING[condition]} range "
-                        f"the run in {model_dir} {origin} ({low}-{high}); pass values in "
-                        f"{low}-{high}")
+        raise UserError(
+            f"--{condition}={shown} is outside the {LABEL_MEANING[condition]} range "
+            f"the run in {model_dir} {origin} ({low}-{high}); pass values in "
+            f"{low}-{high}"
+        )
     unseen = [label for label in labels if trained and label not in trained]
-    return [f"note: {LABEL_MEANING[condition]} {', '.join(map(str, unseen))} had no training "
-            "notes in this run (inside its range, so generated anyway)"] if unseen else []
+    return (
+        [
+            f"note: {LABEL_MEANING[condition]} {', '.join(map(str, unseen))} had no training "
+            "notes in this run (inside its range, so generated anyway)"
+        ]
+        if unseen
+        else []
+    )
 
 
 def check_out_dir(out: str) -> None:
@@ -156,8 +186,10 @@ def check_out_dir(out: str) -> None:
     ours = [name for name in inference.list_folder(out) if _is_output(name)]
     if ours:
         shown = ", ".join(ours[:3]) + (f" and {len(ours) - 3} more" if len(ours) > 3 else "")
-        raise UserError(f"--out={out} already holds {shown}; nothing is overwritten: pass a new "
-                        "or empty folder, or move those files away")
+        raise UserError(
+            f"--out={out} already holds {shown}; nothing is overwritten: pass a new "
+            "or empty folder, or move those files away"
+        )
 
 
 def _is_output(name: str) -> bool:
@@ -183,20 +215,27 @@ def main(argv: list[str]) -> None:
 
     def run():
         if len(argv) > 1:
-            raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
+            raise UserError(
+                f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value"
+            )
         model_dir, out, export = FLAGS.model_dir, FLAGS.out, FLAGS.export
         # Everything that needs no TensorFlow is checked first, so bad input fails at once.
         if not model_dir:
             raise UserError("--model_dir is required: the folder of a training run")
         if not out and not export:
-            raise UserError("nothing to do: pass --out=FOLDER for WAV files, --export=FOLDER "
-                            "for a SavedModel, or both")
+            raise UserError(
+                "nothing to do: pass --out=FOLDER for WAV files, --export=FOLDER "
+                "for a SavedModel, or both"
+            )
         if FLAGS.n < 1:
             raise UserError(f"--n must be >= 1, got {FLAGS.n}")
         if FLAGS.seed < 0:
             raise UserError(f"--seed must be >= 0, got {FLAGS.seed}")
-        given = {name: parse_label_flag(name, getattr(FLAGS, name)) for name in LABEL_FLAGS
-                 if getattr(FLAGS, name) is not None}
+        given = {
+            name: parse_label_flag(name, getattr(FLAGS, name))
+            for name in LABEL_FLAGS
+            if getattr(FLAGS, name) is not None
+        }
         if out and export and os.path.abspath(out) == os.path.abspath(export):
             raise UserError("--out and --export must be different folders")
         if out:
@@ -204,42 +243,58 @@ def main(argv: list[str]) -> None:
         if export:
             from wavegan_dist.inference.export import check_export_dir
             from wavegan_dist.paths import check_output_folder
+
             check_export_dir(export)
             check_output_folder("--export", export)
         from wavegan_dist.inference.restore import read_run_config, trained_labels
+
         cfg, _, _ = read_run_config(model_dir)
         labels = choose_label(cfg.condition, given, model_dir, writes_audio=bool(out))
-        notes = [] if labels is None else check_trained(
-            cfg.condition, labels, trained_labels(model_dir), cfg, model_dir)
+        notes = (
+            []
+            if labels is None
+            else check_trained(cfg.condition, labels, trained_labels(model_dir), cfg, model_dir)
+        )
 
         import tensorflow as tf
 
         from wavegan_dist.inference import restore
+
         generator, cfg, sample_rate, step, weights = restore.load_generator(
-            model_dir, FLAGS.checkpoint, log=_print, weights=FLAGS.weights)
-        _print(f"run {model_dir}: {cfg.net.model} generator, {cfg.net.slice_len} samples at "
-               f"{sample_rate} Hz, z of {cfg.net.latent_dim}, condition {cfg.condition}, step {step}")
+            model_dir, FLAGS.checkpoint, log=_print, weights=FLAGS.weights
+        )
+        _print(
+            f"run {model_dir}: {cfg.net.model} generator, {cfg.net.slice_len} samples at "
+            f"{sample_rate} Hz, z of {cfg.net.latent_dim}, condition {cfg.condition}, step {step}"
+        )
         for note in notes:
             _print(note)
         done = []
         if out:
             try:
-                done.append(_write_clips(generator, cfg, sample_rate, out, FLAGS.n, FLAGS.seed,
-                                         labels))
+                done.append(
+                    _write_clips(generator, cfg, sample_rate, out, FLAGS.n, FLAGS.seed, labels)
+                )
             except (OSError, tf.errors.OpError) as err:  # e.g. the disk filled up
                 from wavegan_dist.run_folder.checkpoint_files import os_reason
+
                 _remove_outputs(out)
-                raise UserError(f"cannot write to --out={out}: {os_reason(err)}; the files "
-                                "written so far were removed; free space, then run the same "
-                                "command again") from err
+                raise UserError(
+                    f"cannot write to --out={out}: {os_reason(err)}; the files "
+                    "written so far were removed; free space, then run the same "
+                    "command again"
+                ) from err
         if export:
             from wavegan_dist.inference.export import export_generator
+
             export_generator(generator, cfg, sample_rate, export)
             inputs = f"z float32 [None, {cfg.net.latent_dim}]"
             if cfg.condition != "none":
                 inputs += f", label int32 [None] ({cfg.condition})"
-            _print(f"wrote SavedModel {export} (serving_default: {inputs} -> audio float32 "
-                   f"[None, {cfg.net.slice_len}])")
+            _print(
+                f"wrote SavedModel {export} (serving_default: {inputs} -> audio float32 "
+                f"[None, {cfg.net.slice_len}])"
+            )
             done.append(f"1 SavedModel in {export}")
         what = f"step {step}, {weights} weights" + (f", seed {FLAGS.seed}" if out else "")
         if labels is not None:
@@ -254,8 +309,9 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def _write_clips(generator, cfg, sample_rate: int, out: str, n: int, seed: int,
-                 labels: list[int] | None) -> str:
+def _write_clips(
+    generator, cfg, sample_rate: int, out: str, n: int, seed: int, labels: list[int] | None
+) -> str:
     """Generates n clips per label (the same n latent vectors for every label) into
     `out`: WAVs named by label and one spectrogram image; returns a summary phrase.
 
@@ -275,26 +331,35 @@ def _write_clips(generator, cfg, sample_rate: int, out: str, n: int, seed: int,
         prefix, what = WAV_PREFIX, ""
         if label is not None:
             part, digits = LABEL_FILE_PART[cfg.condition]
-            prefix, what = f"{WAV_PREFIX}_{part}{label:0{digits}d}", f" for {describe(cfg.condition, label)}"
-        batch = restore.generate_waves(generator, z, None if label is None
-                                       else np.full([n], label, np.int32))  # [n, slice_len, 1]
+            prefix, what = (
+                f"{WAV_PREFIX}_{part}{label:0{digits}d}",
+                f" for {describe(cfg.condition, label)}",
+            )
+        batch = restore.generate_waves(
+            generator, z, None if label is None else np.full([n], label, np.int32)
+        )  # [n, slice_len, 1]
         paths = write_wavs(out, batch, sample_rate, prefix=prefix)
         count += len(paths)
         shown = paths[0] if len(paths) == 1 else f"{paths[0]} ... {os.path.basename(paths[-1])}"
         _print(f"wrote {len(paths)} WAV file{'s' if len(paths) > 1 else ''}{what}: {shown}")
         waves.append(batch)
-        titles += [f"clip {i + 1}" + ("" if label is None else f": {describe(cfg.condition, label)}")
-                   for i in range(n)]
-    pitches = (np.repeat(labels, n).tolist() if cfg.condition == "pitch" and labels is not None
-               else None)
+        titles += [
+            f"clip {i + 1}" + ("" if label is None else f": {describe(cfg.condition, label)}")
+            for i in range(n)
+        ]
+    pitches = (
+        np.repeat(labels, n).tolist() if cfg.condition == "pitch" and labels is not None else None
+    )
     # One row per label when there are several, so a row reads as one pitch.
     cols = n if labels is not None and len(labels) > 1 and n > 1 else None
     image = grid.spectrogram_grid(np.concatenate(waves), sample_rate, titles, pitches, cols)
     png = os.path.join(out, SPECTROGRAM_FILE)
     grid.write_png(png, image)
     rows, cols = (len(labels), n) if cols else grid.grid_shape(count)
-    _print(f"wrote {png} ({rows} x {cols} spectrograms of {grid.PANEL_W} x {grid.PANEL_H} pixels, "
-           f"{image.shape[1]} x {image.shape[0]} pixels in all)")
+    _print(
+        f"wrote {png} ({rows} x {cols} spectrograms of {grid.PANEL_W} x {grid.PANEL_H} pixels, "
+        f"{image.shape[1]} x {image.shape[0]} pixels in all)"
+    )
     return f"{count} WAV files and 1 spectrogram image in {out}"
 
 

@@ -33,22 +33,45 @@ from absl import app, flags, logging
 # flags when both modules are imported in one process.
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("source", None, "Folder, file or dataset to read.", flag_values=FLAGS)
-flags.DEFINE_string("format", None, "nsynth-jsonwav | nsynth-tfrecord | audio-folder | "
-                    "deeplake-v3.", flag_values=FLAGS)
-flags.DEFINE_string("dest", None, "deeplake path of the dataset to write (local folder, "
-                    "file://, s3://, ...).", flag_values=FLAGS)
-flags.DEFINE_integer("sample_rate", 16000, "Hz of the stored audio; other rates are "
-                     "resampled.", flag_values=FLAGS)
-flags.DEFINE_integer("num_samples", 64000, "Samples per row: longer audio is cut, shorter "
-                     "zero-padded.", flag_values=FLAGS)
+flags.DEFINE_string(
+    "format",
+    None,
+    "nsynth-jsonwav | nsynth-tfrecord | audio-folder | deeplake-v3.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "dest",
+    None,
+    "deeplake path of the dataset to write (local folder, file://, s3://, ...).",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "sample_rate", 16000, "Hz of the stored audio; other rates are resampled.", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "num_samples",
+    64000,
+    "Samples per row: longer audio is cut, shorter zero-padded.",
+    flag_values=FLAGS,
+)
 flags.DEFINE_integer("chunk_rows", 256, "Rows per committed chunk.", flag_values=FLAGS)
-flags.DEFINE_string("metadata", None, "audio-folder only: CSV or JSON sidecar with per-file "
-                    "metadata (keyed by file name or relative path).", flag_values=FLAGS)
-flags.DEFINE_float("valid_fraction", 0.0, "audio-folder only: share of instruments (else "
-                   "files) held out into <dest>/valid; the rest goes to <dest>/train.",
-                   flag_values=FLAGS)
-flags.DEFINE_float("test_fraction", 0.0, "audio-folder only: share held out into <dest>/test.",
-                   flag_values=FLAGS)
+flags.DEFINE_string(
+    "metadata",
+    None,
+    "audio-folder only: CSV or JSON sidecar with per-file "
+    "metadata (keyed by file name or relative path).",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "valid_fraction",
+    0.0,
+    "audio-folder only: share of instruments (else "
+    "files) held out into <dest>/valid; the rest goes to <dest>/train.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "test_fraction", 0.0, "audio-folder only: share held out into <dest>/test.", flag_values=FLAGS
+)
 
 
 def _log(message: str) -> None:
@@ -68,15 +91,22 @@ def _describe(argv: list[str]) -> tuple[str, None]:
     from wavegan_dist.data.ingest import filenames, sidecar, splits
 
     def numbered(label, names):
-        return textwrap.fill(f"{label}: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)),
-                             84, initial_indent="  ", subsequent_indent="    ")
+        return textwrap.fill(
+            f"{label}: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)),
+            84,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
 
-    names = "\n".join([
-        "NSynth's names and numbers (in file names, sidecars and the dataset):",
-        numbered("instrument_family", schema.FAMILIES),
-        numbered("instrument_source", schema.SOURCES),
-        numbered("qualities, in order", schema.QUALITIES),
-        f"An unknown number is stored as {schema.UNKNOWN}, an unknown text as \"\"."])
+    names = "\n".join(
+        [
+            "NSynth's names and numbers (in file names, sidecars and the dataset):",
+            numbered("instrument_family", schema.FAMILIES),
+            numbered("instrument_source", schema.SOURCES),
+            numbered("qualities, in order", schema.QUALITIES),
+            f'An unknown number is stored as {schema.UNKNOWN}, an unknown text as "".',
+        ]
+    )
     sections = [__doc__, filenames.__doc__, sidecar.__doc__, splits.__doc__, names]
     return "\n\n".join(s.strip() for s in sections), None
 
@@ -87,16 +117,28 @@ def main(argv: list[str]) -> None:
 
     def run():
         if len(argv) > 1:
-            raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like "
-                            "--name=value")
+            raise UserError(
+                f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value"
+            )
         # imports deeplake (and TF when needed)
         from wavegan_dist.data.ingest import ingest, ingest_splits
-        args = dict(sample_rate=FLAGS.sample_rate, num_samples=FLAGS.num_samples,
-                    chunk_rows=FLAGS.chunk_rows, metadata=FLAGS.metadata, log=_log)
+
+        args = dict(
+            sample_rate=FLAGS.sample_rate,
+            num_samples=FLAGS.num_samples,
+            chunk_rows=FLAGS.chunk_rows,
+            metadata=FLAGS.metadata,
+            log=_log,
+        )
         if FLAGS.valid_fraction or FLAGS.test_fraction:
-            report = ingest_splits(FLAGS.source, FLAGS.format, FLAGS.dest,
-                                   valid_fraction=FLAGS.valid_fraction,
-                                   test_fraction=FLAGS.test_fraction, **args)
+            report = ingest_splits(
+                FLAGS.source,
+                FLAGS.format,
+                FLAGS.dest,
+                valid_fraction=FLAGS.valid_fraction,
+                test_fraction=FLAGS.test_fraction,
+                **args,
+            )
         else:
             report = ingest(FLAGS.source, FLAGS.format, FLAGS.dest, **args)
         for line in report.lines():

@@ -48,7 +48,7 @@ def strategy_device_type(strategy) -> str:
 
 
 def local_device_type() -> str:
-    """"GPU" if this process sees a GPU (which TensorFlow then places ops on), else "CPU".
+    """ "GPU" if this process sees a GPU (which TensorFlow then places ops on), else "CPU".
 
     Lists physical devices only, so it does not initialise TensorFlow's runtime (the
     CPU can still be split into logical devices afterwards).

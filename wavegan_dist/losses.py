@@ -21,13 +21,15 @@ def gradient_penalty(grads: tf.Tensor) -> tf.Tensor:
       [B] float32: the penalty, with the norm taken over time and channels.
     """
     grads = tf.cast(grads, tf.float32)
-    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=list(range(1, grads.shape.rank)))
-                   + GP_EPSILON)
+    norm = tf.sqrt(
+        tf.reduce_sum(tf.square(grads), axis=list(range(1, grads.shape.rank))) + GP_EPSILON
+    )
     return tf.square(norm - 1.0)
 
 
-def critic_loss(d_real: tf.Tensor, d_fake: tf.Tensor, penalty: tf.Tensor,
-                gp_weight: float) -> tf.Tensor:
+def critic_loss(
+    d_real: tf.Tensor, d_fake: tf.Tensor, penalty: tf.Tensor, gp_weight: float
+) -> tf.Tensor:
     """D(G(z)) - D(x) + lambda * penalty, per example: [B] from three [B] tensors."""
     return d_fake - d_real + gp_weight * penalty
 

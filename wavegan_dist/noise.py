@@ -77,8 +77,9 @@ def _uniform01(shape: list[int], rng_key: tf.Tensor) -> tf.Tensor:
     kernel (seen here), while its integer draws agree; building floats from integers
     keeps the noise the same with and without --jit_compile.
     """
-    bits = tf.random.stateless_uniform(shape, rng_key, minval=0, maxval=_FLOAT_BITS,
-                                       dtype=tf.int32, alg=_ALG)
+    bits = tf.random.stateless_uniform(
+        shape, rng_key, minval=0, maxval=_FLOAT_BITS, dtype=tf.int32, alg=_ALG
+    )
     return tf.cast(bits, tf.float32) * (1.0 / _FLOAT_BITS)
 
 
@@ -93,8 +94,14 @@ def unit_uniform(rng_key: tf.Tensor, global_batch: int, per_replica: int) -> tf.
     return replica_rows(_uniform01([global_batch], rng_key), per_replica)
 
 
-def shifts(rng_key: tf.Tensor, global_batch: int, per_replica: int, num_layers: int,
-           radius: int, copies: int = 1) -> tf.Tensor:
+def shifts(
+    rng_key: tf.Tensor,
+    global_batch: int,
+    per_replica: int,
+    num_layers: int,
+    radius: int,
+    copies: int = 1,
+) -> tf.Tensor:
     """Phase-shuffle shifts, integers in [-radius, radius].
 
     Args:
@@ -104,14 +111,21 @@ def shifts(rng_key: tf.Tensor, global_batch: int, per_replica: int, num_layers: 
       int32 [copies * per_replica, num_layers], this replica's rows of each copy
       stacked in the same order as the critic's input.
     """
-    s = tf.random.stateless_uniform([copies, global_batch, num_layers], rng_key,
-                                    minval=-radius, maxval=radius + 1, dtype=tf.int32, alg=_ALG)
+    s = tf.random.stateless_uniform(
+        [copies, global_batch, num_layers],
+        rng_key,
+        minval=-radius,
+        maxval=radius + 1,
+        dtype=tf.int32,
+        alg=_ALG,
+    )
     parts = [replica_rows(s[c], per_replica) for c in range(copies)]
     return tf.concat(parts, axis=0)
 
 
-def labels(rng_key: tf.Tensor, global_batch: int, per_replica: int,
-           cumulative_counts: tf.Tensor) -> tf.Tensor:
+def labels(
+    rng_key: tf.Tensor, global_batch: int, per_replica: int, cumulative_counts: tf.Tensor
+) -> tf.Tensor:
     """Class labels drawn with the training set's class frequencies.
 
     Args:
@@ -121,8 +135,9 @@ def labels(rng_key: tf.Tensor, global_batch: int, per_replica: int,
       int32 [per_replica]: class c with probability count_c / rows.
     """
     total = cumulative_counts[-1]
-    u = tf.random.stateless_uniform([global_batch], rng_key, minval=0, maxval=total,
-                                    dtype=tf.int32, alg=_ALG)
+    u = tf.random.stateless_uniform(
+        [global_batch], rng_key, minval=0, maxval=total, dtype=tf.int32, alg=_ALG
+    )
     # The class is the number of running sums at or below u (an inverse CDF made of
     # elementwise ops, which XLA compiles without a search).
     picked = tf.reduce_sum(tf.cast(u[:, None] >= cumulative_counts[None, :], tf.int32), axis=1)

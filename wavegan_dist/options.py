@@ -17,8 +17,9 @@ ORDER = "order"  # allowed, but data order or random draws change: no exact cont
 # Any other non-empty string: allowed, and that string is the note saying what happens.
 
 
-def option(default: Any, help: str, choices: tuple = (), on_resume: str = "",
-           flag: bool = True) -> Any:
+def option(
+    default: Any, help: str, choices: tuple = (), on_resume: str = "", flag: bool = True
+) -> Any:
     """A dataclass field that is also a command-line flag.
 
     Args:
@@ -30,8 +31,10 @@ def option(default: Any, help: str, choices: tuple = (), on_resume: str = "",
     Returns:
       A dataclasses.field carrying these in its metadata.
     """
-    return dataclasses.field(default=default, metadata=dict(
-        help=help, choices=tuple(choices), on_resume=on_resume, flag=flag))
+    return dataclasses.field(
+        default=default,
+        metadata=dict(help=help, choices=tuple(choices), on_resume=on_resume, flag=flag),
+    )
 
 
 def derived(default: Any, help: str) -> Any:
@@ -51,5 +54,8 @@ def fields_on_resume(fields: list[dataclasses.Field], kind: str) -> tuple[str, .
 
 def resume_notes(fields: list[dataclasses.Field]) -> dict[str, str]:
     """{name: note} of the option `fields` that may change on resume with a note."""
-    return {f.name: f.metadata["on_resume"] for f in fields
-            if f.metadata["on_resume"] not in ("", REFUSE, ORDER)}
+    return {
+        f.name: f.metadata["on_resume"]
+        for f in fields
+        if f.metadata["on_resume"] not in ("", REFUSE, ORDER)
+    }

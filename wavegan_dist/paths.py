@@ -14,7 +14,7 @@ from wavegan_dist.errors import UserError
 def local_path(path: str) -> str | None:
     """The filesystem path of a local path (plain or file://), None for other URLs."""
     if path.startswith("file://"):
-        return path[len("file://"):]
+        return path[len("file://") :]
     return None if "://" in path else path
 
 
@@ -30,8 +30,10 @@ def check_output_folder(flag: str, path: str) -> None:
         return
     given = f"{flag}={path}"
     if os.path.exists(local) and not os.path.isdir(local):
-        raise UserError(f"{given} is a file, not a folder; pass a folder (new, or one this "
-                        "command wrote before)")
+        raise UserError(
+            f"{given} is a file, not a folder; pass a folder (new, or one this "
+            "command wrote before)"
+        )
     existing = os.path.abspath(local)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -41,8 +43,10 @@ def check_output_folder(flag: str, path: str) -> None:
         what = "on a read-only file system" if _read_only(existing) else "not writable"
         if existing == os.path.abspath(local):
             raise UserError(f"{given} is {what}; pass a folder you can write to")
-        raise UserError(f"{given} cannot be created: {existing} is {what}; pass a folder you "
-                        "can write to")
+        raise UserError(
+            f"{given} cannot be created: {existing} is {what}; pass a folder you can write to"
+        )
+
 
 def _read_only(path: str) -> bool:
     """True if `path` lies on a file system mounted read-only."""

@@ -21,14 +21,35 @@ from absl import app, flags, logging
 from wavegan_dist.flags import FLAGS, config_from_flags
 
 flags.DEFINE_string("dest", None, "Folder or gs:// URL for the prepared data.")
-flags.DEFINE_integer("shards", 0, "Shard files (0 = about 128 MiB each, a multiple of 16); "
-                     "at least the number of input pipelines (hosts) that will read it.")
+flags.DEFINE_integer(
+    "shards",
+    0,
+    "Shard files (0 = about 128 MiB each, a multiple of 16); "
+    "at least the number of input pipelines (hosts) that will read it.",
+)
 
 # The training flags that choose the examples, plus how to read them and where to write.
-PREPARE_FLAGS = ("preset", "data", "split", "data_cache", "num_samples", "subset",
-                 "instrument_source", "instrument_family", "pitch_min", "pitch_max",
-                 "velocity", "condition", "slice_len", "slice_offset", "normalize", "seed",
-                 "read_rows", "dest", "shards")
+PREPARE_FLAGS = (
+    "preset",
+    "data",
+    "split",
+    "data_cache",
+    "num_samples",
+    "subset",
+    "instrument_source",
+    "instrument_family",
+    "pitch_min",
+    "pitch_max",
+    "velocity",
+    "condition",
+    "slice_len",
+    "slice_offset",
+    "normalize",
+    "seed",
+    "read_rows",
+    "dest",
+    "shards",
+)
 
 
 def _log(message: str) -> None:
@@ -45,17 +66,26 @@ def main(argv: list[str]) -> None:
 
     def run():
         if len(argv) > 1:
-            raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like "
-                            "--name=value")
-        others = [name for name in FLAGS if FLAGS[name].present and name not in PREPARE_FLAGS
-                  and not FLAGS.find_module_defining_flag(name, "").startswith("absl")]
+            raise UserError(
+                f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value"
+            )
+        others = [
+            name
+            for name in FLAGS
+            if FLAGS[name].present
+            and name not in PREPARE_FLAGS
+            and not FLAGS.find_module_defining_flag(name, "").startswith("absl")
+        ]
         if others:
-            raise UserError(f"--{others[0]} is not a prepare flag (prepare takes the selection "
-                            "flags; see --help); give it to training instead")
+            raise UserError(
+                f"--{others[0]} is not a prepare flag (prepare takes the selection "
+                "flags; see --help); give it to training instead"
+            )
         if not FLAGS.dest:
             raise UserError("--dest is required: the folder or gs:// URL to write to")
         cfg = config_from_flags(FLAGS)
         from wavegan_dist.data.prepared.writer import prepare  # imports TF and deeplake
+
         prepare(cfg, FLAGS.dest, FLAGS.shards, log=_log)
 
     logging.set_verbosity(logging.WARNING)

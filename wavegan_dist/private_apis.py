@@ -50,7 +50,8 @@ def _changed(name: str, err: BaseException) -> PrivateApiChanged:
     return PrivateApiChanged(
         f"{name} is not what wavegan_dist expects ({type(err).__name__}: {err}); installed: "
         f"{versions}; checked with: {checked}. Install with -c constraints.txt, or update "
-        "wavegan_dist/private_apis.py and run tests/test_private_apis.py")
+        "wavegan_dist/private_apis.py and run tests/test_private_apis.py"
+    )
 
 
 # Collective keys each MirroredStrategy built by `with_own_collective_keys` gets to itself.
@@ -80,8 +81,10 @@ def with_own_collective_keys(build: Callable[[], tf.distribute.MirroredStrategy]
         except AttributeError as err:
             raise _changed("tf.distribute.MirroredStrategy._collective_key_base", err) from err
         if not isinstance(base, int):
-            raise _changed("tf.distribute.MirroredStrategy._collective_key_base",
-                           TypeError(f"it is a {type(base).__name__}, not an int"))
+            raise _changed(
+                "tf.distribute.MirroredStrategy._collective_key_base",
+                TypeError(f"it is a {type(base).__name__}, not an int"),
+            )
         tf.distribute.MirroredStrategy._collective_key_base = base + COLLECTIVE_KEY_RANGE
         return build()
 
@@ -89,6 +92,7 @@ def with_own_collective_keys(build: Callable[[], tf.distribute.MirroredStrategy]
 def _eager_context():
     try:
         from tensorflow.python.eager import context
+
         return context.context()
     except (ImportError, AttributeError) as err:
         raise _changed("tensorflow.python.eager.context.context()", err) from err
@@ -109,8 +113,9 @@ def runtime_started() -> bool:
         raise _changed("the eager context's _context_handle", err) from err
 
 
-def configure_coordination_service(leader: str, jobs: dict[str, int],
-                                   heartbeat_timeout_ms: int) -> None:
+def configure_coordination_service(
+    leader: str, jobs: dict[str, int], heartbeat_timeout_ms: int
+) -> None:
     """Sets up TensorFlow's coordination service (standalone, health check on) before the
     runtime starts, so MultiWorkerMirroredStrategy uses it instead of TF's defaults.
 
@@ -128,11 +133,17 @@ def configure_coordination_service(leader: str, jobs: dict[str, int],
     try:
         from tensorflow.tsl.protobuf import coordination_config_pb2
 
-        coordinated = [coordination_config_pb2.CoordinatedJob(name=name, num_tasks=count)
-                       for name, count in jobs.items()]
+        coordinated = [
+            coordination_config_pb2.CoordinatedJob(name=name, num_tasks=count)
+            for name, count in jobs.items()
+        ]
         ctx.configure_coordination_service(
-            service_type="standalone", service_leader=leader, enable_health_check=True,
-            heartbeat_timeout_in_ms=heartbeat_timeout_ms, coordinated_jobs=coordinated)
+            service_type="standalone",
+            service_leader=leader,
+            enable_health_check=True,
+            heartbeat_timeout_in_ms=heartbeat_timeout_ms,
+            coordinated_jobs=coordinated,
+        )
     except (ImportError, AttributeError, TypeError, ValueError) as err:
         raise _changed("the eager context's configure_coordination_service", err) from err
 
@@ -150,8 +161,7 @@ def tfrecord_reader(path: str) -> Callable[[int], bytes]:
     try:
         from tensorflow.python.lib.io.tf_record import tf_record_random_reader
     except ImportError as err:
-        raise _changed("tensorflow.python.lib.io.tf_record.tf_record_random_reader",
-                       err) from err
+        raise _changed("tensorflow.python.lib.io.tf_record.tf_record_random_reader", err) from err
     reader = tf_record_random_reader(path)
 
     def read(offset: int) -> bytes:

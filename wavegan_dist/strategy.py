@@ -42,14 +42,16 @@ def configure_cpu_devices(n: int) -> None:
         return
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        )
     except RuntimeError as err:  # runtime already initialised
         have = len(tf.config.list_logical_devices("CPU"))
         if have < n:
             raise UserError(
                 f"cannot split the CPU into {n} logical devices: TensorFlow is already "
                 f"initialised with {have}; call configure_cpu_devices({n}) before any "
-                "TensorFlow op") from err
+                "TensorFlow op"
+            ) from err
 
 
 def _cpu_devices(n: int) -> list[str]:
@@ -69,16 +71,16 @@ def mirrored(devices=None, cross_device_ops=None) -> tf.distribute.MirroredStrat
     Returns:
       The strategy.
     """
-    return private_apis.with_own_collective_keys(lambda: tf.distribute.MirroredStrategy(
-        devices=devices, cross_device_ops=cross_device_ops))
+    return private_apis.with_own_collective_keys(
+        lambda: tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
+    )
 
 
 def mirrored_on_cpus(n: int) -> tf.distribute.Strategy:
     """MirroredStrategy over the first `n` logical CPU devices (configure_cpu_devices(n)
     first), whatever GPUs there are. NCCL is GPU-only, so the reduction goes through
     /cpu:0."""
-    return mirrored(_cpu_devices(n),
-                    tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
+    return mirrored(_cpu_devices(n), tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
 
 
 def _on_tpu_vm() -> bool:
@@ -98,13 +100,15 @@ def _check_grpc_reachable(address: str) -> None:
     # initialize_tpu_system blocks forever on an address nobody listens on.
     parsed = urlparse(address)
     try:
-        with socket.create_connection((parsed.hostname, parsed.port or 8470),
-                                      timeout=TPU_CONNECT_TIMEOUT_S):
+        with socket.create_connection(
+            (parsed.hostname, parsed.port or 8470), timeout=TPU_CONNECT_TIMEOUT_S
+        ):
             pass
     except OSError as err:
         raise UserError(
             f"--strategy=tpu: no TPU answers at {address} ({err.strerror or err}); "
-            "check --tpu and that the TPU is up") from err
+            "check --tpu and that the TPU is up"
+        ) from err
 
 
 class TpuInputError(UserError):
@@ -135,7 +139,8 @@ def _tpu_strategy(tpu: str, check_input=None) -> tf.distribute.Strategy:
     if not address:
         raise UserError(
             "--strategy=tpu: no TPU found (tried --tpu, $TPU_NAME and the TPU VM devices "
-            "/dev/accel*, /dev/vfio); pass --tpu=NAME or run on a Cloud TPU VM")
+            "/dev/accel*, /dev/vfio); pass --tpu=NAME or run on a Cloud TPU VM"
+        )
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
         if check_input is not None:
@@ -152,7 +157,8 @@ def _tpu_strategy(tpu: str, check_input=None) -> tf.distribute.Strategy:
         reason = first_line(err, 200)
         raise UserError(
             f"--strategy=tpu: could not initialise the TPU '{address}' through "
-            f"TPUClusterResolver: {reason}") from err
+            f"TPUClusterResolver: {reason}"
+        ) from err
 
 
 # Multi-worker failure detection. TensorFlow's coordination service (run by the leader,
@@ -182,7 +188,8 @@ def _multiworker_cluster() -> tuple[dict, str, int]:
     if not raw:
         raise UserError(
             "--strategy=multiworker needs TF_CONFIG describing the cluster and this "
-            "worker's task (JSON with 'cluster' and 'task'); set it for every worker")
+            "worker's task (JSON with 'cluster' and 'task'); set it for every worker"
+        )
     try:
         config = json.loads(raw)
         cluster = config["cluster"]
@@ -195,12 +202,16 @@ def _multiworker_cluster() -> tuple[dict, str, int]:
     task = config.get("task") or {}
     task_type, index = task.get("type"), task.get("index")
     if task_type not in ("worker", "chief") or not isinstance(index, int):
-        raise UserError(f"TF_CONFIG's 'task' must name this process, like {{\"type\": "
-                        f"\"worker\", \"index\": 0}}; got {json.dumps(task)[:80]}")
+        raise UserError(
+            f"TF_CONFIG's 'task' must name this process, like {{\"type\": "
+            f'"worker", "index": 0}}; got {json.dumps(task)[:80]}'
+        )
     hosts = cluster.get(task_type)
     if not isinstance(hosts, list) or not 0 <= index < len(hosts):
-        raise UserError(f"TF_CONFIG's task {task_type}:{index} is not in its cluster "
-                        f"({task_type}: {len(hosts) if isinstance(hosts, list) else 0} task(s))")
+        raise UserError(
+            f"TF_CONFIG's task {task_type}:{index} is not in its cluster "
+            f"({task_type}: {len(hosts) if isinstance(hosts, list) else 0} task(s))"
+        )
     return cluster, task_type, index
 
 
@@ -213,11 +224,14 @@ def _configure_coordination(cluster: dict) -> None:
     if private_apis.runtime_started():
         raise UserError(
             "--strategy=multiworker must be set up before TensorFlow runs its first op in "
-            "this process (the runtime is already initialised); build the strategy first")
+            "this process (the runtime is already initialised); build the strategy first"
+        )
     leader = "/job:chief/replica:0/task:0" if "chief" in cluster else "/job:worker/replica:0/task:0"
     private_apis.configure_coordination_service(
-        leader, {job: len(cluster[job]) for job in ("chief", "worker") if job in cluster},
-        heartbeat_timeout_ms=MULTIWORKER_HEARTBEAT_TIMEOUT_S * 1000)
+        leader,
+        {job: len(cluster[job]) for job in ("chief", "worker") if job in cluster},
+        heartbeat_timeout_ms=MULTIWORKER_HEARTBEAT_TIMEOUT_S * 1000,
+    )
 
 
 def _restore_sigterm() -> None:
@@ -244,7 +258,8 @@ def multiworker_communication(device_type: str) -> tf.distribute.experimental.Co
     """
     kind = tf.distribute.experimental.CommunicationImplementation
     return tf.distribute.experimental.CommunicationOptions(
-        implementation=kind.NCCL if device_type.upper() == "GPU" else kind.RING)
+        implementation=kind.NCCL if device_type.upper() == "GPU" else kind.RING
+    )
 
 
 # The options each MultiWorkerMirroredStrategy made here was built with (TF has no public
@@ -262,7 +277,8 @@ def _multiworker_strategy(device_type: str) -> tf.distribute.Strategy:
         reason = first_line(err, 200)
         raise UserError(
             f"--strategy=multiworker: worker {task_type}:{index} could not join the cluster "
-            f"{json.dumps(cluster)[:160]}: {reason}") from err
+            f"{json.dumps(cluster)[:160]}: {reason}"
+        ) from err
     _restore_sigterm()
     _communication[strategy] = options
     return strategy
@@ -279,8 +295,10 @@ def cluster_failure_message(err: BaseException) -> str | None:
         return None
     text = str(err)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    reason = next((ln.split("aborted by:", 1)[1].strip() for ln in lines
-                   if "aborted by:" in ln), lines[0] if lines else type(err).__name__)
+    reason = next(
+        (ln.split("aborted by:", 1)[1].strip() for ln in lines if "aborted by:" in ln),
+        lines[0] if lines else type(err).__name__,
+    )
     reason = re.sub(r"\s*\[type\.googleapis\.com/[^\]]*\]", "", reason)
     reason = re.sub(r"^Error reported from /job:\w+/task:\d+:\s*", "", reason)
     if "heartbeat timeout" in reason:
@@ -288,13 +306,16 @@ def cluster_failure_message(err: BaseException) -> str | None:
     reason = reason[:160]
     peer = _PEER_RE.search(text)
     who = f"{peer.group(1)} {peer.group(2)}" if peer else "another worker"
-    return (f"lost contact with {who} of the multi-worker cluster ({reason}); a worker "
-            "failed or was stopped, so this one stops too. Restart every worker with the "
-            "same flags to resume from the last checkpoint")
+    return (
+        f"lost contact with {who} of the multi-worker cluster ({reason}); a worker "
+        "failed or was stopped, so this one stops too. Restart every worker with the "
+        "same flags to resume from the last checkpoint"
+    )
 
 
-def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
-                  log=print, check_tpu_input=None) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str, tpu: str = "", cpu_replicas: int = 1, log=print, check_tpu_input=None
+) -> tf.distribute.Strategy:
     """Builds the strategy `name` asks for.
 
     Args:
@@ -319,8 +340,10 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 1,
         return _multiworker_strategy("GPU" if gpus else "CPU")
     if name == "cpu":
         if cpu_replicas > 1:
-            raise UserError("--strategy=cpu runs on one device; for several CPU replicas "
-                            "use --strategy=mirrored --cpu_replicas=N")
+            raise UserError(
+                "--strategy=cpu runs on one device; for several CPU replicas "
+                "use --strategy=mirrored --cpu_replicas=N"
+            )
         return tf.distribute.OneDeviceStrategy("/cpu:0")
     if name == "mirrored":
         if gpus:
@@ -352,5 +375,7 @@ def describe(strategy: tf.distribute.Strategy) -> str:
         options = _communication.get(strategy)
         if options is not None:
             collectives = f", {options.implementation.name} all-reduce"
-    return (f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in sync "
-            f"on {', '.join(devices)}{collectives}")
+    return (
+        f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in sync "
+        f"on {', '.join(devices)}{collectives}"
+    )

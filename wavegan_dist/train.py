@@ -25,9 +25,12 @@ def main(argv: list[str]) -> None:
 
     def run():
         if len(argv) > 1:
-            raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
+            raise UserError(
+                f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value"
+            )
         cfg = config_from_flags(FLAGS)
         from wavegan_dist.training.loop import run_training  # imports TensorFlow
+
         result = run_training(cfg, log=_log, exit_at_once=True)
         if result.stop_signal == "SIGINT":
             sys.exit(130)  # the shell's code for Ctrl-C, although the run saved and stopped cleanly

@@ -14,15 +14,23 @@ from wavegan_dist.data.source import DataSource
 from wavegan_dist.training.loop import make_trainer
 
 
-def _distributed(strategy, source: DataSource, slice_len: int, global_batch: int,
-                 shuffle: str = "rows"):
+def _distributed(
+    strategy, source: DataSource, slice_len: int, global_batch: int, shuffle: str = "rows"
+):
     return strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0, shuffle=shuffle))
+        pipeline.make_dataset_fn(source, slice_len, global_batch, seed=0, shuffle=shuffle)
+    )
 
 
-def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
-                     global_batch: int, batches: int, warmup: int = 10,
-                     shuffle: str = "rows") -> dict:
+def measure_pipeline(
+    strategy: tf.distribute.Strategy,
+    source: DataSource,
+    slice_len: int,
+    global_batch: int,
+    batches: int,
+    warmup: int = 10,
+    shuffle: str = "rows",
+) -> dict:
     """Times `batches` global batches through the distributed input pipeline.
 
     Args:
@@ -46,12 +54,22 @@ def measure_pipeline(strategy: tf.distribute.Strategy, source: DataSource, slice
         seconds = time.perf_counter() - start
     finally:
         del iterator, dataset
-    return {"examples_per_sec": batches * global_batch / seconds, "seconds": seconds,
-            "batches": batches}
+    return {
+        "examples_per_sec": batches * global_batch / seconds,
+        "seconds": seconds,
+        "batches": batches,
+    }
 
 
-def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice_len: int,
-                     dim: int, global_batch: int, n_critic: int, steps: int) -> dict:
+def measure_training(
+    strategy: tf.distribute.Strategy,
+    source: DataSource,
+    slice_len: int,
+    dim: int,
+    global_batch: int,
+    n_critic: int,
+    steps: int,
+) -> dict:
     """Times full WaveGAN training steps (n_critic critic updates + 1 generator update).
 
     Returns:
@@ -59,9 +77,12 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
        "step_seconds", "first_step_seconds" (tracing included), "steps"}.
     """
     # Training's own trainer and defaults (penalty weight, learning rate, generator EMA).
-    trainer = make_trainer(Config.from_flat(dict(slice_len=slice_len, dim=dim,
-                                                 batch_size=global_batch, n_critic=n_critic)),
-                           strategy)
+    trainer = make_trainer(
+        Config.from_flat(
+            dict(slice_len=slice_len, dim=dim, batch_size=global_batch, n_critic=n_critic)
+        ),
+        strategy,
+    )
     dataset = _distributed(strategy, source, slice_len, global_batch)
     iterator = iter(dataset)
     try:
@@ -75,19 +96,26 @@ def measure_training(strategy: tf.distribute.Strategy, source: DataSource, slice
         seconds = (time.perf_counter() - start) / steps
     finally:
         del iterator, dataset
-    return {"consumed_examples_per_sec": n_critic * global_batch / seconds,
-            "step_seconds": seconds, "first_step_seconds": first, "steps": steps}
+    return {
+        "consumed_examples_per_sec": n_critic * global_batch / seconds,
+        "step_seconds": seconds,
+        "first_step_seconds": first,
+        "steps": steps,
+    }
 
 
 def pipeline_datasets(make_dataset_fn, num_pipelines: int) -> list[tf.data.Dataset]:
     """The per-pipeline datasets that `num_pipelines` hosts (one replica each) would build
     from a dataset_fn: dataset_fn(InputContext(num_pipelines, p, num_pipelines))."""
-    return [make_dataset_fn(tf.distribute.InputContext(num_pipelines, p, num_pipelines))
-            for p in range(num_pipelines)]
+    return [
+        make_dataset_fn(tf.distribute.InputContext(num_pipelines, p, num_pipelines))
+        for p in range(num_pipelines)
+    ]
 
 
-def measure_pipelines(datasets: list[tf.data.Dataset], global_batch: int, batches: int,
-                      warmup: int = 10) -> dict:
+def measure_pipelines(
+    datasets: list[tf.data.Dataset], global_batch: int, batches: int, warmup: int = 10
+) -> dict:
     """Times input pipelines that together give one global batch per step, each consumed
     by its own Python thread, all at once in this process (on the host: no devices).
 
@@ -129,5 +157,8 @@ def measure_pipelines(datasets: list[tf.data.Dataset], global_batch: int, batche
     del iterators
     if errors:
         raise errors[0]
-    return {"examples_per_sec": batches * global_batch / seconds, "seconds": seconds,
-            "batches": batches}
+    return {
+        "examples_per_sec": batches * global_batch / seconds,
+        "seconds": seconds,
+        "batches": batches,
+    }

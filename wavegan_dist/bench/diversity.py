@@ -41,8 +41,14 @@ def mean_distinct(groups_of_batches) -> float:
     return float(np.mean(counts))
 
 
-def deeplake_batches(instrument: np.ndarray, num_rows: int, global_batch: int,
-                     batches: int, shuffle: str, seed: int = 0):
+def deeplake_batches(
+    instrument: np.ndarray,
+    num_rows: int,
+    global_batch: int,
+    batches: int,
+    shuffle: str,
+    seed: int = 0,
+):
     """The instruments of the deeplake path's first `batches` global batches.
 
     Args:
@@ -56,8 +62,14 @@ def deeplake_batches(instrument: np.ndarray, num_rows: int, global_batch: int,
         yield instrument[plan.batch(b)]
 
 
-def prepared_batches(source, instrument: np.ndarray, global_batch: int, batches: int,
-                     num_pipelines: int, seed: int = 0):
+def prepared_batches(
+    source,
+    instrument: np.ndarray,
+    global_batch: int,
+    batches: int,
+    num_pipelines: int,
+    seed: int = 0,
+):
     """The instruments of the prepared path's first `batches` global batches, read from
     the real stream (with positions) of each of `num_pipelines` pipelines.
 
@@ -69,10 +81,10 @@ def prepared_batches(source, instrument: np.ndarray, global_batch: int, batches:
     """
     per = global_batch // num_pipelines
     order = write_order(source.examples, int(source.manifest["seed"]))
-    streams = [iter(source.pipeline_dataset(num_pipelines, p, per, per, seed,
-                                            with_positions=True))
-               for p in range(num_pipelines)]
+    streams = [
+        iter(source.pipeline_dataset(num_pipelines, p, per, per, seed, with_positions=True))
+        for p in range(num_pipelines)
+    ]
     for _ in range(batches):
         positions = np.concatenate([next(s)[2].numpy() for s in streams])
         yield instrument[order[positions]]
-

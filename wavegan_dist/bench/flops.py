@@ -81,6 +81,7 @@ import math
 from wavegan_dist.models import registry
 from wavegan_dist.models.shapes import layer_strides
 from wavegan_dist.models.spec import ModelSpec
+
 # The generator starts (and the critic ends) at START_LEN.
 from wavegan_dist.models.wavegan import POST_FILTER_TAPS, START_LEN
 
@@ -118,18 +119,24 @@ def critic_layers(spec: ModelSpec) -> list[Layer]:
     k, length, c_in = spec.kernel_len, spec.slice_len, 1
     out = []
     for i, stride in enumerate(strides):
-        c_out = spec.dim * 2 ** i
+        c_out = spec.dim * 2**i
         length = math.ceil(length / stride)
-        out.append(Layer(f"conv_{i}", "conv", length * k * c_in * c_out, k * c_in * c_out,
-                         "first" if i == 0 else ""))
+        out.append(
+            Layer(
+                f"conv_{i}",
+                "conv",
+                length * k * c_in * c_out,
+                k * c_in * c_out,
+                "first" if i == 0 else "",
+            )
+        )
         c_in = c_out
     if length != START_LEN:
         raise ValueError(f"critic ends at length {length}, expected {START_LEN}")
     features = length * c_in
     out.append(Layer("dense", "dense", features, features, "head"))
     if spec.num_classes:
-        out.append(Layer("projection", "projection", features, spec.num_classes * features,
-                         "head"))
+        out.append(Layer("projection", "projection", features, spec.num_classes * features, "head"))
     return out
 
 
@@ -171,8 +178,9 @@ def critic_update_flops(spec: ModelSpec, global_batch: int) -> int:
     """FLOPs of one critic update on `global_batch` real examples (module docstring)."""
     g, d = layers(spec)
     fg, fd = _macs(g), _macs(d)
-    per_example = (fg + 2 * fd + fd + fd + fd + (fd - _macs(d, "head"))
-                   + 2 * fd + 2 * (fd - _macs(d, "first")))
+    per_example = (
+        fg + 2 * fd + fd + fd + fd + (fd - _macs(d, "head")) + 2 * fd + 2 * (fd - _macs(d, "first"))
+    )
     return 2 * global_batch * per_example
 
 
@@ -208,11 +216,15 @@ def check_weights(spec: ModelSpec, generator, critic) -> list[str]:
       trainable variables of rank >= 2) agree for both networks.
     """
     problems = []
-    for name, described, model in (("generator", generator_layers(spec), generator),
-                                   ("critic", critic_layers(spec), critic)):
+    for name, described, model in (
+        ("generator", generator_layers(spec), generator),
+        ("critic", critic_layers(spec), critic),
+    ):
         built = sum(math.prod(v.shape) for v in model.trainable_variables if len(v.shape) >= 2)
         expected = sum(layer.kernel_size for layer in described)
         if built != expected:
-            problems.append(f"{name}: built kernels have {built:,} elements, the FLOP "
-                            f"count describes {expected:,}")
+            problems.append(
+                f"{name}: built kernels have {built:,} elements, the FLOP "
+                f"count describes {expected:,}"
+            )
     return problems

@@ -16,16 +16,29 @@ def check_workdir(workdir: str) -> None:
     """Raises UserError unless `workdir` is "" (a temporary folder), new, or an empty
     folder: a run already there would be resumed, not trained, and its classifier
     replaced. Imports no TensorFlow, so the command line can refuse at once."""
-    if workdir and os.path.exists(workdir) and not (os.path.isdir(workdir)
-                                                    and not os.listdir(workdir)):
-        raise UserError(f"--workdir={workdir} exists and is not an empty folder; pass a new "
-                        "or empty folder (or none, for a temporary one)")
+    if (
+        workdir
+        and os.path.exists(workdir)
+        and not (os.path.isdir(workdir) and not os.listdir(workdir))
+    ):
+        raise UserError(
+            f"--workdir={workdir} exists and is not an empty folder; pass a new "
+            "or empty folder (or none, for a temporary one)"
+        )
 
 
-def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
-                     classifier_dir: str = "", workdir: str = "", cpu_replicas: int = 2,
-                     generated: int = 1000, seed: int = 0, preset: str = "tiny",
-                     log=print) -> dict:
+def measure_learning(
+    steps: int,
+    condition: str = "none",
+    data: str = "builtin",
+    classifier_dir: str = "",
+    workdir: str = "",
+    cpu_replicas: int = 2,
+    generated: int = 1000,
+    seed: int = 0,
+    preset: str = "tiny",
+    log=print,
+) -> dict:
     """Trains a preset for `steps` steps and scores the generator before and after
     (after: the weights' moving average, as `generate` and `evaluate` use, --generator_ema).
 
@@ -59,25 +72,44 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
 
     check_workdir(workdir)
     workdir = workdir or tempfile.mkdtemp(prefix="wavegan_dist_learn_")
-    cfg = make_config(preset, data=data, condition=condition, train_steps=steps, seed=seed,
-                      cpu_replicas=cpu_replicas, strategy="mirrored", num_wavs=0,
-                      ckpt_every=max(1, steps), sample_every=max(1, steps),
-                      log_every=max(1, steps // 10), model_dir=os.path.join(workdir, "run"))
+    cfg = make_config(
+        preset,
+        data=data,
+        condition=condition,
+        train_steps=steps,
+        seed=seed,
+        cpu_replicas=cpu_replicas,
+        strategy="mirrored",
+        num_wavs=0,
+        ckpt_every=max(1, steps),
+        sample_every=max(1, steps),
+        log_every=max(1, steps // 10),
+        model_dir=os.path.join(workdir, "run"),
+    )
     if not classifier_dir:
         classifier_dir = os.path.join(workdir, "classifier")
-        evaluation.train_classifier(data, classifier_dir, "pitch", cfg.net.slice_len, seed=seed,
-                                    log=log)
+        evaluation.train_classifier(
+            data, classifier_dir, "pitch", cfg.net.slice_len, seed=seed, log=log
+        )
     model, info = classifier.load(classifier_dir)
     if condition != "none" and info.target != condition:
-        raise UserError(f"--classifier={classifier_dir} predicts {info.target}, but a "
-                        f"--condition={condition} run is scored on {condition}; pass a "
-                        f"{condition} classifier (or none, to train one)")
+        raise UserError(
+            f"--classifier={classifier_dir} predicts {info.target}, but a "
+            f"--condition={condition} run is scored on {condition}; pass a "
+            f"{condition} classifier (or none, to train one)"
+        )
     refs = evaluation.load_references(info, data, condition, seed=seed, log=log)
 
     def score(generator) -> dict:
-        return evaluation.score(lambda z, labels: generator(z, labels, training=False).numpy(),
-                                cfg.net.latent_dim, model, info, refs, n=generated,
-                                seed=seed)
+        return evaluation.score(
+            lambda z, labels: generator(z, labels, training=False).numpy(),
+            cfg.net.latent_dim,
+            model,
+            info,
+            refs,
+            n=generated,
+            seed=seed,
+        )
 
     # The untrained generator is the one the run starts from (same spec and seed).
     scored = score(build_generator(cfg.model_spec()))
@@ -90,11 +122,17 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
     generator, *_ = load_generator(cfg.model_dir)
     after = score(generator)["generated"]
     log(f"after {steps} steps: Frechet distance {after['frechet_distance']:.2f}")
-    judged = {f"{key}_{name}": row[key] for key in pitch_judge.JUDGE_KEYS
-              for name, row in (("untrained", before), ("trained", after), ("real", real))}
+    judged = {
+        f"{key}_{name}": row[key]
+        for key in pitch_judge.JUDGE_KEYS
+        for name, row in (("untrained", before), ("trained", after), ("real", real))
+    }
     return {
         **judged,
-        "preset": preset, "steps": steps, "condition": condition, "train_seconds": seconds,
+        "preset": preset,
+        "steps": steps,
+        "condition": condition,
+        "train_seconds": seconds,
         "frechet_distance_untrained": before["frechet_distance"],
         "frechet_distance_trained": after["frechet_distance"],
         "trained_over_untrained": after["frechet_distance"] / before["frechet_distance"],
@@ -102,14 +140,17 @@ def measure_learning(steps: int, condition: str = "none", data: str = "builtin",
         "log_mel_frechet_distance_untrained": before["log_mel_frechet_distance"],
         "log_mel_frechet_distance_trained": after["log_mel_frechet_distance"],
         "log_mel_frechet_distance_real": real["log_mel_frechet_distance"],
-        "log_mel_trained_over_untrained": (after["log_mel_frechet_distance"]
-                                           / before["log_mel_frechet_distance"]),
+        "log_mel_trained_over_untrained": (
+            after["log_mel_frechet_distance"] / before["log_mel_frechet_distance"]
+        ),
         "pitch_accuracy_untrained": before["pitch_accuracy"],
         "pitch_accuracy_trained": after["pitch_accuracy"],
         "inception_score_untrained": before["inception_score"],
         "inception_score_trained": after["inception_score"],
         "classifier_heldout_accuracy": info.heldout_accuracy,
-        "heldout_notes": len(refs.heldout), "reference_train_notes": len(refs.train),
+        "heldout_notes": len(refs.heldout),
+        "reference_train_notes": len(refs.train),
         "generated_clips": generated,
-        "learning_rate": cfg.learning_rate, "workdir": workdir,
+        "learning_rate": cfg.learning_rate,
+        "workdir": workdir,
     }

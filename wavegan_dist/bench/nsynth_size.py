@@ -42,8 +42,10 @@ def plan_instruments(rows: int, seed: int = 0) -> list[dict]:
       (at least 1).
     """
     # Enough instruments that none has more notes than MAX_NOTES (distinct pitch/velocity).
-    count = max(1, min(rows, max(round(rows / NOTES_PER_INSTRUMENT),
-                                 math.ceil(1.5 * rows / (MAX_NOTES - 5)))))
+    count = max(
+        1,
+        min(rows, max(round(rows / NOTES_PER_INSTRUMENT), math.ceil(1.5 * rows / (MAX_NOTES - 5)))),
+    )
     rng = np.random.default_rng([seed, 15])
     families = rng.choice(len(schema.FAMILIES), count, p=np.array(FAMILY_SHARE) / sum(FAMILY_SHARE))
     sources = rng.choice(len(schema.SOURCES), count, p=SOURCE_SHARE)
@@ -64,9 +66,15 @@ def plan_instruments(rows: int, seed: int = 0) -> list[dict]:
         top = 128 - span  # the highest low pitch that keeps every pitch <= 127
         low_min = min(lo, top)
         low = int(rng.integers(low_min, max(low_min, min(hi - span + 1, top)) + 1))
-        out.append(dict(family=fam, source=src, notes=int(notes[ident]),
-                        name=f"{schema.FAMILIES[fam]}_{schema.SOURCES[src]}_{number:03d}",
-                        low_pitch=low))
+        out.append(
+            dict(
+                family=fam,
+                source=src,
+                notes=int(notes[ident]),
+                name=f"{schema.FAMILIES[fam]}_{schema.SOURCES[src]}_{number:03d}",
+                low_pitch=low,
+            )
+        )
     # Ids in name order, so rows sorted by instrument are also sorted by note_str.
     out.sort(key=lambda inst: inst["name"])
     for ident, inst in enumerate(out):
@@ -77,8 +85,13 @@ def plan_instruments(rows: int, seed: int = 0) -> list[dict]:
 def instrument_notes(inst: dict) -> list[tuple[int, int]]:
     """(pitch, velocity) of an instrument's notes in note_str order: pitches upwards from
     its low pitch, each at NSynth's velocities, as many as it has notes."""
-    return [(inst["low_pitch"] + k // len(schema.VELOCITIES),
-             schema.VELOCITIES[k % len(schema.VELOCITIES)]) for k in range(inst["notes"])]
+    return [
+        (
+            inst["low_pitch"] + k // len(schema.VELOCITIES),
+            schema.VELOCITIES[k % len(schema.VELOCITIES)],
+        )
+        for k in range(inst["notes"])
+    ]
 
 
 def _banks(seed: int) -> list[np.ndarray]:
@@ -87,8 +100,14 @@ def _banks(seed: int) -> list[np.ndarray]:
     for fam in range(len(schema.FAMILIES)):
         lo, hi = family_pitches(fam)
         pitches = np.linspace(lo, hi, BANK).round().astype(int)
-        banks.append(np.stack([synthesize_note(int(p), 127, fam, seed * 1000 + fam * BANK + k)
-                               for k, p in enumerate(pitches)]).astype(np.float32))
+        banks.append(
+            np.stack(
+                [
+                    synthesize_note(int(p), 127, fam, seed * 1000 + fam * BANK + k)
+                    for k, p in enumerate(pitches)
+                ]
+            ).astype(np.float32)
+        )
     return banks
 
 
@@ -129,9 +148,16 @@ def make_dataset(dest: str, rows: int = NSYNTH_TRAIN_ROWS, seed: int = 0, log=pr
         nonlocal written
         if not columns["pitch"]:
             return
-        batch = {name: (np.concatenate(v) if name in ("audio", "qualities") else
-                        v if schema.COLUMNS[name] == "text" else np.asarray(v, np.int32))
-                 for name, v in columns.items()}
+        batch = {
+            name: (
+                np.concatenate(v)
+                if name in ("audio", "qualities")
+                else v
+                if schema.COLUMNS[name] == "text"
+                else np.asarray(v, np.int32)
+            )
+            for name, v in columns.items()
+        }
         ds.append(batch)
         ds.commit()
         written += len(columns["pitch"])
@@ -142,7 +168,7 @@ def make_dataset(dest: str, rows: int = NSYNTH_TRAIN_ROWS, seed: int = 0, log=pr
     for inst in instruments:
         notes = instrument_notes(inst)
         for start in range(0, len(notes), CHUNK_ROWS):
-            part = notes[start:start + CHUNK_ROWS]
+            part = notes[start : start + CHUNK_ROWS]
             columns["audio"].append(_audio(banks, inst, part))
             columns["qualities"].append(np.zeros((len(part), len(schema.QUALITIES)), np.int8))
             for pitch, velocity in part:
@@ -157,5 +183,9 @@ def make_dataset(dest: str, rows: int = NSYNTH_TRAIN_ROWS, seed: int = 0, log=pr
             if len(columns["pitch"]) >= CHUNK_ROWS:
                 flush()
     flush()
-    return {"path": dest, "rows": written, "instruments": len(instruments),
-            "bytes_of_audio": written * schema.NSYNTH_NUM_SAMPLES * 2}
+    return {
+        "path": dest,
+        "rows": written,
+        "instruments": len(instruments),
+        "bytes_of_audio": written * schema.NSYNTH_NUM_SAMPLES * 2,
+    }

@@ -27,7 +27,7 @@ CONV_SHAPE = dict(batch=16, length=4096, c_in=64, c_out=128, kernel=25)
 
 def matmul_flops(n: int = MATMUL_N) -> int:
     """FLOPs of one [n, n] x [n, n] matmul."""
-    return 2 * n ** 3
+    return 2 * n**3
 
 
 def conv_flops(batch: int, length: int, c_in: int, c_out: int, kernel: int) -> int:
@@ -44,8 +44,13 @@ class PeakMeter:
       dtype: "float32" or "bfloat16", what the kernels compute in.
     """
 
-    def __init__(self, device: str = "/cpu:0", matmul_n: int = MATMUL_N,
-                 conv_shape: dict | None = None, dtype: str = "float32"):
+    def __init__(
+        self,
+        device: str = "/cpu:0",
+        matmul_n: int = MATMUL_N,
+        conv_shape: dict | None = None,
+        dtype: str = "float32",
+    ):
         self.conv_shape = dict(conv_shape or CONV_SHAPE)
         self.dtype = dtype
         self.flops = {"matmul": matmul_flops(matmul_n), "conv": conv_flops(**self.conv_shape)}
@@ -68,8 +73,9 @@ class PeakMeter:
         @tf.function
         def conv():
             with tf.device(device):
-                return tf.cast(tf.reduce_sum(tf.nn.conv1d(x, w, stride=1, padding="SAME")),
-                               tf.float32)
+                return tf.cast(
+                    tf.reduce_sum(tf.nn.conv1d(x, w, stride=1, padding="SAME")), tf.float32
+                )
 
         self._fns = {"matmul": matmul, "conv": conv}
         for fn in self._fns.values():  # trace and warm up
@@ -93,6 +99,10 @@ class PeakMeter:
             self.sample()
         matmul, conv = self.gflops("matmul"), self.gflops("conv")
         source = "matmul" if matmul >= conv else "conv"
-        return {"peak_gflops": max(matmul, conv), "peak_source": source,
-                "matmul_gflops": matmul, "conv_gflops": conv,
-                "peak_samples": len(self.seconds["matmul"])}
+        return {
+            "peak_gflops": max(matmul, conv),
+            "peak_source": source,
+            "matmul_gflops": matmul,
+            "conv_gflops": conv,
+            "peak_samples": len(self.seconds["matmul"]),
+        }

@@ -41,8 +41,10 @@ class Accelerator:
 
 
 V4 = "Cloud TPU v4 docs: 275 TFLOP/s bf16 per chip, 4 chips (8 TensorCores) per host"
-V5E = ("Cloud TPU v5e docs: 197 TFLOP/s bf16 per chip; 4 chips per host assumed for "
-       "multi-host slices (ct5lp-hightpu-4t)")
+V5E = (
+    "Cloud TPU v5e docs: 197 TFLOP/s bf16 per chip; 4 chips per host assumed for "
+    "multi-host slices (ct5lp-hightpu-4t)"
+)
 A100 = "NVIDIA A100 datasheet: 312 TFLOP/s dense bf16 per GPU, 8 GPUs per host"
 ACCELERATORS = (
     Accelerator("v4-8", 4, 1, 275.0, V4),
@@ -53,15 +55,17 @@ ACCELERATORS = (
 )
 
 
-def flops_per_real_example(slice_len: int = 16384, dim: int = 64,
-                           n_critic: int = N_CRITIC) -> float:
+def flops_per_real_example(
+    slice_len: int = 16384, dim: int = 64, n_critic: int = N_CRITIC
+) -> float:
     """Analytic FLOPs of a generator step divided by the real examples it reads."""
     from wavegan_dist.bench import flops
     from wavegan_dist.models.spec import ModelSpec
 
     spec = ModelSpec(slice_len=slice_len, dim=dim)
-    step = (n_critic * flops.critic_update_flops(spec, PAPER_BATCH)
-            + flops.generator_update_flops(spec, PAPER_BATCH))
+    step = n_critic * flops.critic_update_flops(spec, PAPER_BATCH) + flops.generator_update_flops(
+        spec, PAPER_BATCH
+    )
     return step / (n_critic * PAPER_BATCH)
 
 
@@ -82,8 +86,13 @@ def checkpoint_bytes(generator: int, critic: int) -> int:
     return BYTES_PER_VALUE * (generator + critic + generator + 2 * (generator + critic))
 
 
-def table(host_rate: float, example_flops: float, params: dict, utilization: float,
-          write_mb_per_sec: float) -> list[dict]:
+def table(
+    host_rate: float,
+    example_flops: float,
+    params: dict,
+    utilization: float,
+    write_mb_per_sec: float,
+) -> list[dict]:
     """One row per accelerator.
 
     Args:
@@ -104,14 +113,22 @@ def table(host_rate: float, example_flops: float, params: dict, utilization: flo
         batch = PAPER_BATCH if acc.hosts == 1 else POD_PER_DEVICE_BATCH * acc.devices
         needed = utilization * acc.peak_tflops * 1e12 * acc.devices / example_flops
         per_host = needed / acc.hosts
-        rows.append({
-            "accelerator": acc.name, "devices": acc.devices, "hosts": acc.hosts,
-            "global_batch": batch, "per_device_batch": batch / acc.devices,
-            "peak_tflops_per_device": acc.peak_tflops,
-            "needed_examples_per_sec": needed, "needed_examples_per_sec_per_host": per_host,
-            "measured_examples_per_sec_per_host": host_rate, "headroom": host_rate / per_host,
-            "checkpoint_mb": size / 1e6, "checkpoint_write_seconds": size / 1e6 / write_mb_per_sec,
-        })
+        rows.append(
+            {
+                "accelerator": acc.name,
+                "devices": acc.devices,
+                "hosts": acc.hosts,
+                "global_batch": batch,
+                "per_device_batch": batch / acc.devices,
+                "peak_tflops_per_device": acc.peak_tflops,
+                "needed_examples_per_sec": needed,
+                "needed_examples_per_sec_per_host": per_host,
+                "measured_examples_per_sec_per_host": host_rate,
+                "headroom": host_rate / per_host,
+                "checkpoint_mb": size / 1e6,
+                "checkpoint_write_seconds": size / 1e6 / write_mb_per_sec,
+            }
+        )
     return rows
 
 
@@ -136,6 +153,7 @@ def format_table(report: dict) -> str:
             f"{r['per_device_batch']:>7g} {r['peak_tflops_per_device']:>9.0f} "
             f"{r['needed_examples_per_sec']:>11,.0f} "
             f"{r['needed_examples_per_sec_per_host']:>9,.0f} {r['headroom']:>7.2f}x "
-            f"{r['checkpoint_mb']:>8,.1f} {r['checkpoint_write_seconds']:>7.2f}")
+            f"{r['checkpoint_mb']:>8,.1f} {r['checkpoint_write_seconds']:>7.2f}"
+        )
     lines.append("peaks: " + "; ".join(dict.fromkeys(a.source for a in ACCELERATORS)))
     return "\n".join(lines)

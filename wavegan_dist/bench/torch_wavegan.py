@@ -49,10 +49,18 @@ def same_padding(length: int, stride: int, kernel: int) -> tuple[int, int]:
 
 
 def _strides(spec: ModelSpec) -> list[int]:
-    if (spec.model != "wavegan" or spec.upsample != "zeros" or spec.post_filter
-            or spec.gen_batchnorm or spec.num_classes or spec.precision != "fp32"):
-        raise ValueError("the PyTorch WaveGAN has the default options only (wavegan, "
-                         "upsample=zeros, no post filter, no batch norm, unconditional, fp32)")
+    if (
+        spec.model != "wavegan"
+        or spec.upsample != "zeros"
+        or spec.post_filter
+        or spec.gen_batchnorm
+        or spec.num_classes
+        or spec.precision != "fp32"
+    ):
+        raise ValueError(
+            "the PyTorch WaveGAN has the default options only (wavegan, "
+            "upsample=zeros, no post filter, no batch norm, unconditional, fp32)"
+        )
     return layer_strides(spec.slice_len)
 
 
@@ -88,7 +96,7 @@ class SameConvTranspose1d(nn.ConvTranspose1d):
 
     def forward(self, x):
         y = super().forward(x)
-        return y[:, :, self.crop[0]:y.shape[2] - self.crop[1]]
+        return y[:, :, self.crop[0] : y.shape[2] - self.crop[1]]
 
 
 class Critic(nn.Module):
@@ -102,8 +110,8 @@ class Critic(nn.Module):
         self.num_shuffle_layers = shuffle_layer_count(spec)
         convs, length, c_in = [], spec.slice_len, 1
         for i, stride in enumerate(strides):
-            convs.append(SameConv1d(c_in, spec.dim * 2 ** i, spec.kernel_len, stride, length))
-            length, c_in = math.ceil(length / stride), spec.dim * 2 ** i
+            convs.append(SameConv1d(c_in, spec.dim * 2**i, spec.kernel_len, stride, length))
+            length, c_in = math.ceil(length / stride), spec.dim * 2**i
         self.convs = nn.ModuleList(convs)
         self.dense = nn.Linear(length * c_in, 1)
 
@@ -161,8 +169,9 @@ def copy_conv_weights(conv, layer) -> None:
     _put(conv.bias, _get(layer.bias))
 
 
-def load_keras_weights(generator: Generator | None, critic: Critic | None,
-                       keras_generator=None, keras_critic=None) -> None:
+def load_keras_weights(
+    generator: Generator | None, critic: Critic | None, keras_generator=None, keras_critic=None
+) -> None:
     """Copies the weights of models.build_models' WaveGAN networks into these modules
     (convolutions as `copy_conv_weights`; Keras Dense [in, out], PyTorch Linear [out, in])."""
     if critic is not None:
@@ -188,10 +197,11 @@ def critic_loss(critic: Critic, real, fake, alpha, shifts, gp_weight: float = 10
     """
     batch = real.shape[0]
     x_hat = (real + alpha[:, None, None] * (fake - real)).requires_grad_(True)
-    scores = critic(torch.cat([real, fake]), None if shifts is None else shifts[:2 * batch])
-    d_hat = critic(x_hat, None if shifts is None else shifts[2 * batch:])
-    (grads,) = torch.autograd.grad(d_hat, x_hat, grad_outputs=torch.ones_like(d_hat),
-                                   create_graph=True)
+    scores = critic(torch.cat([real, fake]), None if shifts is None else shifts[: 2 * batch])
+    d_hat = critic(x_hat, None if shifts is None else shifts[2 * batch :])
+    (grads,) = torch.autograd.grad(
+        d_hat, x_hat, grad_outputs=torch.ones_like(d_hat), create_graph=True
+    )
     norm = torch.sqrt(grads.square().sum(dim=(1, 2)) + GP_EPSILON)
     penalty = (norm - 1.0).square()
     loss = (scores[batch:] - scores[:batch] + gp_weight * penalty).mean()
@@ -208,14 +218,23 @@ class TorchWaveGAN:
       seed: torch RNG seed for initial weights and noise.
     """
 
-    def __init__(self, spec: ModelSpec, batch: int, gp_weight: float = 10.0,
-                 learning_rate: float = 1e-4, beta1: float = 0.5, beta2: float = 0.9,
-                 seed: int = 0, epsilon: float = 1e-8):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch: int,
+        gp_weight: float = 10.0,
+        learning_rate: float = 1e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.9,
+        seed: int = 0,
+        epsilon: float = 1e-8,
+    ):
         torch.manual_seed(seed)
         self.spec, self.batch, self.gp_weight = spec, batch, gp_weight
         self.generator, self.critic = Generator(spec), Critic(spec)
-        adam = lambda params: torch.optim.Adam(params, lr=learning_rate, betas=(beta1, beta2),
-                                               eps=epsilon)
+        adam = lambda params: torch.optim.Adam(
+            params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon
+        )
         self.g_opt = adam(self.generator.parameters())
         self.d_opt = adam(self.critic.parameters())
         self.rng = torch.Generator().manual_seed(seed)

@@ -70,8 +70,15 @@ TWO_REPLICAS = 2
 # What the report holds for each timed update and each place it ran on.
 # Report key of each timed thing (the whole step is what training calls per step).
 KEYS = {"critic": "critic_update", "generator": "generator_update", "step": "train_step"}
-FIGURES = ("examples_per_sec", "seconds", "gflops", "fraction_of_peak",
-           "first_call_seconds", "samples_seconds", "best_seconds")
+FIGURES = (
+    "examples_per_sec",
+    "seconds",
+    "gflops",
+    "fraction_of_peak",
+    "first_call_seconds",
+    "samples_seconds",
+    "best_seconds",
+)
 
 TARGET_TF_OVER_TORCH = 1.15  # critic update examples/s, TF / PyTorch
 TARGET_FRACTION_OF_PEAK = 0.80  # critic update, 1 replica
@@ -79,14 +86,21 @@ TARGET_TWO_OVER_ONE = 0.90  # critic update examples/s, 2 replicas / 1 replica
 
 TORCH_MISSING = "PyTorch not installed: pip install -c constraints.txt '.[bench]'"
 TORCH_SKIPPED = "PyTorch comparison skipped (--no_torch)"
-TORCH_NOT_LIKE_FOR_LIKE = ("PyTorch comparison not run: the PyTorch twin computes fp32 on "
-                           "the CPU, and this run is {what}")
+TORCH_NOT_LIKE_FOR_LIKE = (
+    "PyTorch comparison not run: the PyTorch twin computes fp32 on the CPU, and this run is {what}"
+)
 DEVICES = ("cpu", "gpu")
 PEAK_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # the peak in each --precision
 
 
-def check_sizes(slice_len: int, dim: int, global_batch: int, repeats: int,
-                device: str = "cpu", precision: str = "fp32") -> None:
+def check_sizes(
+    slice_len: int,
+    dim: int,
+    global_batch: int,
+    repeats: int,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> None:
     """Raises UserError for sizes or options the benchmark cannot run (before anything
     is built)."""
     if device not in DEVICES:
@@ -94,14 +108,17 @@ def check_sizes(slice_len: int, dim: int, global_batch: int, repeats: int,
     if precision not in PEAK_DTYPES:
         raise UserError(f"--precision={precision} is not one of {', '.join(PEAK_DTYPES)}")
     if global_batch < 1 or global_batch % TWO_REPLICAS:
-        raise UserError(f"--batch_size={global_batch} does not divide over the "
-                        f"{TWO_REPLICAS} replicas of the 2-replica measurement; use a "
-                        f"positive multiple of {TWO_REPLICAS}")
+        raise UserError(
+            f"--batch_size={global_batch} does not divide over the "
+            f"{TWO_REPLICAS} replicas of the 2-replica measurement; use a "
+            f"positive multiple of {TWO_REPLICAS}"
+        )
     if dim < 1:
         raise UserError(f"--dim={dim} must be at least 1")
     if repeats < 1:
         raise UserError(f"--repeats={repeats} must be at least 1")
     from wavegan_dist.models import ModelSpec, check_slice_len
+
     check_slice_len(ModelSpec(slice_len=slice_len, dim=dim))
 
 
@@ -120,9 +137,11 @@ def configure_devices(device: str) -> None:
         return
     found = len(tf.config.list_logical_devices("GPU"))  # the ones TF could start
     if found < TWO_REPLICAS:
-        raise UserError(f"--device=gpu compares 1 and {TWO_REPLICAS} GPUs, but TensorFlow "
-                        f"sees {found}; run on a machine with {TWO_REPLICAS} or more GPUs, or "
-                        "use --device=cpu")
+        raise UserError(
+            f"--device=gpu compares 1 and {TWO_REPLICAS} GPUs, but TensorFlow "
+            f"sees {found}; run on a machine with {TWO_REPLICAS} or more GPUs, or "
+            "use --device=cpu"
+        )
 
 
 def bench_strategies(device: str):
@@ -132,8 +151,10 @@ def bench_strategies(device: str):
     from wavegan_dist import strategy as strategies
 
     if device == "cpu":
-        return (tf.distribute.OneDeviceStrategy("/cpu:0"),
-                strategies.mirrored_on_cpus(TWO_REPLICAS))
+        return (
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+            strategies.mirrored_on_cpus(TWO_REPLICAS),
+        )
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")[:TWO_REPLICAS]]
     return tf.distribute.OneDeviceStrategy(gpus[0]), strategies.mirrored(gpus)
 
@@ -147,8 +168,9 @@ def torch_module():
     return torch
 
 
-def real_batches(slice_len: int, global_batch: int, count: int = REAL_BATCHES,
-                 seed: int = 0) -> np.ndarray:
+def real_batches(
+    slice_len: int, global_batch: int, count: int = REAL_BATCHES, seed: int = 0
+) -> np.ndarray:
     """Random audio in [-1, 1): float32 [count, global_batch, slice_len, 1]."""
     rng = np.random.default_rng(seed)
     return rng.uniform(-1.0, 1.0, (count, global_batch, slice_len, 1)).astype(np.float32)
@@ -165,8 +187,9 @@ def _dataset_fn(real: np.ndarray, global_batch: int):
         per_replica = ctx.get_per_replica_batch_size(global_batch)
         local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         first = ctx.input_pipeline_id * local * per_replica
-        chunks = real[:, first:first + local * per_replica].reshape(
-            count * local, per_replica, slice_len, 1)
+        chunks = real[:, first : first + local * per_replica].reshape(
+            count * local, per_replica, slice_len, 1
+        )
         labels = np.zeros([count * local, per_replica], np.int32)
         return tf.data.Dataset.from_tensor_slices((chunks, labels)).repeat().prefetch(2)
 
@@ -183,8 +206,16 @@ class TfUpdates:
       real: float32 [K, global_batch, slice_len, 1] real batches, cycled.
     """
 
-    def __init__(self, strategy, spec, global_batch: int, real: np.ndarray, seed: int = 0,
-                 weights_from: "TfUpdates | None" = None, jit_compile: bool = False):
+    def __init__(
+        self,
+        strategy,
+        spec,
+        global_batch: int,
+        real: np.ndarray,
+        seed: int = 0,
+        weights_from: "TfUpdates | None" = None,
+        jit_compile: bool = False,
+    ):
         import tensorflow as tf
 
         from wavegan_dist.config import Config
@@ -192,21 +223,31 @@ class TfUpdates:
 
         # Training's defaults (learning rate, penalty weight, generator EMA, ...) for the
         # networks `spec` describes; n_critic 1, so one critic update is one call.
-        cfg = Config.from_flat(dict(
-            slice_len=spec.slice_len, dim=spec.dim, precision=spec.precision,
-            kernels=spec.kernels, batch_size=global_batch, n_critic=1, seed=seed,
-            jit_compile=jit_compile))
+        cfg = Config.from_flat(
+            dict(
+                slice_len=spec.slice_len,
+                dim=spec.dim,
+                precision=spec.precision,
+                kernels=spec.kernels,
+                batch_size=global_batch,
+                n_critic=1,
+                seed=seed,
+                jit_compile=jit_compile,
+            )
+        )
         if cfg.model_spec() != spec:
             raise ValueError(f"TfUpdates times Config's networks; {spec} differs from them")
         self.strategy = strategy
         self.trainer = trainer = make_trainer(cfg, strategy)
         if weights_from is not None:  # same variables whatever kernels built them
-            for mine, theirs in ((trainer.generator, weights_from.trainer.generator),
-                                 (trainer.critic, weights_from.trainer.critic)):
+            for mine, theirs in (
+                (trainer.generator, weights_from.trainer.generator),
+                (trainer.critic, weights_from.trainer.critic),
+            ):
                 mine.set_weights(theirs.get_weights())
-        self._dataset = strategy.distribute_datasets_from_function(
-            _dataset_fn(real, global_batch))
+        self._dataset = strategy.distribute_datasets_from_function(_dataset_fn(real, global_batch))
         self._iterator = iter(self._dataset)
+
         # The trainer's own updates, as train_step runs them.
         @tf.function
         def critic_update(iterator):
@@ -247,8 +288,9 @@ class TorchUpdates:
 
         torch.set_num_threads(os.cpu_count() or 1)
         self.gan = torch_wavegan.TorchWaveGAN(spec, global_batch)
-        torch_wavegan.load_keras_weights(self.gan.generator, self.gan.critic,
-                                         source.trainer.generator, source.trainer.critic)
+        torch_wavegan.load_keras_weights(
+            self.gan.generator, self.gan.critic, source.trainer.generator, source.trainer.critic
+        )
         self._real = [torch.from_numpy(np.ascontiguousarray(b.transpose(0, 2, 1))) for b in real]
         self._next = 0
 
@@ -270,10 +312,19 @@ def _timed(fn) -> float:
     return seconds
 
 
-def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repeats: int = 5,
-            use_torch: bool = True, compare_plain: bool = True, log=lambda message: None,
-            peak_kwargs: dict | None = None, device: str = "cpu", precision: str = "fp32",
-            jit_compile: bool = False) -> dict:
+def measure(
+    slice_len: int = 16384,
+    dim: int = 64,
+    global_batch: int = 16,
+    repeats: int = 5,
+    use_torch: bool = True,
+    compare_plain: bool = True,
+    log=lambda message: None,
+    peak_kwargs: dict | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    jit_compile: bool = False,
+) -> dict:
     """Runs the whole benchmark (module docstring) and returns its report.
 
     configure_devices(device) must have run before TensorFlow ran its first op.
@@ -325,34 +376,50 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         status = TORCH_MISSING
     else:
         status = TORCH_SKIPPED
-    report = {"slice_len": slice_len, "dim": dim, "batch_size": global_batch,
-              "kernels": spec.kernels, "device": device, "precision": precision,
-              "jit_compile": jit_compile,
-              "repeats": repeats, "warmup": WARMUP, "cpu_cores": os.cpu_count(),
-              "tensorflow_version": tf.__version__,
-              "torch_version": torch.__version__ if torch else None, "torch_status": status}
+    report = {
+        "slice_len": slice_len,
+        "dim": dim,
+        "batch_size": global_batch,
+        "kernels": spec.kernels,
+        "device": device,
+        "precision": precision,
+        "jit_compile": jit_compile,
+        "repeats": repeats,
+        "warmup": WARMUP,
+        "cpu_cores": os.cpu_count(),
+        "tensorflow_version": tf.__version__,
+        "torch_version": torch.__version__ if torch else None,
+        "torch_status": status,
+    }
     real = real_batches(slice_len, global_batch)
     one, two = bench_strategies(device)
     log(f"building: {strategies.describe(one)}")
     runs = {"1_replica": TfUpdates(one, spec, global_batch, real, jit_compile=jit_compile)}
     log(f"building: {strategies.describe(two)}")
     runs["2_replicas"] = TfUpdates(two, spec, global_batch, real, jit_compile=jit_compile)
-    problems = flops.check_weights(spec, runs["1_replica"].trainer.generator,
-                                   runs["1_replica"].trainer.critic)
+    problems = flops.check_weights(
+        spec, runs["1_replica"].trainer.generator, runs["1_replica"].trainer.critic
+    )
     for problem in problems:
         log(f"warning: FLOP count does not describe the built networks: {problem}")
     report["flops_match_built_models"] = not problems
     if compare_plain:
         log("building: the plain formulation (kernels=reference), 1 replica")
-        runs["plain"] = TfUpdates(one, dataclasses.replace(spec, kernels="reference"),
-                                  global_batch, real, weights_from=runs["1_replica"],
-                                  jit_compile=jit_compile)
+        runs["plain"] = TfUpdates(
+            one,
+            dataclasses.replace(spec, kernels="reference"),
+            global_batch,
+            real,
+            weights_from=runs["1_replica"],
+            jit_compile=jit_compile,
+        )
     if torch:
         log(f"building: PyTorch {torch.__version__} ({os.cpu_count()} threads)")
         runs["torch"] = TorchUpdates(spec, global_batch, real, runs["1_replica"])
         report["torch_threads"] = torch.get_num_threads()
-    peak = PeakMeter(one.extended.worker_devices[0], dtype=PEAK_DTYPES[precision],
-                     **(peak_kwargs or {}))
+    peak = PeakMeter(
+        one.extended.worker_devices[0], dtype=PEAK_DTYPES[precision], **(peak_kwargs or {})
+    )
 
     jobs = {}
     for run_name, run in runs.items():
@@ -370,22 +437,27 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
     order = list(jobs) + ["peak"]
     for r in range(repeats):
         log(f"timed round {r + 1}/{repeats}")
-        for key in order[r % len(order):] + order[:r % len(order)]:
+        for key in order[r % len(order) :] + order[: r % len(order)]:
             if key == "peak":
                 peak.sample()
             else:
                 seconds[key].append(_timed(jobs[key]))
 
     peak_result = peak.result()
-    report.update({
-        "peak_gflops": peak_result["peak_gflops"], "peak_source": peak_result["peak_source"],
-        "peak_matmul_gflops": peak_result["matmul_gflops"],
-        "peak_conv_gflops": peak_result["conv_gflops"], "peak_dtype": peak.dtype,
-        "critic_update_flops": flops.critic_update_flops(spec, global_batch),
-        "generator_update_flops": flops.generator_update_flops(spec, global_batch),
-        "critic_update_zero_gradient_path_flops":
-            flops.zero_gradient_path_flops(spec, global_batch),
-    })
+    report.update(
+        {
+            "peak_gflops": peak_result["peak_gflops"],
+            "peak_source": peak_result["peak_source"],
+            "peak_matmul_gflops": peak_result["matmul_gflops"],
+            "peak_conv_gflops": peak_result["conv_gflops"],
+            "peak_dtype": peak.dtype,
+            "critic_update_flops": flops.critic_update_flops(spec, global_batch),
+            "generator_update_flops": flops.generator_update_flops(spec, global_batch),
+            "critic_update_zero_gradient_path_flops": flops.zero_gradient_path_flops(
+                spec, global_batch
+            ),
+        }
+    )
     report["train_step_flops"] = report["critic_update_flops"] + report["generator_update_flops"]
     for (update, run_name), samples in seconds.items():
         median = statistics.median(samples)
@@ -393,16 +465,22 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         key = f"{run_name}_{KEYS[update]}" if prefixed else KEYS[update]
         suffix = "" if prefixed else f"_{run_name}"
         gflops = report[f"{KEYS[update]}_flops"] / median / 1e9
-        values = {"seconds": median, "samples_seconds": samples, "best_seconds": min(samples),
-                  "first_call_seconds": first[(update, run_name)],
-                  "examples_per_sec": global_batch / median, "gflops": gflops,
-                  "fraction_of_peak": gflops / report["peak_gflops"]}
+        values = {
+            "seconds": median,
+            "samples_seconds": samples,
+            "best_seconds": min(samples),
+            "first_call_seconds": first[(update, run_name)],
+            "examples_per_sec": global_batch / median,
+            "gflops": gflops,
+            "fraction_of_peak": gflops / report["peak_gflops"],
+        }
         for name in FIGURES:
             report[f"{key}_{name}{suffix}"] = values[name]
     for update in ("critic", "generator"):
         one_rate = report[f"{update}_update_examples_per_sec_1_replica"]
         report[f"two_over_one_replica_{update}"] = (
-            report[f"{update}_update_examples_per_sec_2_replicas"] / one_rate)
+            report[f"{update}_update_examples_per_sec_2_replicas"] / one_rate
+        )
         torch_rate = report.get(f"torch_{update}_update_examples_per_sec")
         report[f"{update}_update_tf_over_torch"] = one_rate / torch_rate if torch_rate else None
         plain_rate = report.get(f"plain_{update}_update_examples_per_sec")
@@ -410,16 +488,20 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
         for name in FIGURES:
             for other in ("torch", "plain"):
                 report.setdefault(f"{other}_{update}_update_{name}", None)
-    report["two_over_one_replica_step"] = (report["train_step_examples_per_sec_2_replicas"]
-                                           / report["train_step_examples_per_sec_1_replica"])
+    report["two_over_one_replica_step"] = (
+        report["train_step_examples_per_sec_2_replicas"]
+        / report["train_step_examples_per_sec_1_replica"]
+    )
     report.setdefault("torch_threads", None)
 
     ratio = report["critic_update_tf_over_torch"]
     report["meets_tf_over_torch_target"] = None if ratio is None else ratio >= TARGET_TF_OVER_TORCH
     report["meets_fraction_of_peak_target"] = (
-        report["critic_update_fraction_of_peak_1_replica"] >= TARGET_FRACTION_OF_PEAK)
+        report["critic_update_fraction_of_peak_1_replica"] >= TARGET_FRACTION_OF_PEAK
+    )
     report["meets_two_over_one_replica_target"] = (
-        report["two_over_one_replica_critic"] >= TARGET_TWO_OVER_ONE)
+        report["two_over_one_replica_critic"] >= TARGET_TWO_OVER_ONE
+    )
     for run in runs.values():
         if isinstance(run, TfUpdates):
             run.close()
@@ -429,8 +511,11 @@ def measure(slice_len: int = 16384, dim: int = 64, global_batch: int = 16, repea
 def format_text(r: dict) -> str:
     """The report as a readable table with the targets marked met or NOT met."""
     ok = lambda flag: "met" if flag else "NOT met"
-    torch_label = (f"PyTorch {r['torch_version']} ({r['torch_threads']} threads)"
-                   if r["torch_version"] and r["torch_status"] == "measured" else None)
+    torch_label = (
+        f"PyTorch {r['torch_version']} ({r['torch_threads']} threads)"
+        if r["torch_version"] and r["torch_status"] == "measured"
+        else None
+    )
     lines = [
         f"WaveGAN updates: slice {r['slice_len']}, d={r['dim']}, global batch "
         f"{r['batch_size']}, {r['precision']} on {r['device']}"
@@ -444,8 +529,11 @@ def format_text(r: dict) -> str:
         f"{r['critic_update_flops'] / 1e9:,.2f} GFLOP, generator "
         f"{r['generator_update_flops'] / 1e9:,.2f} GFLOP (a training step with n_critic 1: "
         "both, in one strategy.run)"
-        + ("" if r["flops_match_built_models"]
-           else "  (WARNING: does not match the built networks)"),
+        + (
+            ""
+            if r["flops_match_built_models"]
+            else "  (WARNING: does not match the built networks)"
+        ),
         f"  (not counted: {r['critic_update_zero_gradient_path_flops'] / 1e9:,.2f} GFLOP per "
         "critic update that autodiff may spend pushing zero gradients through the "
         "interpolates' forward pass)",
@@ -457,8 +545,10 @@ def format_text(r: dict) -> str:
         f"{'GFLOP/s':>9} {'of peak':>8} {'1st call s':>11}",
     ]
     for update in ("critic", "generator", "step"):
-        rows = [(f"TF {r['kernels']}, 1 replica", KEYS[update], "_1_replica"),
-                (f"TF {r['kernels']}, 2 replicas", KEYS[update], "_2_replicas")]
+        rows = [
+            (f"TF {r['kernels']}, 1 replica", KEYS[update], "_1_replica"),
+            (f"TF {r['kernels']}, 2 replicas", KEYS[update], "_2_replicas"),
+        ]
         if r.get("plain_critic_update_seconds") is not None and update != "step":
             rows.append(("TF reference, 1 replica", f"plain_{update}_update", ""))
         if torch_label and update != "step":
@@ -469,7 +559,8 @@ def format_text(r: dict) -> str:
                 f"{r[f'{key}_examples_per_sec{suffix}']:>11.2f} "
                 f"{r[f'{key}_gflops{suffix}']:>9.1f} "
                 f"{100 * r[f'{key}_fraction_of_peak{suffix}']:>7.1f}% "
-                f"{r[f'{key}_first_call_seconds{suffix}']:>11.2f}")
+                f"{r[f'{key}_first_call_seconds{suffix}']:>11.2f}"
+            )
     lines += [
         "",
         f"2 replicas / 1 replica (examples/s): critic {r['two_over_one_replica_critic']:.2f}x, "
@@ -477,38 +568,59 @@ def format_text(r: dict) -> str:
         f"whole step {r['two_over_one_replica_step']:.2f}x",
     ]
     if r.get("critic_update_fast_over_plain") is not None:
-        lines.append(f"TF {r['kernels']} / TF reference, 1 replica (examples/s): critic "
-                     f"{r['critic_update_fast_over_plain']:.2f}x, generator "
-                     f"{r['generator_update_fast_over_plain']:.2f}x")
+        lines.append(
+            f"TF {r['kernels']} / TF reference, 1 replica (examples/s): critic "
+            f"{r['critic_update_fast_over_plain']:.2f}x, generator "
+            f"{r['generator_update_fast_over_plain']:.2f}x"
+        )
     if torch_label:
-        lines.append(f"TF (1 replica) / PyTorch (examples/s): critic "
-                     f"{r['critic_update_tf_over_torch']:.2f}x, generator "
-                     f"{r['generator_update_tf_over_torch']:.2f}x")
+        lines.append(
+            f"TF (1 replica) / PyTorch (examples/s): critic "
+            f"{r['critic_update_tf_over_torch']:.2f}x, generator "
+            f"{r['generator_update_tf_over_torch']:.2f}x"
+        )
     else:
         lines.append(r["torch_status"])
     # examples/s ratio 2 / 1 = seconds 1 / 2
-    two_over_one = lambda u: (r[f"{u}_update_best_seconds_1_replica"]
-                              / r[f"{u}_update_best_seconds_2_replicas"])
-    parts = [f"2/1 replicas critic {two_over_one('critic'):.2f}x, "
-             f"generator {two_over_one('generator'):.2f}x"]
+    two_over_one = lambda u: (
+        r[f"{u}_update_best_seconds_1_replica"] / r[f"{u}_update_best_seconds_2_replicas"]
+    )
+    parts = [
+        f"2/1 replicas critic {two_over_one('critic'):.2f}x, "
+        f"generator {two_over_one('generator'):.2f}x"
+    ]
     if torch_label:
-        parts.append("TF/PyTorch critic {:.2f}x, generator {:.2f}x".format(
-            *(r[f"torch_{u}_update_best_seconds"] / r[f"{u}_update_best_seconds_1_replica"]
-              for u in ("critic", "generator"))))
-    lines.append("same ratios from each one's fastest sample (less sensitive to other "
-                 "processes): " + "; ".join(parts))
+        parts.append(
+            "TF/PyTorch critic {:.2f}x, generator {:.2f}x".format(
+                *(
+                    r[f"torch_{u}_update_best_seconds"] / r[f"{u}_update_best_seconds_1_replica"]
+                    for u in ("critic", "generator")
+                )
+            )
+        )
+    lines.append(
+        "same ratios from each one's fastest sample (less sensitive to other "
+        "processes): " + "; ".join(parts)
+    )
     lines += ["", "targets:"]
     if torch_label:
-        lines.append(f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: "
-                     f"{r['critic_update_tf_over_torch']:.2f}x "
-                     f"[{ok(r['meets_tf_over_torch_target'])}]")
+        lines.append(
+            f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: "
+            f"{r['critic_update_tf_over_torch']:.2f}x "
+            f"[{ok(r['meets_tf_over_torch_target'])}]"
+        )
     else:
-        lines.append(f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: "
-                     "not measured")
-    lines.append(f"  critic update >= {TARGET_FRACTION_OF_PEAK:.0%} of peak (1 replica): "
-                 f"{r['critic_update_fraction_of_peak_1_replica']:.1%} "
-                 f"[{ok(r['meets_fraction_of_peak_target'])}]")
-    lines.append(f"  2 replicas within {1 - TARGET_TWO_OVER_ONE:.0%} of 1 (critic update "
-                 f"examples/s): {r['two_over_one_replica_critic']:.2f}x "
-                 f"[{ok(r['meets_two_over_one_replica_target'])}]")
+        lines.append(
+            f"  critic update TF >= {TARGET_TF_OVER_TORCH:.2f}x PyTorch's examples/s: not measured"
+        )
+    lines.append(
+        f"  critic update >= {TARGET_FRACTION_OF_PEAK:.0%} of peak (1 replica): "
+        f"{r['critic_update_fraction_of_peak_1_replica']:.1%} "
+        f"[{ok(r['meets_fraction_of_peak_target'])}]"
+    )
+    lines.append(
+        f"  2 replicas within {1 - TARGET_TWO_OVER_ONE:.0%} of 1 (critic update "
+        f"examples/s): {r['two_over_one_replica_critic']:.2f}x "
+        f"[{ok(r['meets_two_over_one_replica_target'])}]"
+    )
     return "\n".join(lines)

@@ -13,14 +13,32 @@ import numpy as np
 
 from wavegan_dist.data.dataset_cache import MARKER, build_once, default_cache_dir, write_marker
 from wavegan_dist.data.schema import (
-    FAMILIES, NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE, SOURCES, SPLITS, VELOCITIES,
-    create_nsynth_dataset)
+    FAMILIES,
+    NSYNTH_NUM_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+    SOURCES,
+    SPLITS,
+    VELOCITIES,
+    create_nsynth_dataset,
+)
 from wavegan_dist.data.synth import (
-    family_pitches, instrument_params, note_qualities, synthesize_note)
+    family_pitches,
+    instrument_params,
+    note_qualities,
+    synthesize_note,
+)
 from wavegan_dist.errors import UserError
 
-__all__ = ["BUILTIN_VERSION", "DEFAULT_SEED", "DEFAULT_SIZES", "MARKER", "default_cache_dir",
-           "builtin_root", "ensure_builtin_dataset", "synthesize_note"]
+__all__ = [
+    "BUILTIN_VERSION",
+    "DEFAULT_SEED",
+    "DEFAULT_SIZES",
+    "MARKER",
+    "default_cache_dir",
+    "builtin_root",
+    "ensure_builtin_dataset",
+    "synthesize_note",
+]
 
 BUILTIN_VERSION = 1  # bump when the generated content changes
 DEFAULT_SEED = 1234
@@ -46,10 +64,13 @@ def _root_for(cache_dir: str | None, seed: int, sizes: dict[str, int]) -> str:
 def _check_sizes(sizes: dict[str, int] | None) -> dict[str, int]:
     sizes = dict(DEFAULT_SIZES, **(sizes or {}))
     if set(sizes) != set(SPLITS) or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-            for n in sizes.values()):
-        raise UserError(f"built-in dataset sizes must be positive integers for the splits "
-                        f"{', '.join(SPLITS)}; got {sizes}")
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
+        for n in sizes.values()
+    ):
+        raise UserError(
+            f"built-in dataset sizes must be positive integers for the splits "
+            f"{', '.join(SPLITS)}; got {sizes}"
+        )
     sizes = {split: int(sizes[split]) for split in SPLITS}
     # Each split deals its notes out to the instruments in equal shares and all
     # notes must differ, so the narrowest family's (pitch, velocity) pairs cap it.
@@ -57,8 +78,10 @@ def _check_sizes(sizes: dict[str, int] | None) -> dict[str, int]:
     capacity *= len(VELOCITIES)
     num_instruments = len(FAMILIES) * INSTRUMENTS_PER_FAMILY
     if sum(-(-n // num_instruments) for n in sizes.values()) > capacity:
-        raise UserError(f"built-in dataset sizes {sizes} ask for more distinct notes than "
-                        f"{num_instruments} instruments x {capacity} notes; use smaller sizes")
+        raise UserError(
+            f"built-in dataset sizes {sizes} ask for more distinct notes than "
+            f"{num_instruments} instruments x {capacity} notes; use smaller sizes"
+        )
     return sizes
 
 
@@ -69,14 +92,22 @@ def _instruments(seed: int) -> list[dict]:
         for source in range(INSTRUMENTS_PER_FAMILY):
             ident = len(out)
             inst_seed = int(np.random.SeedSequence([seed, ident]).generate_state(1)[0])
-            out.append(dict(instrument=ident, family=family, source=source, seed=inst_seed,
-                            name=f"{FAMILIES[family]}_{SOURCES[source]}_{ident:03d}",
-                            params=instrument_params(family, inst_seed)))
+            out.append(
+                dict(
+                    instrument=ident,
+                    family=family,
+                    source=source,
+                    seed=inst_seed,
+                    name=f"{FAMILIES[family]}_{SOURCES[source]}_{ident:03d}",
+                    params=instrument_params(family, inst_seed),
+                )
+            )
     return out
 
 
-def _plan_split(split: int, size: int, seed: int, instruments: list[dict],
-                taken: set[str]) -> list[tuple[dict, int, int]]:
+def _plan_split(
+    split: int, size: int, seed: int, instruments: list[dict], taken: set[str]
+) -> list[tuple[dict, int, int]]:
     """`size` (instrument, pitch, velocity) notes for split index `split`.
 
     Instruments are dealt out in shuffled rounds, so every split covers as many
@@ -86,7 +117,7 @@ def _plan_split(split: int, size: int, seed: int, instruments: list[dict],
     rng = np.random.default_rng([seed, 1000 + split])
     notes = []
     while len(notes) < size:
-        for i in rng.permutation(len(instruments))[:size - len(notes)]:
+        for i in rng.permutation(len(instruments))[: size - len(notes)]:
             inst = instruments[i]
             lo, hi = family_pitches(inst["family"])
             while True:
@@ -106,26 +137,29 @@ def _synth_pcm(note: tuple[dict, int, int]) -> np.ndarray:
     return np.round(audio * 32767).astype(np.int16)
 
 
-def _write_split(path: str, notes: list[tuple[dict, int, int]], pool: ThreadPoolExecutor,
-                 seed: int) -> None:
+def _write_split(
+    path: str, notes: list[tuple[dict, int, int]], pool: ThreadPoolExecutor, seed: int
+) -> None:
     ds = create_nsynth_dataset(path)
     ds.metadata["builtin_version"] = BUILTIN_VERSION
     ds.metadata["builtin_seed"] = seed
     for start in range(0, len(notes), _CHUNK):
-        chunk = notes[start:start + _CHUNK]
+        chunk = notes[start : start + _CHUNK]
         insts = [inst for inst, _, _ in chunk]
-        ds.append({
-            "audio": np.stack(list(pool.map(_synth_pcm, chunk))),
-            "note_str": [f"{i['name']}-{p:03d}-{v:03d}" for i, p, v in chunk],
-            "pitch": np.array([p for _, p, _ in chunk], np.int32),
-            "velocity": np.array([v for _, _, v in chunk], np.int32),
-            "instrument": np.array([i["instrument"] for i in insts], np.int32),
-            "instrument_str": [i["name"] for i in insts],
-            "instrument_family": np.array([i["family"] for i in insts], np.int32),
-            "instrument_source": np.array([i["source"] for i in insts], np.int32),
-            "qualities": np.stack([note_qualities(i["params"], p, v) for i, p, v in chunk]),
-            "sample_rate": np.full(len(chunk), NSYNTH_SAMPLE_RATE, np.int32),
-        })
+        ds.append(
+            {
+                "audio": np.stack(list(pool.map(_synth_pcm, chunk))),
+                "note_str": [f"{i['name']}-{p:03d}-{v:03d}" for i, p, v in chunk],
+                "pitch": np.array([p for _, p, _ in chunk], np.int32),
+                "velocity": np.array([v for _, _, v in chunk], np.int32),
+                "instrument": np.array([i["instrument"] for i in insts], np.int32),
+                "instrument_str": [i["name"] for i in insts],
+                "instrument_family": np.array([i["family"] for i in insts], np.int32),
+                "instrument_source": np.array([i["source"] for i in insts], np.int32),
+                "qualities": np.stack([note_qualities(i["params"], p, v) for i, p, v in chunk]),
+                "sample_rate": np.full(len(chunk), NSYNTH_SAMPLE_RATE, np.int32),
+            }
+        )
     ds.commit(f"built-in dataset v{BUILTIN_VERSION}, seed {seed}, {len(notes)} notes")
 
 
@@ -138,12 +172,25 @@ def _build(tmp: str, seed: int, sizes: dict[str, int]) -> None:
         for index, split in enumerate(SPLITS):
             notes = _plan_split(index, sizes[split], seed, instruments, taken)
             _write_split(os.path.join(tmp, split), notes, pool, seed)
-    write_marker(tmp, {"version": BUILTIN_VERSION, "seed": seed, "sizes": sizes,
-                       "num_samples": NSYNTH_NUM_SAMPLES, "sample_rate": NSYNTH_SAMPLE_RATE})
+    write_marker(
+        tmp,
+        {
+            "version": BUILTIN_VERSION,
+            "seed": seed,
+            "sizes": sizes,
+            "num_samples": NSYNTH_NUM_SAMPLES,
+            "sample_rate": NSYNTH_SAMPLE_RATE,
+        },
+    )
 
 
-def ensure_builtin_dataset(cache_dir: str | None = None, *, seed: int = DEFAULT_SEED,
-                           sizes: dict[str, int] | None = None, log=print) -> str:
+def ensure_builtin_dataset(
+    cache_dir: str | None = None,
+    *,
+    seed: int = DEFAULT_SEED,
+    sizes: dict[str, int] | None = None,
+    log=print,
+) -> str:
     """Builds the built-in dataset under `cache_dir` unless it is already complete there.
 
     Args:
@@ -163,5 +210,11 @@ def ensure_builtin_dataset(cache_dir: str | None = None, *, seed: int = DEFAULT_
     seed = int(seed)
     sizes = _check_sizes(sizes)
     root = _root_for(cache_dir, seed, sizes)
-    return build_once(root, BUILTIN_VERSION, "built-in dataset", sum(sizes.values()),
-                      lambda tmp: _build(tmp, seed, sizes), log)
+    return build_once(
+        root,
+        BUILTIN_VERSION,
+        "built-in dataset",
+        sum(sizes.values()),
+        lambda tmp: _build(tmp, seed, sizes),
+        log,
+    )

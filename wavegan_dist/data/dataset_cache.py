@@ -44,11 +44,14 @@ def _read_marker(root: str, version: int, what: str) -> dict | None:
         with open(path) as f:
             marker = json.load(f)
     except (OSError, ValueError) as e:
-        raise UserError(f"{what} marker {path} is unreadable ({e}); delete the "
-                        f"folder {root} to rebuild it") from e
+        raise UserError(
+            f"{what} marker {path} is unreadable ({e}); delete the folder {root} to rebuild it"
+        ) from e
     if marker.get("version") != version:
-        raise UserError(f"{root} holds {what} version {marker.get('version')}, "
-                        f"expected {version}; delete the folder to rebuild it")
+        raise UserError(
+            f"{root} holds {what} version {marker.get('version')}, "
+            f"expected {version}; delete the folder to rebuild it"
+        )
     return marker
 
 
@@ -58,8 +61,10 @@ def _reuse(root: str, version: int, what: str, log) -> bool:
         log(f"using {what} at {root}")
         return True
     if os.path.lexists(root):
-        raise UserError(f"{root} exists but is not a complete {what} (no {MARKER} "
-                        "marker); move or delete it, or set WAVEGAN_DIST_CACHE to another folder")
+        raise UserError(
+            f"{root} exists but is not a complete {what} (no {MARKER} "
+            "marker); move or delete it, or set WAVEGAN_DIST_CACHE to another folder"
+        )
     return False
 
 
@@ -85,8 +90,10 @@ def build_once(root: str, version: int, what: str, notes: int, build, log=print)
         os.makedirs(parent, exist_ok=True)
         lock = open(root + ".lock", "a")
     except OSError as e:
-        raise UserError(f"cannot write the {what} cache {parent} ({e}); set "
-                        "WAVEGAN_DIST_CACHE to a writable folder") from e
+        raise UserError(
+            f"cannot write the {what} cache {parent} ({e}); set "
+            "WAVEGAN_DIST_CACHE to a writable folder"
+        ) from e
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -24,6 +24,7 @@ def _reader(ds) -> tuple[int, Callable[[str, list], object]]:
     if hasattr(ds, "schema"):  # a dataset or a query result: columns index by row lists
         return len(ds), lambda column, ids: ds[column][ids]
     if hasattr(ds, "row_id"):  # one row, ds[i]: its columns are single values
+
         def read_row(column, ids):
             if any(i != 0 for i in ids):
                 raise IndexError(f"rows {ids} of a one-row view (only row 0 exists)")
@@ -46,8 +47,13 @@ def _row_list(count: int, rows: Iterable[int] | None) -> np.ndarray:
     return np.arange(count, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
 
 
-def extract_audio(ds, rows: Iterable[int] | None = None, slice_len: int | None = None,
-                  offset: int = 0, batch_rows: int = 256) -> np.ndarray:
+def extract_audio(
+    ds,
+    rows: Iterable[int] | None = None,
+    slice_len: int | None = None,
+    offset: int = 0,
+    batch_rows: int = 256,
+) -> np.ndarray:
     """Reads audio as float32 in [-1, 1).
 
     Args:
@@ -66,13 +72,13 @@ def extract_audio(ds, rows: Iterable[int] | None = None, slice_len: int | None =
     ids = _row_list(count, rows)
     out = None
     for start in range(0, len(ids), batch_rows):
-        unique, inverse = np.unique(ids[start:start + batch_rows], return_inverse=True)
+        unique, inverse = np.unique(ids[start : start + batch_rows], return_inverse=True)
         pcm = np.asarray(read("audio", unique.tolist())).reshape(len(unique), -1)
         if out is None:  # a view has no schema: its stored length is what a read gives
             slice_len = pcm.shape[1] - offset if slice_len is None else slice_len
             out = np.zeros([len(ids), slice_len], np.float32)
-        pcm = pcm[inverse, offset:offset + slice_len]
-        out[start:start + len(pcm), :pcm.shape[1]] = pcm * schema.PCM_SCALE
+        pcm = pcm[inverse, offset : offset + slice_len]
+        out[start : start + len(pcm), : pcm.shape[1]] = pcm * schema.PCM_SCALE
     if out is None:
         if slice_len is None:
             slice_len = schema.audio_length(ds) - offset if hasattr(ds, "schema") else 0
@@ -80,9 +86,12 @@ def extract_audio(ds, rows: Iterable[int] | None = None, slice_len: int | None =
     return out
 
 
-def extract_metadata(ds, rows: Iterable[int] | None = None,
-                     columns: Iterable[str] = METADATA_COLUMNS,
-                     batch_rows: int = 4096) -> list[dict]:
+def extract_metadata(
+    ds,
+    rows: Iterable[int] | None = None,
+    columns: Iterable[str] = METADATA_COLUMNS,
+    batch_rows: int = 4096,
+) -> list[dict]:
     """Reads metadata records, one dict per row.
 
     Args:
@@ -100,13 +109,16 @@ def extract_metadata(ds, rows: Iterable[int] | None = None,
     columns = tuple(columns)
     records: list[dict] = []
     for start in range(0, len(ids), batch_rows):
-        part = ids[start:start + batch_rows].tolist()
+        part = ids[start : start + batch_rows].tolist()
         values = {c: read(c, part) for c in columns}
         for i in range(len(part)):
             record = {}
             for c in columns:
                 v = values[c][i]
-                record[c] = v.tolist() if isinstance(v, np.ndarray) else (
-                    v.item() if isinstance(v, np.generic) else v)
+                record[c] = (
+                    v.tolist()
+                    if isinstance(v, np.ndarray)
+                    else (v.item() if isinstance(v, np.generic) else v)
+                )
             records.append(record)
     return records

@@ -88,25 +88,43 @@ def select_rows(ds, row_filter: RowFilter, where: str = "dataset") -> np.ndarray
 
     checks = []
     if row_filter.instrument_source:
-        checks.append((f"--instrument_source={_ids(row_filter.instrument_source)}",
-                       lambda: np.isin(column("instrument_source"), row_filter.instrument_source)))
+        checks.append(
+            (
+                f"--instrument_source={_ids(row_filter.instrument_source)}",
+                lambda: np.isin(column("instrument_source"), row_filter.instrument_source),
+            )
+        )
     if row_filter.instrument_family:
-        checks.append((f"--instrument_family={_ids(row_filter.instrument_family)}",
-                       lambda: np.isin(column("instrument_family"), row_filter.instrument_family)))
+        checks.append(
+            (
+                f"--instrument_family={_ids(row_filter.instrument_family)}",
+                lambda: np.isin(column("instrument_family"), row_filter.instrument_family),
+            )
+        )
     if row_filter.pitch_min is not None or row_filter.pitch_max is not None:
         lo = -np.inf if row_filter.pitch_min is None else row_filter.pitch_min
         hi = np.inf if row_filter.pitch_max is None else row_filter.pitch_max
-        checks.append((f"pitch in [{row_filter.pitch_min}, {row_filter.pitch_max}]",
-                       lambda: _between(column("pitch"), lo, hi)))
+        checks.append(
+            (
+                f"pitch in [{row_filter.pitch_min}, {row_filter.pitch_max}]",
+                lambda: _between(column("pitch"), lo, hi),
+            )
+        )
     if row_filter.velocity:
-        checks.append((f"--velocity={_ids(row_filter.velocity)}",
-                       lambda: np.isin(column("velocity"), row_filter.velocity)))
+        checks.append(
+            (
+                f"--velocity={_ids(row_filter.velocity)}",
+                lambda: np.isin(column("velocity"), row_filter.velocity),
+            )
+        )
     for name, mask in checks:
         keep &= mask()
         if not keep.any():
             scope = f"the first {count} rows of {where}" if count < total else where
-            raise UserError(f"no rows of {scope} pass the filter {name} (with the filters "
-                            "before it); widen or drop that filter")
+            raise UserError(
+                f"no rows of {scope} pass the filter {name} (with the filters "
+                "before it); widen or drop that filter"
+            )
     return np.flatnonzero(keep).astype(np.int64)
 
 

@@ -23,8 +23,14 @@ import numpy as np
 
 from wavegan_dist.data.dataset_cache import build_once, default_cache_dir, write_marker
 from wavegan_dist.data.schema import (
-    FAMILIES, NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE, QUALITIES, SOURCES, SPLITS,
-    create_nsynth_dataset)
+    FAMILIES,
+    NSYNTH_NUM_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+    QUALITIES,
+    SOURCES,
+    SPLITS,
+    create_nsynth_dataset,
+)
 from wavegan_dist.errors import UserError
 
 DATA_NAME = "builtin-instruments"
@@ -34,13 +40,13 @@ SOUNDFONT_PACKAGE, SOUNDFONT_FILE = "pretty_midi", "TimGM6mb.sf2"
 # (NSynth family, General MIDI program (0-based), lowest and highest MIDI pitch):
 # acoustic instruments, each within its real range and the 36-84 band.
 INSTRUMENTS = (
-    ("keyboard", 0, 36, 84),   # Acoustic Grand Piano
-    ("guitar", 24, 40, 84),    # Acoustic Guitar (nylon)
-    ("string", 42, 36, 72),    # Cello
-    ("flute", 73, 60, 84),     # Flute
-    ("brass", 56, 55, 82),     # Trumpet
-    ("reed", 71, 50, 84),      # Clarinet
-    ("mallet", 11, 53, 84),    # Vibraphone
+    ("keyboard", 0, 36, 84),  # Acoustic Grand Piano
+    ("guitar", 24, 40, 84),  # Acoustic Guitar (nylon)
+    ("string", 42, 36, 72),  # Cello
+    ("flute", 73, 60, 84),  # Flute
+    ("brass", 56, 55, 82),  # Trumpet
+    ("reed", 71, 50, 84),  # Clarinet
+    ("mallet", 11, 53, 84),  # Vibraphone
 )
 SPLIT_VELOCITIES = {"train": (25, 75, 127), "valid": (50,), "test": (100,)}
 assert sorted(v for vs in SPLIT_VELOCITIES.values() for v in vs) == [25, 50, 75, 100, 127]
@@ -67,15 +73,16 @@ def soundfont_path() -> str:
         path = os.path.join(folder, SOUNDFONT_FILE)
         if os.path.isfile(path):
             return path
-    raise UserError(f"--data={DATA_NAME} renders notes from {SOUNDFONT_FILE}, which the "
-                    f"{SOUNDFONT_PACKAGE} package ships, and it is not installed; reinstall "
-                    "wavegan_dist with its dependencies (pip install -c constraints.txt -e .)")
+    raise UserError(
+        f"--data={DATA_NAME} renders notes from {SOUNDFONT_FILE}, which the "
+        f"{SOUNDFONT_PACKAGE} package ships, and it is not installed; reinstall "
+        "wavegan_dist with its dependencies (pip install -c constraints.txt -e .)"
+    )
 
 
 def instruments_root(cache_dir: str | None = None) -> str:
     """Folder that holds (or will hold) the set: `<cache>/builtin-instruments-v{N}`."""
-    return os.path.join(cache_dir or default_cache_dir(),
-                        f"{DATA_NAME}-v{INSTRUMENTS_VERSION}")
+    return os.path.join(cache_dir or default_cache_dir(), f"{DATA_NAME}-v{INSTRUMENTS_VERSION}")
 
 
 def instrument_name(index: int) -> str:
@@ -129,14 +136,16 @@ def render_notes(soundfont: bytes, program: int, notes: list[tuple[int, int]]) -
     data = midirenderer.render_wave_from(soundfont, _midi_file(program, notes))
     with wave.open(io.BytesIO(data)) as w:
         if w.getframerate() != RENDER_RATE or w.getsampwidth() != 2:
-            raise RuntimeError(f"midirenderer wrote {w.getframerate()} Hz, "
-                               f"{8 * w.getsampwidth()}-bit audio; expected {RENDER_RATE} Hz "
-                               "16-bit")
+            raise RuntimeError(
+                f"midirenderer wrote {w.getframerate()} Hz, "
+                f"{8 * w.getsampwidth()}-bit audio; expected {RENDER_RATE} Hz "
+                "16-bit"
+            )
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
         pcm = pcm.reshape(-1, w.getnchannels()).astype(np.float32).mean(axis=1)
     step, length = RENDER_RATE * SPACING_MS // 1000, RENDER_RATE * NOTE_MS // 1000
     pcm = np.pad(pcm, [(0, max(0, step * len(notes) - len(pcm)))])
-    clips = np.stack([pcm[i * step:i * step + length] for i in range(len(notes))])
+    clips = np.stack([pcm[i * step : i * step + length] for i in range(len(notes))])
     # A polyphase low-pass (Kaiser window) before keeping every third sample.
     clips = resample_poly(clips, 1, RENDER_RATE // NSYNTH_SAMPLE_RATE, axis=1)
     return np.clip(np.round(clips * GAIN), -32768, 32767).astype(np.int16)
@@ -144,8 +153,12 @@ def render_notes(soundfont: bytes, program: int, notes: list[tuple[int, int]]) -
 
 def split_notes(split: str) -> list[tuple[int, int, int]]:
     """(instrument index, pitch, velocity) of every note of `split`, in render order."""
-    return [(i, pitch, velocity) for i, (_, _, lo, hi) in enumerate(INSTRUMENTS)
-            for velocity in SPLIT_VELOCITIES[split] for pitch in range(lo, hi + 1)]
+    return [
+        (i, pitch, velocity)
+        for i, (_, _, lo, hi) in enumerate(INSTRUMENTS)
+        for velocity in SPLIT_VELOCITIES[split]
+        for pitch in range(lo, hi + 1)
+    ]
 
 
 def _write_split(path: str, split: str, soundfont: bytes) -> int:
@@ -154,8 +167,9 @@ def _write_split(path: str, split: str, soundfont: bytes) -> int:
     for i in range(len(INSTRUMENTS)):
         for velocity in SPLIT_VELOCITIES[split]:
             rows = [r for r, (inst, _, v) in enumerate(notes) if inst == i and v == velocity]
-            audio[rows] = render_notes(soundfont, INSTRUMENTS[i][1],
-                                       [(notes[r][1], velocity) for r in rows])
+            audio[rows] = render_notes(
+                soundfont, INSTRUMENTS[i][1], [(notes[r][1], velocity) for r in rows]
+            )
     # Rows in a fixed shuffled order, so leading rows (--num_samples) and blocks
     # (--shuffle=blocks) mix instruments, pitches and velocities.
     order = np.random.default_rng(SPLITS.index(split)).permutation(len(notes))
@@ -164,20 +178,23 @@ def _write_split(path: str, split: str, soundfont: bytes) -> int:
     ds.metadata["builtin_instruments_version"] = INSTRUMENTS_VERSION
     ds.metadata["soundfont"] = SOUNDFONT_FILE
     names = [instrument_name(i) for i, _, _ in notes]
-    ds.append({
-        "audio": audio[order],
-        "note_str": [f"{n}-{p:03d}-{v:03d}" for n, (_, p, v) in zip(names, notes)],
-        "pitch": np.array([p for _, p, _ in notes], np.int32),
-        "velocity": np.array([v for _, _, v in notes], np.int32),
-        "instrument": np.array([i for i, _, _ in notes], np.int32),
-        "instrument_str": names,
-        "instrument_family": np.array([FAMILIES.index(INSTRUMENTS[i][0]) for i, _, _ in notes],
-                                      np.int32),
-        "instrument_source": np.full(len(notes), _SOURCE, np.int32),
-        # NSynth's quality flags were judged by listeners; none are claimed here.
-        "qualities": np.zeros((len(notes), len(QUALITIES)), np.int8),
-        "sample_rate": np.full(len(notes), NSYNTH_SAMPLE_RATE, np.int32),
-    })
+    ds.append(
+        {
+            "audio": audio[order],
+            "note_str": [f"{n}-{p:03d}-{v:03d}" for n, (_, p, v) in zip(names, notes)],
+            "pitch": np.array([p for _, p, _ in notes], np.int32),
+            "velocity": np.array([v for _, _, v in notes], np.int32),
+            "instrument": np.array([i for i, _, _ in notes], np.int32),
+            "instrument_str": names,
+            "instrument_family": np.array(
+                [FAMILIES.index(INSTRUMENTS[i][0]) for i, _, _ in notes], np.int32
+            ),
+            "instrument_source": np.full(len(notes), _SOURCE, np.int32),
+            # NSynth's quality flags were judged by listeners; none are claimed here.
+            "qualities": np.zeros((len(notes), len(QUALITIES)), np.int8),
+            "sample_rate": np.full(len(notes), NSYNTH_SAMPLE_RATE, np.int32),
+        }
+    )
     ds.commit(f"{DATA_NAME} v{INSTRUMENTS_VERSION}: {len(notes)} notes")
     return len(notes)
 
@@ -187,9 +204,16 @@ def _build(tmp: str, soundfont_file: str) -> None:
     with open(soundfont_file, "rb") as f:
         soundfont = f.read()
     sizes = {split: _write_split(os.path.join(tmp, split), split, soundfont) for split in SPLITS}
-    write_marker(tmp, {"version": INSTRUMENTS_VERSION, "sizes": sizes,
-                       "soundfont": SOUNDFONT_FILE, "num_samples": NSYNTH_NUM_SAMPLES,
-                       "sample_rate": NSYNTH_SAMPLE_RATE})
+    write_marker(
+        tmp,
+        {
+            "version": INSTRUMENTS_VERSION,
+            "sizes": sizes,
+            "soundfont": SOUNDFONT_FILE,
+            "num_samples": NSYNTH_NUM_SAMPLES,
+            "sample_rate": NSYNTH_SAMPLE_RATE,
+        },
+    )
 
 
 def ensure_instruments_dataset(cache_dir: str | None = None, log=print) -> str:
@@ -207,5 +231,11 @@ def ensure_instruments_dataset(cache_dir: str | None = None, log=print) -> str:
     root = instruments_root(cache_dir)
     total = sum(len(split_notes(split)) for split in SPLITS)
     soundfont = soundfont_path()
-    return build_once(root, INSTRUMENTS_VERSION, "instruments dataset", total,
-                      lambda tmp: _build(tmp, soundfont), log)
+    return build_once(
+        root,
+        INSTRUMENTS_VERSION,
+        "instruments dataset",
+        total,
+        lambda tmp: _build(tmp, soundfont),
+        log,
+    )

@@ -11,8 +11,9 @@ from wavegan_dist.data.source import DataSource
 from wavegan_dist.errors import UserError
 
 
-def attach_labels(source: DataSource, condition: str, log=print
-                  ) -> tuple[DataSource, np.ndarray | None]:
+def attach_labels(
+    source: DataSource, condition: str, log=print
+) -> tuple[DataSource, np.ndarray | None]:
     """Reads the label of every selected row and drops rows that have none.
 
     Args:
@@ -28,18 +29,21 @@ def attach_labels(source: DataSource, condition: str, log=print
         return source, None
     classes = schema.LABEL_CLASSES[condition]
     # One range read of the small metadata column beats a scattered row list.
-    stored = np.asarray(source.dataset[condition][0:int(source.rows.max()) + 1]).reshape(-1)
+    stored = np.asarray(source.dataset[condition][0 : int(source.rows.max()) + 1]).reshape(-1)
     values = stored[source.rows]
     usable = (values >= 0) & (values < classes)
     if not usable.any():
-        raise UserError(f"--condition={condition}: none of the {len(values)} selected rows of "
-                        f"{source.path} has a {condition} in [0, {classes}); train without "
-                        "--condition or on a dataset with that metadata")
+        raise UserError(
+            f"--condition={condition}: none of the {len(values)} selected rows of "
+            f"{source.path} has a {condition} in [0, {classes}); train without "
+            "--condition or on a dataset with that metadata"
+        )
     if not usable.all():
-        log(f"--condition={condition}: left out {int((~usable).sum())} row(s) without a "
-            f"known {condition}")
-    return (dataclasses.replace(source, rows=source.rows[usable]),
-            values[usable].astype(np.int32))
+        log(
+            f"--condition={condition}: left out {int((~usable).sum())} row(s) without a "
+            f"known {condition}"
+        )
+    return (dataclasses.replace(source, rows=source.rows[usable]), values[usable].astype(np.int32))
 
 
 def label_counts(labels: np.ndarray, condition: str) -> np.ndarray:

@@ -3,13 +3,30 @@ deeplake or TensorFlow, so a configuration can be checked (and a command line re
 bad input) before anything heavy is imported. schema.py re-exports them."""
 
 FAMILIES = (
-    "bass", "brass", "flute", "guitar", "keyboard", "mallet",
-    "organ", "reed", "string", "synth_lead", "vocal",
+    "bass",
+    "brass",
+    "flute",
+    "guitar",
+    "keyboard",
+    "mallet",
+    "organ",
+    "reed",
+    "string",
+    "synth_lead",
+    "vocal",
 )
 SOURCES = ("acoustic", "electronic", "synthetic")
 QUALITIES = (
-    "bright", "dark", "distortion", "fast_decay", "long_release",
-    "multiphonic", "nonlinear_env", "percussive", "reverb", "tempo-synced",
+    "bright",
+    "dark",
+    "distortion",
+    "fast_decay",
+    "long_release",
+    "multiphonic",
+    "nonlinear_env",
+    "percussive",
+    "reverb",
+    "tempo-synced",
 )
 VELOCITIES = (25, 50, 75, 100, 127)
 SPLITS = ("train", "valid", "test")

@@ -29,8 +29,9 @@ READS_IN_FLIGHT = 2
 RUN_GAP = 16  # rows further apart than this start a new contiguous read
 
 
-def examples_from_notes(notes: np.ndarray, offsets: np.ndarray, slice_len: int,
-                        normalize: str = "none") -> tuple[np.ndarray, np.ndarray]:
+def examples_from_notes(
+    notes: np.ndarray, offsets: np.ndarray, slice_len: int, normalize: str = "none"
+) -> tuple[np.ndarray, np.ndarray]:
     """Cuts training examples out of stored notes, and says how to scale each.
 
     Args:
@@ -76,11 +77,20 @@ class BatchPlan:
       window_rows: rows per shuffle window ("blocks" only), rounded to whole batches.
     """
 
-    def __init__(self, num_rows: int, global_batch: int, seed: int, shuffle: str = "rows",
-                 block_rows: int = 64, window_rows: int = 1024):
+    def __init__(
+        self,
+        num_rows: int,
+        global_batch: int,
+        seed: int,
+        shuffle: str = "rows",
+        block_rows: int = 64,
+        window_rows: int = 1024,
+    ):
         if num_rows < global_batch:
-            raise UserError(f"the dataset has {num_rows} selected rows, fewer than one global "
-                            f"batch (--batch_size={global_batch}); lower --batch_size or use more rows")
+            raise UserError(
+                f"the dataset has {num_rows} selected rows, fewer than one global "
+                f"batch (--batch_size={global_batch}); lower --batch_size or use more rows"
+            )
         if shuffle not in SHUFFLES:
             raise UserError(f"--shuffle={shuffle} is not one of {', '.join(SHUFFLES)}")
         self.num_rows = num_rows
@@ -105,7 +115,7 @@ class BatchPlan:
             starts = rng.permutation(-(-n // self.block_rows)) * self.block_rows
             perm = np.concatenate([np.arange(b, min(b + self.block_rows, n)) for b in starts])
             for w in range(0, n, self.window_rows):
-                perm[w:w + self.window_rows] = rng.permutation(perm[w:w + self.window_rows])
+                perm[w : w + self.window_rows] = rng.permutation(perm[w : w + self.window_rows])
         else:
             perm = np.arange(n)
         self._epoch, self._perm = epoch, perm
@@ -115,7 +125,7 @@ class BatchPlan:
         """Positions (into the selected rows) of global batch `index`: int64 [global_batch]."""
         epoch, within = divmod(index, self.batches_per_epoch)
         start = within * self.global_batch
-        return self.order(epoch)[start:start + self.global_batch]
+        return self.order(epoch)[start : start + self.global_batch]
 
 
 def replica_block(num_replicas: int, num_pipelines: int, pipeline_id: int) -> tuple[int, int]:
@@ -125,8 +135,9 @@ def replica_block(num_replicas: int, num_pipelines: int, pipeline_id: int) -> tu
     turn, and pipelines (workers/hosts) own consecutive replica ids.
     """
     if num_replicas % num_pipelines:
-        raise UserError(f"{num_replicas} replicas cannot be split evenly over "
-                        f"{num_pipelines} input pipelines")
+        raise UserError(
+            f"{num_replicas} replicas cannot be split evenly over {num_pipelines} input pipelines"
+        )
     per_pipeline = num_replicas // num_pipelines
     return pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline
 
@@ -156,10 +167,20 @@ class ShardReader:
         (held in memory: metadata is small), or None to yield zeros.
     """
 
-    def __init__(self, source: DataSource, plan: BatchPlan, per_replica: int,
-                 replicas: tuple[int, int], slice_len: int, start_batch: int = 0,
-                 read_rows: int = 1024, slice_offset: str = "start", normalize: str = "none",
-                 seed: int = 0, labels: np.ndarray | None = None):
+    def __init__(
+        self,
+        source: DataSource,
+        plan: BatchPlan,
+        per_replica: int,
+        replicas: tuple[int, int],
+        slice_len: int,
+        start_batch: int = 0,
+        read_rows: int = 1024,
+        slice_offset: str = "start",
+        normalize: str = "none",
+        seed: int = 0,
+        labels: np.ndarray | None = None,
+    ):
         self.source = source
         self.plan = plan
         self.per_replica = per_replica
@@ -169,13 +190,14 @@ class ShardReader:
         self.slice_offset = slice_offset
         self.normalize = normalize
         self.seed = seed
-        self.labels = (np.zeros(len(source.rows), np.int32) if labels is None
-                       else np.asarray(labels, np.int32))
+        self.labels = (
+            np.zeros(len(source.rows), np.int32) if labels is None else np.asarray(labels, np.int32)
+        )
         rows_per_batch = per_replica * (self.last - self.first)
         self.batches_per_read = max(1, read_rows // rows_per_batch)
 
     def _block(self, values: np.ndarray) -> np.ndarray:
-        return values[self.first * self.per_replica:self.last * self.per_replica]
+        return values[self.first * self.per_replica : self.last * self.per_replica]
 
     def rows_of_batch(self, index: int) -> np.ndarray:
         """Dataset row ids this pipeline reads for global batch `index`: [replicas * per_replica]."""
@@ -201,7 +223,6 @@ class ShardReader:
         unique, inverse = np.unique(ids, return_inverse=True)
         return read_column_rows(self.source.dataset["audio"], unique), inverse, offsets, labels
 
-
     def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         step = self.batches_per_read
         # READS_IN_FLIGHT reads are always pending, so deeplake works while we slice
@@ -213,8 +234,9 @@ class ShardReader:
                 future, pick, offsets, labels = pending.pop(0)
                 pending.append(self._request(batch))
                 batch += step
-                pcm, scale = examples_from_notes(np.asarray(future.result())[pick], offsets,
-                                                 self.slice_len, self.normalize)
+                pcm, scale = examples_from_notes(
+                    np.asarray(future.result())[pick], offsets, self.slice_len, self.normalize
+                )
                 for start in range(0, len(pcm), self.per_replica):
                     end = start + self.per_replica
                     yield pcm[start:end], scale[start:end], labels[start:end]
@@ -257,18 +279,27 @@ def read_column_rows(column, rows: np.ndarray) -> _Read:
     for run in np.split(rows, gaps):
         lo, hi = int(run[0]), int(run[-1]) + 1
         if hi - lo <= DENSE_SPAN * len(run):
-            parts.append((column.get_async(slice(lo, hi)), None if hi - lo == len(run) else run - lo))
+            parts.append(
+                (column.get_async(slice(lo, hi)), None if hi - lo == len(run) else run - lo)
+            )
         else:
             parts.append((column.get_async(run.tolist()), None))
     return _Read(parts)
 
 
-def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed: int,
-                    shuffle: str = "rows", start_batch: int = 0, read_rows: int = 1024,
-                    shuffle_window: int = 1024,
-                    slice_offset: str = "start", normalize: str = "none",
-                    labels: np.ndarray | None = None,
-                    ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+def make_dataset_fn(
+    source: DataSource,
+    slice_len: int,
+    global_batch: int,
+    seed: int,
+    shuffle: str = "rows",
+    start_batch: int = 0,
+    read_rows: int = 1024,
+    shuffle_window: int = 1024,
+    slice_offset: str = "start",
+    normalize: str = "none",
+    labels: np.ndarray | None = None,
+) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the `dataset_fn` for strategy.distribute_datasets_from_function.
 
     Args:
@@ -284,21 +315,42 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
       dataset_fn(input_context) -> infinite tf.data.Dataset of pairs (audio float32
       [per_replica, slice_len, 1] in [-1, 1], label int32 [per_replica]).
     """
+
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = ctx.get_per_replica_batch_size(global_batch)
-        replicas = replica_block(ctx.num_replicas_in_sync, ctx.num_input_pipelines,
-                                 ctx.input_pipeline_id)
-        plan = BatchPlan(len(source.rows), global_batch, seed, shuffle,
-                         window_rows=shuffle_window)
-        reader = ShardReader(source, plan,
-                             per_replica, replicas, slice_len, start_batch, read_rows,
-                             slice_offset, normalize, seed, labels)
-        ds = tf.data.Dataset.from_generator(reader, output_signature=(
-            tf.TensorSpec([per_replica, slice_len], tf.int16), tf.TensorSpec([per_replica], tf.float32),
-            tf.TensorSpec([per_replica], tf.int32)))
-        ds = ds.map(lambda pcm, scale, label: (
-            (tf.cast(pcm, tf.float32) * scale[:, None])[..., None], label),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        replicas = replica_block(
+            ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id
+        )
+        plan = BatchPlan(len(source.rows), global_batch, seed, shuffle, window_rows=shuffle_window)
+        reader = ShardReader(
+            source,
+            plan,
+            per_replica,
+            replicas,
+            slice_len,
+            start_batch,
+            read_rows,
+            slice_offset,
+            normalize,
+            seed,
+            labels,
+        )
+        ds = tf.data.Dataset.from_generator(
+            reader,
+            output_signature=(
+                tf.TensorSpec([per_replica, slice_len], tf.int16),
+                tf.TensorSpec([per_replica], tf.float32),
+                tf.TensorSpec([per_replica], tf.int32),
+            ),
+        )
+        ds = ds.map(
+            lambda pcm, scale, label: (
+                (tf.cast(pcm, tf.float32) * scale[:, None])[..., None],
+                label,
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         return ds.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
@@ -307,6 +359,8 @@ def make_dataset_fn(source: DataSource, slice_len: int, global_batch: int, seed:
 def global_batch_size_check(global_batch: int, num_replicas: int) -> int:
     """Returns the per-replica batch, or raises UserError if it does not divide evenly."""
     if global_batch % num_replicas:
-        raise UserError(f"--batch_size={global_batch} does not divide over {num_replicas} "
-                        "replicas; use a multiple of the replica count")
+        raise UserError(
+            f"--batch_size={global_batch} does not divide over {num_replicas} "
+            "replicas; use a multiple of the replica count"
+        )
     return global_batch // num_replicas

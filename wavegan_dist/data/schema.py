@@ -11,8 +11,16 @@ from __future__ import annotations
 import deeplake
 import numpy as np
 
-from wavegan_dist.data.names import (FAMILIES, LABEL_CLASSES, QUALITIES, SOURCES,  # noqa: F401
-                                     SPLITS, UNKNOWN, VELOCITIES)
+# Re-exported: the vocabularies live in names.py (no deeplake), schema users find them here.
+from wavegan_dist.data.names import (
+    FAMILIES as FAMILIES,
+    LABEL_CLASSES as LABEL_CLASSES,
+    QUALITIES as QUALITIES,
+    SOURCES as SOURCES,
+    SPLITS as SPLITS,
+    UNKNOWN as UNKNOWN,
+    VELOCITIES as VELOCITIES,
+)
 from wavegan_dist.errors import UserError
 
 NSYNTH_SAMPLE_RATE = 16000
@@ -34,8 +42,9 @@ COLUMNS = {
 }
 
 
-def create_nsynth_dataset(path: str, num_samples: int = NSYNTH_NUM_SAMPLES,
-                          sample_rate: int = NSYNTH_SAMPLE_RATE) -> deeplake.Dataset:
+def create_nsynth_dataset(
+    path: str, num_samples: int = NSYNTH_NUM_SAMPLES, sample_rate: int = NSYNTH_SAMPLE_RATE
+) -> deeplake.Dataset:
     """Creates an empty deeplake dataset at `path` with the NSynth columns.
 
     Args:
@@ -81,9 +90,11 @@ def check_schema(ds, where: str) -> None:
         raise UserError(
             f"dataset {where} is not in the NSynth schema: missing column(s) "
             f"{', '.join(missing)} (has {', '.join(sorted(names)) or 'none'}); "
-            "build one with `python -m wavegan_dist.ingest` or use --data=builtin")
+            "build one with `python -m wavegan_dist.ingest` or use --data=builtin"
+        )
     audio_dtype = str(ds.schema["audio"].dtype)
     if "int16" not in audio_dtype or "shape" not in audio_dtype:
         raise UserError(
             f"dataset {where}: column 'audio' is {audio_dtype}, expected fixed-length "
-            "int16 PCM (array(dtype=int16, shape=(N)))")
+            "int16 PCM (array(dtype=int16, shape=(N)))"
+        )

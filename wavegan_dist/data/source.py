@@ -61,8 +61,10 @@ def _ensure_builtin_set(data: str, cache_dir: str | None, log) -> str:
     dataset_cache.BUILTIN_SETS), built first if the cache does not hold it yet."""
     if data == "builtin":
         from wavegan_dist.data.builtin import ensure_builtin_dataset
+
         return ensure_builtin_dataset(cache_dir, log=log)
     from wavegan_dist.data.instruments import ensure_instruments_dataset
+
     return ensure_instruments_dataset(cache_dir, log=log)
 
 
@@ -79,46 +81,60 @@ def resolve_path(data: str, split: str, cache_dir: str = "", log=print) -> str:
       The path to open (gs:// is normalised to deeplake's gcs://, hub:// to al://).
     """
     if data in dataset_cache.BUILTIN_SETS:  # built on demand
-        return os.path.join(_ensure_builtin_set(data, cache_dir or None, log),
-                            split)
+        return os.path.join(_ensure_builtin_set(data, cache_dir or None, log), split)
     pattern, data = data, data.replace("{split}", split)
     if data.startswith(REMOTE_SCHEMES):
         for old, new in (("gs://", "gcs://"), ("hub://", "al://"), ("az://", "azure://")):
             if data.startswith(old):
-                data = new + data[len(old):]
+                data = new + data[len(old) :]
         return data
     if "://" in data and not data.startswith("file://"):
-        raise UserError(f"--data={data}: unknown scheme; use a local path, file://, s3://, "
-                        "gcs://, azure://, al:// or hub://")
+        raise UserError(
+            f"--data={data}: unknown scheme; use a local path, file://, s3://, "
+            "gcs://, azure://, al:// or hub://"
+        )
     local = _local(data)
     if "{split}" in pattern and not os.path.exists(local):
         found = [s for s in schema.SPLITS if os.path.exists(_local(pattern.replace("{split}", s)))]
-        raise UserError(f"--data={pattern}: no {split} split ({local} does not exist; found: "
-                        f"{', '.join(found) or 'no split'})")
+        raise UserError(
+            f"--data={pattern}: no {split} split ({local} does not exist; found: "
+            f"{', '.join(found) or 'no split'})"
+        )
     if not os.path.exists(local):
-        raise UserError(f"--data={data}: no such file or folder; give a deeplake dataset "
-                        "path, --data=builtin or --data=builtin-instruments")
+        raise UserError(
+            f"--data={data}: no such file or folder; give a deeplake dataset "
+            "path, --data=builtin or --data=builtin-instruments"
+        )
     if os.path.isfile(local):
-        raise _not_a_dataset(data, os.path.dirname(local) or ".",
-                             "an audio file" if _is_audio(local) else "a file")
-    if any(os.path.isfile(os.path.join(local, name))
-           for name in (prepared.MANIFEST, prepared.PLAN)):
-        raise UserError(f"--data={data} is prepared data, which only training reads; give the "
-                        "deeplake dataset it was prepared from")
+        raise _not_a_dataset(
+            data, os.path.dirname(local) or ".", "an audio file" if _is_audio(local) else "a file"
+        )
+    if any(
+        os.path.isfile(os.path.join(local, name)) for name in (prepared.MANIFEST, prepared.PLAN)
+    ):
+        raise UserError(
+            f"--data={data} is prepared data, which only training reads; give the "
+            "deeplake dataset it was prepared from"
+        )
     if os.path.isdir(os.path.join(local, split)):
         return os.path.join(local, split)
     splits = [s for s in schema.SPLITS if os.path.isdir(os.path.join(local, s))]
     if splits:
-        raise UserError(f"--data={data} has no {split} split ({os.path.join(local, split)} "
-                        f"does not exist; it has {', '.join(splits)})")
-    if not _looks_like_v3(local) and not os.path.isdir(os.path.join(local, DEEPLAKE_LOG)) \
-            and _has_audio_files(local):
+        raise UserError(
+            f"--data={data} has no {split} split ({os.path.join(local, split)} "
+            f"does not exist; it has {', '.join(splits)})"
+        )
+    if (
+        not _looks_like_v3(local)
+        and not os.path.isdir(os.path.join(local, DEEPLAKE_LOG))
+        and _has_audio_files(local)
+    ):
         raise _not_a_dataset(data, local, "a folder of audio files")
     return local
 
 
 def _local(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def _is_audio(name: str) -> bool:
@@ -135,11 +151,14 @@ def _not_a_dataset(data: str, folder: str, what: str) -> UserError:
     """The error for --data naming audio rather than a dataset, with the ingest command."""
     folder = os.path.normpath(folder)
     name = os.path.basename(os.path.abspath(folder))
-    dest = os.path.join(os.path.dirname(folder) if folder not in (".", "..") else "..",
-                        f"{name}-deeplake")
-    return UserError(f"--data={data} is {what}, not a deeplake dataset; convert the audio "
-                     f"first: python -m wavegan_dist.ingest --format=audio-folder "
-                     f"--source={folder} --dest={dest}, then pass --data={dest}")
+    dest = os.path.join(
+        os.path.dirname(folder) if folder not in (".", "..") else "..", f"{name}-deeplake"
+    )
+    return UserError(
+        f"--data={data} is {what}, not a deeplake dataset; convert the audio "
+        f"first: python -m wavegan_dist.ingest --format=audio-folder "
+        f"--source={folder} --dest={dest}, then pass --data={dest}"
+    )
 
 
 def _looks_like_v3(path: str) -> bool:
@@ -149,21 +168,28 @@ def _looks_like_v3(path: str) -> bool:
 def _open_failure(path: str, err: BaseException, seconds: float) -> UserError:
     reason = first_line(err, 160)
     name = type(err).__name__
-    convert = (f"if it is a deeplake v3 dataset (like the old hub://activeloop/nsynth-*), "
-               f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "
-               f"--source={path} --dest=DEST")
+    convert = (
+        f"if it is a deeplake v3 dataset (like the old hub://activeloop/nsynth-*), "
+        f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "
+        f"--source={path} --dest=DEST"
+    )
     if path.startswith("al://"):
         if not os.environ.get("ACTIVELOOP_TOKEN"):
-            return UserError(f"cannot open {path}: Activeloop-hosted datasets need a token; "
-                             "set ACTIVELOOP_TOKEN (and network access); " + convert)
-        return UserError(f"cannot open {path} ({name}: {reason}); check the name, the token "
-                         "and the network; " + convert)
+            return UserError(
+                f"cannot open {path}: Activeloop-hosted datasets need a token; "
+                "set ACTIVELOOP_TOKEN (and network access); " + convert
+            )
+        return UserError(
+            f"cannot open {path} ({name}: {reason}); check the name, the token "
+            "and the network; " + convert
+        )
     if "Network" in name or "network" in reason:
-        return UserError(f"cannot reach {path}: network error after {seconds:.0f} s ({reason}); "
-                         "check the network and the storage credentials")
+        return UserError(
+            f"cannot reach {path}: network error after {seconds:.0f} s ({reason}); "
+            "check the network and the storage credentials"
+        )
     if "credential" in reason.lower() or "Auth" in name or "Access" in name:
-        return UserError(f"cannot open {path}: storage credentials rejected or missing "
-                         f"({reason})")
+        return UserError(f"cannot open {path}: storage credentials rejected or missing ({reason})")
     return UserError(f"cannot open deeplake dataset {path}: {reason}")
 
 
@@ -202,9 +228,11 @@ def open_dataset(path: str, timeout_s: float | None = None):
       The dataset. Raises UserError if it is missing, unreachable, v3, or not NSynth-shaped.
     """
     if _looks_like_v3(path):
-        raise UserError(f"{path} is a deeplake v3 dataset, which deeplake 4 cannot read; "
-                        f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "
-                        f"--source={path} --dest=DEST")
+        raise UserError(
+            f"{path} is a deeplake v3 dataset, which deeplake 4 cannot read; "
+            f"convert it: python -m wavegan_dist.ingest --format=deeplake-v3 "
+            f"--source={path} --dest=DEST"
+        )
     remote = path.startswith(REMOTE_SCHEMES)
     timeout_s = open_timeout_s() if timeout_s is None else timeout_s
     outcome: dict = {}
@@ -231,18 +259,26 @@ def open_dataset(path: str, timeout_s: float | None = None):
     finally:
         deeplake_log.setLevel(level)
     if worker.is_alive():
-        raise UserError(f"cannot open {path}: no answer within {timeout_s:g} s (the bound "
-                        f"{OPEN_TIMEOUT_ENV} sets); check the network and credentials")
+        raise UserError(
+            f"cannot open {path}: no answer within {timeout_s:g} s (the bound "
+            f"{OPEN_TIMEOUT_ENV} sets); check the network and credentials"
+        )
     if "error" in outcome:
-        raise _open_failure(path, outcome["error"], time.monotonic() - started) \
-            from outcome["error"]
+        raise _open_failure(path, outcome["error"], time.monotonic() - started) from outcome[
+            "error"
+        ]
     ds = outcome["ds"]
     schema.check_schema(ds, path)
     return ds
 
 
-def load_source(data: str, split: str = "train", row_filter: RowFilter | None = None,
-                cache_dir: str = "", log=print) -> DataSource:
+def load_source(
+    data: str,
+    split: str = "train",
+    row_filter: RowFilter | None = None,
+    cache_dir: str = "",
+    log=print,
+) -> DataSource:
     """Resolves, opens and selects rows (filters applied once, to a list of row indices).
 
     Args:
@@ -256,7 +292,13 @@ def load_source(data: str, split: str = "train", row_filter: RowFilter | None = 
     ds = open_dataset(path)
     rows = select_rows(ds, row_filter or RowFilter(), path)
     meta = ds.metadata
-    sample_rate = (int(meta["sample_rate"]) if "sample_rate" in meta.keys()
-                   else schema.NSYNTH_SAMPLE_RATE)
-    return DataSource(path=path, dataset=ds, rows=rows, sample_rate=sample_rate,
-                      num_samples=schema.audio_length(ds))
+    sample_rate = (
+        int(meta["sample_rate"]) if "sample_rate" in meta.keys() else schema.NSYNTH_SAMPLE_RATE
+    )
+    return DataSource(
+        path=path,
+        dataset=ds,
+        rows=rows,
+        sample_rate=sample_rate,
+        num_samples=schema.audio_length(ds),
+    )

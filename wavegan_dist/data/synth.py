@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wavegan_dist.data.schema import (
-    FAMILIES, NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE, QUALITIES)
+from wavegan_dist.data.schema import FAMILIES, NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE, QUALITIES
 
 NOTE_OFF_S = 3.0  # NSynth notes are held for 3 s and then released
 MAX_PARTIALS = 32
@@ -28,28 +27,160 @@ PEAK = 0.5  # peak of a velocity-127 note; leaves headroom below clipping
 #   sustain of 0 makes the note percussive (it dies away, faster when higher).
 #   pitches: MIDI range the family plays in the dataset.
 _FAMILY = {
-    "bass": dict(rolloff=1.6, even=1.0, inharm=3e-4, noise=0.0, click=0.3, vibrato=0.0,
-        formant=0, attack=0.005, decay=1.5, sustain=0.0, release=0.08, pitches=(24, 60)),
-    "brass": dict(rolloff=0.9, even=1.0, inharm=0.0, noise=0.01, click=0.0, vibrato=0.002,
-        formant=1200, attack=0.04, decay=0.2, sustain=0.8, release=0.12, pitches=(36, 84)),
-    "flute": dict(rolloff=2.6, even=0.6, inharm=0.0, noise=0.06, click=0.0, vibrato=0.004,
-        formant=0, attack=0.08, decay=0.3, sustain=0.9, release=0.2, pitches=(60, 96)),
-    "guitar": dict(rolloff=1.3, even=1.0, inharm=2e-4, noise=0.0, click=0.2, vibrato=0.0,
-        formant=0, attack=0.003, decay=1.2, sustain=0.0, release=0.1, pitches=(40, 84)),
-    "keyboard": dict(rolloff=1.5, even=1.0, inharm=6e-4, noise=0.0, click=0.15, vibrato=0.0,
-        formant=0, attack=0.003, decay=1.6, sustain=0.0, release=0.15, pitches=(24, 96)),
-    "mallet": dict(rolloff=2.2, even=1.0, inharm=0.03, noise=0.0, click=0.4, vibrato=0.0,
-        formant=0, attack=0.001, decay=0.4, sustain=0.0, release=0.05, pitches=(48, 96)),
-    "organ": dict(rolloff=1.1, even=0.8, inharm=0.0, noise=0.0, click=0.0, vibrato=0.0,
-        formant=0, attack=0.01, decay=0.05, sustain=1.0, release=0.05, pitches=(24, 96)),
-    "reed": dict(rolloff=1.1, even=0.25, inharm=0.0, noise=0.02, click=0.0, vibrato=0.001,
-        formant=0, attack=0.03, decay=0.15, sustain=0.85, release=0.1, pitches=(40, 84)),
-    "string": dict(rolloff=1.1, even=0.9, inharm=0.0, noise=0.01, click=0.0, vibrato=0.005,
-        formant=0, attack=0.15, decay=0.3, sustain=0.9, release=0.4, pitches=(28, 96)),
-    "synth_lead": dict(rolloff=0.9, even=1.0, inharm=0.0, noise=0.0, click=0.0, vibrato=0.003,
-        formant=0, attack=0.01, decay=0.2, sustain=0.8, release=0.2, pitches=(36, 96)),
-    "vocal": dict(rolloff=1.8, even=1.0, inharm=0.0, noise=0.02, click=0.0, vibrato=0.006,
-        formant=800, attack=0.08, decay=0.2, sustain=0.9, release=0.25, pitches=(48, 84)),
+    "bass": dict(
+        rolloff=1.6,
+        even=1.0,
+        inharm=3e-4,
+        noise=0.0,
+        click=0.3,
+        vibrato=0.0,
+        formant=0,
+        attack=0.005,
+        decay=1.5,
+        sustain=0.0,
+        release=0.08,
+        pitches=(24, 60),
+    ),
+    "brass": dict(
+        rolloff=0.9,
+        even=1.0,
+        inharm=0.0,
+        noise=0.01,
+        click=0.0,
+        vibrato=0.002,
+        formant=1200,
+        attack=0.04,
+        decay=0.2,
+        sustain=0.8,
+        release=0.12,
+        pitches=(36, 84),
+    ),
+    "flute": dict(
+        rolloff=2.6,
+        even=0.6,
+        inharm=0.0,
+        noise=0.06,
+        click=0.0,
+        vibrato=0.004,
+        formant=0,
+        attack=0.08,
+        decay=0.3,
+        sustain=0.9,
+        release=0.2,
+        pitches=(60, 96),
+    ),
+    "guitar": dict(
+        rolloff=1.3,
+        even=1.0,
+        inharm=2e-4,
+        noise=0.0,
+        click=0.2,
+        vibrato=0.0,
+        formant=0,
+        attack=0.003,
+        decay=1.2,
+        sustain=0.0,
+        release=0.1,
+        pitches=(40, 84),
+    ),
+    "keyboard": dict(
+        rolloff=1.5,
+        even=1.0,
+        inharm=6e-4,
+        noise=0.0,
+        click=0.15,
+        vibrato=0.0,
+        formant=0,
+        attack=0.003,
+        decay=1.6,
+        sustain=0.0,
+        release=0.15,
+        pitches=(24, 96),
+    ),
+    "mallet": dict(
+        rolloff=2.2,
+        even=1.0,
+        inharm=0.03,
+        noise=0.0,
+        click=0.4,
+        vibrato=0.0,
+        formant=0,
+        attack=0.001,
+        decay=0.4,
+        sustain=0.0,
+        release=0.05,
+        pitches=(48, 96),
+    ),
+    "organ": dict(
+        rolloff=1.1,
+        even=0.8,
+        inharm=0.0,
+        noise=0.0,
+        click=0.0,
+        vibrato=0.0,
+        formant=0,
+        attack=0.01,
+        decay=0.05,
+        sustain=1.0,
+        release=0.05,
+        pitches=(24, 96),
+    ),
+    "reed": dict(
+        rolloff=1.1,
+        even=0.25,
+        inharm=0.0,
+        noise=0.02,
+        click=0.0,
+        vibrato=0.001,
+        formant=0,
+        attack=0.03,
+        decay=0.15,
+        sustain=0.85,
+        release=0.1,
+        pitches=(40, 84),
+    ),
+    "string": dict(
+        rolloff=1.1,
+        even=0.9,
+        inharm=0.0,
+        noise=0.01,
+        click=0.0,
+        vibrato=0.005,
+        formant=0,
+        attack=0.15,
+        decay=0.3,
+        sustain=0.9,
+        release=0.4,
+        pitches=(28, 96),
+    ),
+    "synth_lead": dict(
+        rolloff=0.9,
+        even=1.0,
+        inharm=0.0,
+        noise=0.0,
+        click=0.0,
+        vibrato=0.003,
+        formant=0,
+        attack=0.01,
+        decay=0.2,
+        sustain=0.8,
+        release=0.2,
+        pitches=(36, 96),
+    ),
+    "vocal": dict(
+        rolloff=1.8,
+        even=1.0,
+        inharm=0.0,
+        noise=0.02,
+        click=0.0,
+        vibrato=0.006,
+        formant=800,
+        attack=0.08,
+        decay=0.2,
+        sustain=0.9,
+        release=0.25,
+        pitches=(48, 84),
+    ),
 }
 assert tuple(_FAMILY) == FAMILIES
 
@@ -67,8 +198,17 @@ def instrument_params(family: int, instrument_seed: int) -> dict:
     rng = np.random.default_rng(instrument_seed)
     p = dict(_FAMILY[FAMILIES[family]])
     # Multiplicative jitter keeps a family's zeros (no vibrato, no noise) at zero.
-    for key in ("rolloff", "inharm", "noise", "click", "vibrato", "formant",
-                "attack", "decay", "release"):
+    for key in (
+        "rolloff",
+        "inharm",
+        "noise",
+        "click",
+        "vibrato",
+        "formant",
+        "attack",
+        "decay",
+        "release",
+    ):
         p[key] *= float(rng.uniform(0.8, 1.25))
     p["even"] = min(1.0, p["even"] * float(rng.uniform(0.8, 1.2)))
     if p["sustain"] > 0:
@@ -103,9 +243,15 @@ def note_qualities(p: dict, pitch: int, velocity: int) -> np.ndarray:
     return np.array([q[name] for name in QUALITIES], dtype=np.int8)
 
 
-def synthesize_note(pitch: int, velocity: int, family: int, instrument_seed: int, *,
-                    sample_rate: int = NSYNTH_SAMPLE_RATE,
-                    num_samples: int = NSYNTH_NUM_SAMPLES) -> np.ndarray:
+def synthesize_note(
+    pitch: int,
+    velocity: int,
+    family: int,
+    instrument_seed: int,
+    *,
+    sample_rate: int = NSYNTH_SAMPLE_RATE,
+    num_samples: int = NSYNTH_NUM_SAMPLES,
+) -> np.ndarray:
     """One note as float32 [num_samples] in [-1, 1].
 
     Args:
@@ -122,7 +268,7 @@ def synthesize_note(pitch: int, velocity: int, family: int, instrument_seed: int
     t = np.arange(num_samples, dtype=np.float32) / np.float32(sample_rate)
 
     k = np.arange(1, MAX_PARTIALS + 1)
-    ratios = k * np.sqrt(1 + p["inharm"] * k ** 2)
+    ratios = k * np.sqrt(1 + p["inharm"] * k**2)
     ratios /= ratios[0]  # stretch the upper partials, keep the fundamental on pitch
     amps = k ** -_rolloff(p, velocity)
     amps[k % 2 == 0] *= p["even"]
@@ -157,9 +303,11 @@ def synthesize_note(pitch: int, velocity: int, family: int, instrument_seed: int
         target += x32
 
     decay = _decay_s(p, pitch)
-    env = (np.minimum(t / p["attack"], 1)
-           * (p["sustain"] + (1 - p["sustain"]) * np.exp(-t / decay))
-           * np.exp(-np.maximum(t - NOTE_OFF_S, 0) / p["release"]))
+    env = (
+        np.minimum(t / p["attack"], 1)
+        * (p["sustain"] + (1 - p["sustain"]) * np.exp(-t / decay))
+        * np.exp(-np.maximum(t - NOTE_OFF_S, 0) / p["release"])
+    )
     sig = low + high * (np.exp(-3 * t / decay) if p["sustain"] == 0 else 1)
     scale = float(amps.sum())
     if p["noise"]:

@@ -56,13 +56,20 @@ def build(num_classes: int, frames: int, bins: int, seed: int = 0) -> keras.Mode
     inputs = keras.Input((frames, bins), name="log_spectrogram")
     x = keras.layers.LayerNormalization(axis=-1, name="norm")(inputs)
     for i, width in enumerate((128, 128, 128)):
-        x = keras.layers.Conv1D(width, 3, padding="same", activation="relu",
-                                kernel_initializer=init(i), name=f"conv_{i}")(x)
+        x = keras.layers.Conv1D(
+            width,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer=init(i),
+            name=f"conv_{i}",
+        )(x)
         if i < 2 and x.shape[1] >= 2:
             x = keras.layers.MaxPooling1D(2, name=f"pool_{i}")(x)
     embedding = keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(x)
     logits = keras.layers.Dense(num_classes, kernel_initializer=init(9), name="logits")(
-        keras.layers.Dropout(0.2, seed=seed, name="dropout")(embedding))
+        keras.layers.Dropout(0.2, seed=seed, name="dropout")(embedding)
+    )
     return keras.Model(inputs, logits, name="classifier")
 
 
@@ -74,9 +81,18 @@ def fit_length(waves: np.ndarray, slice_len: int) -> np.ndarray:
     return np.pad(waves, [(0, 0), (0, slice_len - waves.shape[1])])
 
 
-def train(waves: np.ndarray, labels: np.ndarray, heldout_waves: np.ndarray,
-          heldout_labels: np.ndarray, target: str, sample_rate: int, epochs: int = 40,
-          batch_size: int = 32, seed: int = 0, log=print) -> tuple[keras.Model, float]:
+def train(
+    waves: np.ndarray,
+    labels: np.ndarray,
+    heldout_waves: np.ndarray,
+    heldout_labels: np.ndarray,
+    target: str,
+    sample_rate: int,
+    epochs: int = 40,
+    batch_size: int = 32,
+    seed: int = 0,
+    log=print,
+) -> tuple[keras.Model, float]:
     """Trains a classifier on real audio and measures it on a held-out set.
 
     Args:
@@ -89,19 +105,30 @@ def train(waves: np.ndarray, labels: np.ndarray, heldout_waves: np.ndarray,
     keras.utils.set_random_seed(seed)
     x, xh = (features.log_spectrogram(w, sample_rate) for w in (waves, heldout_waves))
     model = build(LABEL_CLASSES[target], x.shape[1], x.shape[2], seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     every = max(1, epochs // 4)
 
     class _Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if (epoch + 1) % every == 0 or epoch + 1 == epochs:
-                log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, "
-                    f"train accuracy {logs['accuracy']:.3f}")
+                log(
+                    f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, "
+                    f"train accuracy {logs['accuracy']:.3f}"
+                )
 
-    model.fit(x, np.asarray(labels), batch_size=batch_size, epochs=epochs, shuffle=True,
-              verbose=0, callbacks=[_Progress()])
+    model.fit(
+        x,
+        np.asarray(labels),
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_Progress()],
+    )
     accuracy = float(np.mean(np.argmax(model(xh, training=False), axis=1) == heldout_labels))
     return model, accuracy
 
@@ -118,16 +145,19 @@ def load(folder: str) -> tuple[keras.Model, ClassifierInfo]:
     """Reads a folder written by save(); UserError if it is not one."""
     model_path, info_path = (os.path.join(folder, n) for n in (MODEL_FILE, INFO_FILE))
     if not (os.path.isfile(model_path) and os.path.isfile(info_path)):
-        raise UserError(f"--classifier={folder} is not a classifier folder (it needs {MODEL_FILE} "
-                        f"and {INFO_FILE}); make one with `python -m wavegan_dist.evaluate "
-                        "train-classifier`")
+        raise UserError(
+            f"--classifier={folder} is not a classifier folder (it needs {MODEL_FILE} "
+            f"and {INFO_FILE}); make one with `python -m wavegan_dist.evaluate "
+            "train-classifier`"
+        )
     with open(info_path, encoding="utf-8") as f:
         info = ClassifierInfo(**json.load(f))
     return keras.models.load_model(model_path), info
 
 
-def predict(model: keras.Model, info: ClassifierInfo, waves: np.ndarray,
-            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: keras.Model, info: ClassifierInfo, waves: np.ndarray, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and embeddings of audio.
 
     Args:
@@ -138,7 +168,7 @@ def predict(model: keras.Model, info: ClassifierInfo, waves: np.ndarray,
     x = features.log_spectrogram(fit_length(waves, info.slice_len), info.sample_rate)
     both = keras.Model(model.inputs[0], [model.output, model.get_layer(EMBEDDING).output])
     # Plain eager calls: Keras's predict() would trace a new function for every call.
-    parts = [both(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    parts = [both(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
     logits = np.concatenate([np.asarray(p[0]) for p in parts])
     embeddings = np.concatenate([np.asarray(p[1]) for p in parts])
     return tf.nn.softmax(logits).numpy(), embeddings

@@ -35,7 +35,7 @@ def log_spectrogram(waves, sample_rate: int, batch: int = 256) -> np.ndarray:
     bins = num_bins(sample_rate)
     out = []
     for start in range(0, len(waves), batch):
-        stft = tf.signal.stft(waves[start:start + batch], FRAME_LENGTH, FRAME_STEP)
+        stft = tf.signal.stft(waves[start : start + batch], FRAME_LENGTH, FRAME_STEP)
         out.append(tf.math.log1p(tf.abs(stft[..., :bins])).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0, bins), np.float32)
 
@@ -54,14 +54,15 @@ def log_mel_frames(waves, sample_rate: int, batch: int = 256) -> np.ndarray:
     """
     waves = np.asarray(waves, np.float32).reshape(len(waves), -1)
     weights = tf.signal.linear_to_mel_weight_matrix(
-        MEL_BANDS, FRAME_LENGTH // 2 + 1, sample_rate, MEL_MIN_HZ,
-        min(MAX_HZ, sample_rate / 2))
+        MEL_BANDS, FRAME_LENGTH // 2 + 1, sample_rate, MEL_MIN_HZ, min(MAX_HZ, sample_rate / 2)
+    )
     out = []
     for start in range(0, len(waves), batch):
-        power = tf.abs(tf.signal.stft(waves[start:start + batch], FRAME_LENGTH, FRAME_STEP)) ** 2
+        power = tf.abs(tf.signal.stft(waves[start : start + batch], FRAME_LENGTH, FRAME_STEP)) ** 2
         out.append(tf.math.log(MEL_FLOOR + tf.tensordot(power, weights, 1)).numpy())
-    return np.concatenate(out).reshape(-1, MEL_BANDS) if out else \
-        np.zeros((0, MEL_BANDS), np.float32)
+    return (
+        np.concatenate(out).reshape(-1, MEL_BANDS) if out else np.zeros((0, MEL_BANDS), np.float32)
+    )
 
 
 def flat(features: np.ndarray) -> np.ndarray:

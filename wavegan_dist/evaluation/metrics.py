@@ -103,8 +103,9 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> np.nda
     centres = np.array(centres)
     for _ in range(iterations):
         assign = nearest(x, centres)
-        moved = np.array([x[assign == j].mean(axis=0) if np.any(assign == j) else centres[j]
-                          for j in range(k)])
+        moved = np.array(
+            [x[assign == j].mean(axis=0) if np.any(assign == j) else centres[j] for j in range(k)]
+        )
         if np.allclose(moved, centres):
             break
         centres = moved
@@ -119,12 +120,21 @@ def _squared_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def nearest(x: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Index of the nearest centre for each row of x: int [N]."""
     x, centres = np.asarray(x, np.float64), np.asarray(centres, np.float64)
-    return np.concatenate([np.argmin(_squared_distances(x[i:i + chunk], centres), axis=1)
-                           for i in range(0, len(x), chunk)]) if len(x) else np.zeros(0, int)
+    return (
+        np.concatenate(
+            [
+                np.argmin(_squared_distances(x[i : i + chunk], centres), axis=1)
+                for i in range(0, len(x), chunk)
+            ]
+        )
+        if len(x)
+        else np.zeros(0, int)
+    )
 
 
-def ndb(real: np.ndarray, generated: np.ndarray, k: int = 50, alpha: float = 0.05,
-        seed: int = 0) -> dict:
+def ndb(
+    real: np.ndarray, generated: np.ndarray, k: int = 50, alpha: float = 0.05, seed: int = 0
+) -> dict:
     """Number of statistically different bins (Richardson & Weiss, 2018).
 
     The real set is clustered into k bins by k-means; both sets are assigned to the
@@ -147,16 +157,24 @@ def ndb(real: np.ndarray, generated: np.ndarray, k: int = 50, alpha: float = 0.0
     z = np.divide(np.abs(p_real - p_gen), se, out=np.zeros(k), where=se > 0)
     p_values = np.array([math.erfc(v / math.sqrt(2)) for v in z])
     different = int(np.sum((p_values < alpha) & (se > 0)))
-    return {"ndb": different, "k": k, "ndb_over_k": different / k,
-            "real_proportions": p_real.tolist(), "generated_proportions": p_gen.tolist()}
+    return {
+        "ndb": different,
+        "k": k,
+        "ndb_over_k": different / k,
+        "real_proportions": p_real.tolist(),
+        "generated_proportions": p_gen.tolist(),
+    }
 
 
-def nearest_neighbour_distance(generated: np.ndarray, training: np.ndarray,
-                               chunk: int = 1024) -> float:
+def nearest_neighbour_distance(
+    generated: np.ndarray, training: np.ndarray, chunk: int = 1024
+) -> float:
     """Mean Euclidean distance from each generated example to its nearest training
     example ([M, D], [N, D]): near 0 means the model reproduces training data."""
     generated = np.asarray(generated, np.float64)
     training = np.asarray(training, np.float64)
-    best = [np.sqrt(np.min(_squared_distances(generated[i:i + chunk], training), axis=1))
-            for i in range(0, len(generated), chunk)]
+    best = [
+        np.sqrt(np.min(_squared_distances(generated[i : i + chunk], training), axis=1))
+        for i in range(0, len(generated), chunk)
+    ]
     return float(np.mean(np.concatenate(best)))

@@ -30,8 +30,11 @@ STRICT_CENTS = 50.0
 ARTIFACT_PERIODS = (256, 16)  # samples: lines at sample_rate / period and multiples
 ARTIFACT_FFT = 4096  # 62.5 Hz is exactly bin 16 at 16 kHz
 ARTIFACT_HALF_WIDTH = 1  # bins each side of a line that count as the line
-JUDGE_KEYS = ("judge_pitch_accuracy", "judge_pitch_accuracy_octave",
-              *(f"artifact_power_sr_over_{p}" for p in ARTIFACT_PERIODS))
+JUDGE_KEYS = (
+    "judge_pitch_accuracy",
+    "judge_pitch_accuracy_octave",
+    *(f"artifact_power_sr_over_{p}" for p in ARTIFACT_PERIODS),
+)
 
 
 def estimate_midi(waves: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -49,13 +52,18 @@ def estimate_midi(waves: np.ndarray, sample_rate: int) -> np.ndarray:
     waves = np.asarray(waves, np.float32).reshape(len(waves), -1)
     if len(waves) == 0:
         return np.zeros(0)
-    waves = waves[:, :max(FRAME_LENGTH, int(MAX_SECONDS * sample_rate))]
+    waves = waves[:, : max(FRAME_LENGTH, int(MAX_SECONDS * sample_rate))]
     if waves.shape[1] < FRAME_LENGTH:
         waves = np.pad(waves, [(0, 0), (0, FRAME_LENGTH - waves.shape[1])])
     f0, voiced, _ = librosa.pyin(
-        waves, fmin=float(librosa.midi_to_hz(FMIN_MIDI)),
-        fmax=float(librosa.midi_to_hz(FMAX_MIDI)), sr=sample_rate,
-        frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH, resolution=RESOLUTION)
+        waves,
+        fmin=float(librosa.midi_to_hz(FMIN_MIDI)),
+        fmax=float(librosa.midi_to_hz(FMAX_MIDI)),
+        sr=sample_rate,
+        frame_length=FRAME_LENGTH,
+        hop_length=HOP_LENGTH,
+        resolution=RESOLUTION,
+    )
     out = np.full(len(waves), np.nan)
     for i, (track, mask) in enumerate(zip(f0, voiced)):
         if mask.any():
@@ -101,17 +109,23 @@ def artifact_power(waves: np.ndarray, sample_rate: int) -> dict:
     window = np.hanning(ARTIFACT_FFT)
     power = np.zeros(ARTIFACT_FFT // 2 + 1)
     for start in starts:
-        power += (np.abs(np.fft.rfft(waves[:, start:start + ARTIFACT_FFT] * window,
-                                     axis=1)) ** 2).sum(axis=0)
+        power += (
+            np.abs(np.fft.rfft(waves[:, start : start + ARTIFACT_FFT] * window, axis=1)) ** 2
+        ).sum(axis=0)
     total = power[1:].sum()
     out = {}
     for period in ARTIFACT_PERIODS:
         line_hz = sample_rate / period
-        centres = np.rint(np.arange(line_hz, sample_rate / 2, line_hz)
-                          * ARTIFACT_FFT / sample_rate).astype(int)
-        bins = np.unique(np.clip((centres[:, None] + np.arange(-ARTIFACT_HALF_WIDTH,
-                                                               ARTIFACT_HALF_WIDTH + 1)),
-                                 1, ARTIFACT_FFT // 2))
+        centres = np.rint(
+            np.arange(line_hz, sample_rate / 2, line_hz) * ARTIFACT_FFT / sample_rate
+        ).astype(int)
+        bins = np.unique(
+            np.clip(
+                (centres[:, None] + np.arange(-ARTIFACT_HALF_WIDTH, ARTIFACT_HALF_WIDTH + 1)),
+                1,
+                ARTIFACT_FFT // 2,
+            )
+        )
         out[period] = float(power[bins].sum() / total) if total > 0 else 0.0
     return out
 
@@ -131,8 +145,9 @@ def judge_set(waves: np.ndarray, sample_rate: int, pitches: np.ndarray | None) -
     out = {"judge_pitch_accuracy": None, "judge_pitch_accuracy_octave": None}
     if pitches is not None:
         accuracy = pitch_accuracy(estimate_midi(waves, sample_rate), pitches)
-        out.update(judge_pitch_accuracy=accuracy["strict"],
-                   judge_pitch_accuracy_octave=accuracy["octave"])
+        out.update(
+            judge_pitch_accuracy=accuracy["strict"], judge_pitch_accuracy_octave=accuracy["octave"]
+        )
     for period, fraction in artifact_power(waves, sample_rate).items():
         out[f"artifact_power_sr_over_{period}"] = fraction
     return out

@@ -15,20 +15,38 @@ import numpy as np
 from wavegan_dist.evaluation import classifier, features, metrics, pitch_judge
 
 ROWS = ("generated", "real_heldout")
-METRIC_NAMES = ("inception_score", "frechet_distance", "log_mel_frechet_distance",
-                "pitch_accuracy", "pitch_entropy",
-                "ndb", "ndb_over_k", "nearest_train_distance",
-                "judge_pitch_accuracy", "judge_pitch_accuracy_octave",
-                "artifact_power_sr_over_256", "artifact_power_sr_over_16",
-                "artifact_vs_real_sr_over_256", "artifact_vs_real_sr_over_16")
+METRIC_NAMES = (
+    "inception_score",
+    "frechet_distance",
+    "log_mel_frechet_distance",
+    "pitch_accuracy",
+    "pitch_entropy",
+    "ndb",
+    "ndb_over_k",
+    "nearest_train_distance",
+    "judge_pitch_accuracy",
+    "judge_pitch_accuracy_octave",
+    "artifact_power_sr_over_256",
+    "artifact_power_sr_over_16",
+    "artifact_vs_real_sr_over_256",
+    "artifact_vs_real_sr_over_16",
+)
 
 
-def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
-                  generated_labels: np.ndarray | None, heldout: np.ndarray,
-                  heldout_labels: np.ndarray, train: np.ndarray, k: int = 50,
-                  seed: int = 0, generated_pitch: np.ndarray | None = None,
-                  heldout_pitch: np.ndarray | None = None,
-                  heldout_judge: dict | None = None) -> dict:
+def evaluate_sets(
+    model,
+    info: classifier.ClassifierInfo,
+    generated: np.ndarray,
+    generated_labels: np.ndarray | None,
+    heldout: np.ndarray,
+    heldout_labels: np.ndarray,
+    train: np.ndarray,
+    k: int = 50,
+    seed: int = 0,
+    generated_pitch: np.ndarray | None = None,
+    heldout_pitch: np.ndarray | None = None,
+    heldout_judge: dict | None = None,
+) -> dict:
     """Computes every metric for a generated set and for a real held-out set.
 
     Args:
@@ -49,17 +67,24 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
       "artifact_vs_real_*" (generated row only) is the generated set's artifact power
       over the real held-out set's.
     """
-    sets = {"generated": classifier.fit_length(generated, info.slice_len),
-            "real_heldout": classifier.fit_length(heldout, info.slice_len),
-            "train": classifier.fit_length(train, info.slice_len)}
+    sets = {
+        "generated": classifier.fit_length(generated, info.slice_len),
+        "real_heldout": classifier.fit_length(heldout, info.slice_len),
+        "train": classifier.fit_length(train, info.slice_len),
+    }
     predicted = {name: classifier.predict(model, info, waves) for name, waves in sets.items()}
-    spectra = {name: features.flat(features.log_spectrogram(waves, info.sample_rate))
-               for name, waves in sets.items()}
-    mels = {name: features.log_mel_frames(waves, info.sample_rate)
-            for name, waves in sets.items()}
+    spectra = {
+        name: features.flat(features.log_spectrogram(waves, info.sample_rate))
+        for name, waves in sets.items()
+    }
+    mels = {name: features.log_mel_frames(waves, info.sample_rate) for name, waves in sets.items()}
     labels = {"generated": generated_labels, "real_heldout": heldout_labels}
-    report = {"n_generated": len(generated), "n_heldout": len(heldout), "n_train": len(train),
-              "k": k}
+    report = {
+        "n_generated": len(generated),
+        "n_heldout": len(heldout),
+        "n_train": len(train),
+        "k": k,
+    }
     for name in ROWS:
         probs, embeddings = predicted[name]
         bins = metrics.ndb(spectra["train"], spectra[name], k=k, seed=seed)
@@ -67,47 +92,60 @@ def evaluate_sets(model, info: classifier.ClassifierInfo, generated: np.ndarray,
             "inception_score": metrics.inception_score(probs),
             "frechet_distance": metrics.frechet_distance(embeddings, predicted["train"][1]),
             "log_mel_frechet_distance": metrics.frechet_distance(mels[name], mels["train"]),
-            "pitch_accuracy": (None if labels[name] is None
-                               else metrics.pitch_accuracy(probs, labels[name])),
+            "pitch_accuracy": (
+                None if labels[name] is None else metrics.pitch_accuracy(probs, labels[name])
+            ),
             "pitch_entropy": metrics.pitch_entropy(probs),
             "ndb": bins["ndb"],
             "ndb_over_k": bins["ndb_over_k"],
-            "nearest_train_distance": metrics.nearest_neighbour_distance(spectra[name],
-                                                                         spectra["train"]),
+            "nearest_train_distance": metrics.nearest_neighbour_distance(
+                spectra[name], spectra["train"]
+            ),
         }
     pitches = {"generated": generated_pitch, "real_heldout": heldout_pitch}
     for name in ROWS:
-        judged = heldout_judge if name == "real_heldout" and heldout_judge else \
-            pitch_judge.judge_set(sets[name], info.sample_rate, pitches[name])
+        judged = (
+            heldout_judge
+            if name == "real_heldout" and heldout_judge
+            else pitch_judge.judge_set(sets[name], info.sample_rate, pitches[name])
+        )
         report[name].update(judged)
     for period in pitch_judge.ARTIFACT_PERIODS:
         real = report["real_heldout"][f"artifact_power_sr_over_{period}"]
         generated = report["generated"][f"artifact_power_sr_over_{period}"]
         report["generated"][f"artifact_vs_real_sr_over_{period}"] = (
-            generated / real if real > 0 else None)
+            generated / real if real > 0 else None
+        )
         report["real_heldout"][f"artifact_vs_real_sr_over_{period}"] = None
     return report
 
 
 def format_table(report: dict) -> str:
     """The report as aligned text: one row per metric, generated next to real."""
+
     def cell(value):
         if value is None:
             return "-"
         return f"{value:d}" if isinstance(value, int) else f"{value:.4f}"
 
     rows = [("metric", "generated", "real held-out")]
-    rows += [(name, cell(report["generated"].get(name)), cell(report["real_heldout"].get(name)))
-             for name in METRIC_NAMES]
+    rows += [
+        (name, cell(report["generated"].get(name)), cell(report["real_heldout"].get(name)))
+        for name in METRIC_NAMES
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths))) for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
-    lines.append(f"({report['n_generated']} generated, {report['n_heldout']} held-out and "
-                 f"{report['n_train']} training examples; NDB with k={report['k']}; Frechet "
-                 "distances, NDB and distances against the training set (log_mel: of "
-                 "log-mel frames, no classifier); judge_*: pYIN, "
-                 f"strict within {pitch_judge.STRICT_CENTS:g} cents or octave-tolerant; "
-                 "artifact_power_sr_over_P: fraction of spectral power on the lines at "
-                 "multiples of sample_rate/P)")
+    lines.append(
+        f"({report['n_generated']} generated, {report['n_heldout']} held-out and "
+        f"{report['n_train']} training examples; NDB with k={report['k']}; Frechet "
+        "distances, NDB and distances against the training set (log_mel: of "
+        "log-mel frames, no classifier); judge_*: pYIN, "
+        f"strict within {pitch_judge.STRICT_CENTS:g} cents or octave-tolerant; "
+        "artifact_power_sr_over_P: fraction of spectral power on the lines at "
+        "multiples of sample_rate/P)"
+    )
     return "\n".join(lines)

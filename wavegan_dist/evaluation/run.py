@@ -36,12 +36,21 @@ def check_heldout_split(data: str, heldout_split: str, cache_dir: str = "", log=
             "would be the training notes; ingest the audio with a held-out split (python -m "
             "wavegan_dist.ingest --format=audio-folder --valid_fraction=0.1 --source=AUDIO "
             "--dest=DATASET), or score against the training notes knowingly with "
-            "--heldout_split=train (--eval_split=train in training)")
+            "--heldout_split=train (--eval_split=train in training)"
+        )
 
 
-def labelled_audio(data: str, split: str, target: str, slice_len: int, cache_dir: str = "",
-                   max_rows: int = 0, seed: int = 0, log=print,
-                   row_filter: RowFilter | None = None):
+def labelled_audio(
+    data: str,
+    split: str,
+    target: str,
+    slice_len: int,
+    cache_dir: str = "",
+    max_rows: int = 0,
+    seed: int = 0,
+    log=print,
+    row_filter: RowFilter | None = None,
+):
     """The first slices of a split's notes that carry a `target` label.
 
     Args:
@@ -62,9 +71,17 @@ def labelled_audio(data: str, split: str, target: str, slice_len: int, cache_dir
     return extract_audio(source.dataset, rows, slice_len), labels, source.sample_rate
 
 
-def train_classifier(data: str, out: str, target: str = "pitch", slice_len: int = 16384,
-                     heldout_split: str = "valid", epochs: int = 40, cache_dir: str = "",
-                     seed: int = 0, log=print) -> classifier.ClassifierInfo:
+def train_classifier(
+    data: str,
+    out: str,
+    target: str = "pitch",
+    slice_len: int = 16384,
+    heldout_split: str = "valid",
+    epochs: int = 40,
+    cache_dir: str = "",
+    seed: int = 0,
+    log=print,
+) -> classifier.ClassifierInfo:
     """Trains the metric classifier on `data`'s train split and saves it to `out`.
 
     Returns:
@@ -73,17 +90,24 @@ def train_classifier(data: str, out: str, target: str = "pitch", slice_len: int 
     """
     check_heldout_split(data, heldout_split, cache_dir, log)
     waves, labels, rate = labelled_audio(data, "train", target, slice_len, cache_dir, log=log)
-    held, held_labels, held_rate = labelled_audio(data, heldout_split, target, slice_len,
-                                                  cache_dir, log=log)
+    held, held_labels, held_rate = labelled_audio(
+        data, heldout_split, target, slice_len, cache_dir, log=log
+    )
     if held_rate != rate:
-        raise UserError(f"the train and {heldout_split} splits of {data} have different sample "
-                        f"rates ({rate} and {held_rate} Hz)")
-    log(f"training a {target} classifier on {len(waves)} notes, holding out {len(held)} "
-        f"({heldout_split}), {epochs} epochs")
-    model, accuracy = classifier.train(waves, labels, held, held_labels, target, rate,
-                                       epochs=epochs, seed=seed, log=log)
-    info = classifier.ClassifierInfo(target, model.output_shape[-1], slice_len, rate,
-                                     accuracy, data)
+        raise UserError(
+            f"the train and {heldout_split} splits of {data} have different sample "
+            f"rates ({rate} and {held_rate} Hz)"
+        )
+    log(
+        f"training a {target} classifier on {len(waves)} notes, holding out {len(held)} "
+        f"({heldout_split}), {epochs} epochs"
+    )
+    model, accuracy = classifier.train(
+        waves, labels, held, held_labels, target, rate, epochs=epochs, seed=seed, log=log
+    )
+    info = classifier.ClassifierInfo(
+        target, model.output_shape[-1], slice_len, rate, accuracy, data
+    )
     classifier.save(model, info, out)
     return info
 
@@ -118,10 +142,18 @@ class References:
     heldout_judge: dict | None = None
 
 
-def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
-                    heldout_split: str = "valid", cache_dir: str = "", max_train: int = 2000,
-                    seed: int = 0, log=print, row_filter: RowFilter | None = None,
-                    train_split: str = "train") -> References:
+def load_references(
+    info: classifier.ClassifierInfo,
+    data: str,
+    condition: str,
+    heldout_split: str = "valid",
+    cache_dir: str = "",
+    max_train: int = 2000,
+    seed: int = 0,
+    log=print,
+    row_filter: RowFilter | None = None,
+    train_split: str = "train",
+) -> References:
     """Reads the held-out and training notes for scoring (see References).
 
     Args:
@@ -136,29 +168,50 @@ def load_references(info: classifier.ClassifierInfo, data: str, condition: str,
     check_heldout_split(data, heldout_split, cache_dir, log)
     train_filter = row_filter or RowFilter()
     held_filter = dataclasses.replace(train_filter, num_samples=0)
-    held, held_labels, rate = labelled_audio(data, heldout_split, info.target, info.slice_len,
-                                             cache_dir, log=log, row_filter=held_filter)
-    train, _, train_rate = labelled_audio(data, train_split, info.target, info.slice_len,
-                                          cache_dir, max_rows=max_train, seed=seed, log=log,
-                                          row_filter=train_filter)
+    held, held_labels, rate = labelled_audio(
+        data, heldout_split, info.target, info.slice_len, cache_dir, log=log, row_filter=held_filter
+    )
+    train, _, train_rate = labelled_audio(
+        data,
+        train_split,
+        info.target,
+        info.slice_len,
+        cache_dir,
+        max_rows=max_train,
+        seed=seed,
+        log=log,
+        row_filter=train_filter,
+    )
     for split, got in ((heldout_split, rate), (train_split, train_rate)):
         if got != info.sample_rate:
-            raise UserError(f"{data} ({split}) is {got} Hz audio but the classifier takes "
-                            f"{info.sample_rate} Hz; score with a classifier trained on {got} Hz "
-                            "data (python -m wavegan_dist.evaluate train-classifier)")
+            raise UserError(
+                f"{data} ({split}) is {got} Hz audio but the classifier takes "
+                f"{info.sample_rate} Hz; score with a classifier trained on {got} Hz "
+                "data (python -m wavegan_dist.evaluate train-classifier)"
+            )
     cond = None
     if condition == info.target:
         cond = held_labels
     elif condition != "none":
-        cond = labelled_audio(data, heldout_split, condition, 1024, cache_dir, log=log,
-                              row_filter=held_filter)[1]
+        cond = labelled_audio(
+            data, heldout_split, condition, 1024, cache_dir, log=log, row_filter=held_filter
+        )[1]
     pitch = held_labels if info.target == "pitch" else cond if condition == "pitch" else None
-    return References(held, held_labels, train, cond, condition == info.target, heldout_split,
-                      condition, pitch)
+    return References(
+        held, held_labels, train, cond, condition == info.target, heldout_split, condition, pitch
+    )
 
 
-def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, refs: References,
-          n: int = 0, k: int = 50, seed: int = 0) -> dict:
+def score(
+    generate,
+    latent_dim: int,
+    model,
+    info: classifier.ClassifierInfo,
+    refs: References,
+    n: int = 0,
+    k: int = 50,
+    seed: int = 0,
+) -> dict:
     """Generates n examples and scores them next to the held-out notes.
 
     Args:
@@ -170,29 +223,54 @@ def score(generate, latent_dim: int, model, info: classifier.ClassifierInfo, ref
     from wavegan_dist.inference.restore import latent_vectors
 
     n = n or len(refs.heldout)
-    labels = None if refs.condition_labels is None else np.resize(
-        refs.condition_labels, n).astype(np.int32)
+    labels = (
+        None
+        if refs.condition_labels is None
+        else np.resize(refs.condition_labels, n).astype(np.int32)
+    )
     z = latent_vectors(n, latent_dim, seed)
-    waves = np.concatenate([np.asarray(generate(z[i:i + 64], None if labels is None
-                                                else labels[i:i + 64]))
-                            for i in range(0, n, 64)])
-    out = report.evaluate_sets(model, info, waves, labels if refs.scored else None,
-                               refs.heldout, refs.heldout_labels, refs.train,
-                               k=min(k, len(refs.train)), seed=seed,
-                               generated_pitch=labels if refs.condition == "pitch" else None,
-                               heldout_pitch=refs.heldout_pitch,
-                               heldout_judge=refs.heldout_judge)
+    waves = np.concatenate(
+        [
+            np.asarray(generate(z[i : i + 64], None if labels is None else labels[i : i + 64]))
+            for i in range(0, n, 64)
+        ]
+    )
+    out = report.evaluate_sets(
+        model,
+        info,
+        waves,
+        labels if refs.scored else None,
+        refs.heldout,
+        refs.heldout_labels,
+        refs.train,
+        k=min(k, len(refs.train)),
+        seed=seed,
+        generated_pitch=labels if refs.condition == "pitch" else None,
+        heldout_pitch=refs.heldout_pitch,
+        heldout_judge=refs.heldout_judge,
+    )
     if refs.heldout_judge is None:
         refs.heldout_judge = {key: out["real_heldout"][key] for key in pitch_judge.JUDGE_KEYS}
     out["heldout_split"] = refs.heldout_split
     return out
 
 
-def evaluate_generator(generator, condition: str, model, info: classifier.ClassifierInfo,
-                       data: str, heldout_split: str = "valid", n: int = 0, k: int = 50,
-                       cache_dir: str = "", max_train: int = 2000, seed: int = 0,
-                       log=print, row_filter: RowFilter | None = None,
-                       train_split: str = "train") -> dict:
+def evaluate_generator(
+    generator,
+    condition: str,
+    model,
+    info: classifier.ClassifierInfo,
+    data: str,
+    heldout_split: str = "valid",
+    n: int = 0,
+    k: int = 50,
+    cache_dir: str = "",
+    max_train: int = 2000,
+    seed: int = 0,
+    log=print,
+    row_filter: RowFilter | None = None,
+    train_split: str = "train",
+) -> dict:
     """Loads the references and scores a restored generator (see score()).
 
     Args:
@@ -200,7 +278,25 @@ def evaluate_generator(generator, condition: str, model, info: classifier.Classi
       condition: the run's condition.
       row_filter, train_split: the run's data selection (see load_references).
     """
-    refs = load_references(info, data, condition, heldout_split, cache_dir, max_train, seed, log,
-                           row_filter, train_split)
-    return score(lambda z, labels: generator(z, labels, training=False).numpy(),
-                 generator.latent_dim, model, info, refs, n, k, seed)
+    refs = load_references(
+        info,
+        data,
+        condition,
+        heldout_split,
+        cache_dir,
+        max_train,
+        seed,
+        log,
+        row_filter,
+        train_split,
+    )
+    return score(
+        lambda z, labels: generator(z, labels, training=False).numpy(),
+        generator.latent_dim,
+        model,
+        info,
+        refs,
+        n,
+        k,
+        seed,
+    )

@@ -28,8 +28,10 @@ def _gfile(path: str, call):
     try:
         return call(tf.io.gfile)
     except tf.errors.OpError as err:
-        raise UserError(f"cannot read {path} ({first_line(err, 200)}); check the path, the "
-                        "network and the credentials") from err
+        raise UserError(
+            f"cannot read {path} ({first_line(err, 200)}); check the path, the "
+            "network and the credentials"
+        ) from err
 
 
 def path_exists(path: str) -> bool:
@@ -56,6 +58,7 @@ def list_folder(path: str) -> list[str]:
 def read_text(path: str) -> str:
     """The text of the file `path` (local, or a tf.io.gfile URL)."""
     if _is_url(path):
+
         def read(gfile):
             with gfile.GFile(path) as f:
                 return f.read()

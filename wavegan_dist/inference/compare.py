@@ -16,8 +16,15 @@ def pairs_per_row(pairs: int) -> int:
     return max(1, round(math.sqrt(pairs * height / (2 * width))))
 
 
-def compare_image(real: np.ndarray, real_labels: np.ndarray, generate, latent_dim: int,
-                  condition: str, sample_rate: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+def compare_image(
+    real: np.ndarray,
+    real_labels: np.ndarray,
+    generate,
+    latent_dim: int,
+    condition: str,
+    sample_rate: int,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[int]]:
     """For each label of the real notes, its first real note beside a generated one.
 
     Args:
@@ -41,8 +48,12 @@ def compare_image(real: np.ndarray, real_labels: np.ndarray, generate, latent_di
     waves, titles = [], []
     for label, row, fake in zip(labels, first, generated.reshape(len(labels), -1)):
         waves += [np.asarray(real[row], np.float32).reshape(-1), fake]
-        titles += [f"real: {describe(condition, label)}", f"generated: {describe(condition, label)}"]
+        titles += [
+            f"real: {describe(condition, label)}",
+            f"generated: {describe(condition, label)}",
+        ]
     pitches = [label for label in labels for _ in range(2)] if condition == "pitch" else None
-    image = grid.spectrogram_grid(np.stack(waves), sample_rate, titles, pitches,
-                                  cols=2 * pairs_per_row(len(labels)))
+    image = grid.spectrogram_grid(
+        np.stack(waves), sample_rate, titles, pitches, cols=2 * pairs_per_row(len(labels))
+    )
     return image, labels

@@ -26,12 +26,15 @@ def check_export_dir(path: str) -> None:
     if not inference.is_folder(path):
         raise UserError(f"--export={path} is a file; pass a new or empty folder")
     if inference.list_folder(path):
-        raise UserError(f"--export={path} is not empty; pass a new or empty folder (an export "
-                        "never overwrites what is there)")
+        raise UserError(
+            f"--export={path} is not empty; pass a new or empty folder (an export "
+            "never overwrites what is there)"
+        )
 
 
 def _metadata_variable(value, dtype, name):
     import tensorflow as tf
+
     # Variables, not constants: a SavedModel keeps a module's variables as attributes
     # of the loaded object, so the numbers travel with the model.
     return tf.Variable(value, dtype=dtype, trainable=False, name=name)
@@ -71,23 +74,31 @@ def make_export_module(generator, cfg, sample_rate: int):
         return {"audio": waves[:, :, 0]}  # [B, slice_len, 1] -> [B, slice_len]
 
     if num_classes:
+
         def generate(z, label):
             # one_hot turns an out-of-range label into an all-zero vector, which
             # would make plausible-looking audio of no class; refuse it instead.
             checks = [
-                tf.debugging.assert_equal(tf.shape(label)[0], tf.shape(z)[0],
-                                          message="label must have one entry per row of z"),
+                tf.debugging.assert_equal(
+                    tf.shape(label)[0],
+                    tf.shape(z)[0],
+                    message="label must have one entry per row of z",
+                ),
                 tf.debugging.assert_non_negative(label, message="label must be >= 0"),
-                tf.debugging.assert_less(label, num_classes,
-                                         message=f"label must be < {num_classes}"),
+                tf.debugging.assert_less(
+                    label, num_classes, message=f"label must be < {num_classes}"
+                ),
             ]
             with tf.control_dependencies(checks):
                 return audio(generator(z, label, training=False))
 
         module.generate = tf.function(
-            generate, input_signature=[z_spec, tf.TensorSpec([None], tf.int32, name="label")],
-            autograph=False)
+            generate,
+            input_signature=[z_spec, tf.TensorSpec([None], tf.int32, name="label")],
+            autograph=False,
+        )
     else:
+
         def generate(z):
             return audio(generator(z, None, training=False))
 

@@ -14,6 +14,7 @@ import os
 from wavegan_dist import inference
 from wavegan_dist.errors import UserError, first_line
 from wavegan_dist.run_folder import CHECKPOINT_FOLDER, CONFIG_FILE, GENERATOR_EMA
+
 # The sample rate of every dataset this project builds; runs recorded before the
 # sample rate was written to config.json were trained on such data.
 DEFAULT_SAMPLE_RATE = 16000
@@ -21,9 +22,11 @@ DEFAULT_SAMPLE_RATE = 16000
 GENERATE_BATCH = 64
 # Which of a checkpoint's generator weights draw audio (load_generator's `weights`).
 WEIGHTS = ("ema", "raw")
-WEIGHTS_HELP = ("Generator weights to draw audio with: 'ema' (the moving average of the "
-                "weights kept with --generator_ema) or 'raw' (the trained weights themselves). "
-                "Default: ema if the checkpoint has it, else raw.")
+WEIGHTS_HELP = (
+    "Generator weights to draw audio with: 'ema' (the moving average of the "
+    "weights kept with --generator_ema) or 'raw' (the trained weights themselves). "
+    "Default: ema if the checkpoint has it, else raw."
+)
 
 
 def read_run_config(model_dir: str):
@@ -41,14 +44,18 @@ def read_run_config(model_dir: str):
     if not model_dir:
         raise UserError("--model_dir is required: the folder of a training run")
     if not inference.path_exists(model_dir):
-        raise UserError(f"--model_dir={model_dir} does not exist: pass the folder a training "
-                        "run wrote (its --model_dir)")
+        raise UserError(
+            f"--model_dir={model_dir} does not exist: pass the folder a training "
+            "run wrote (its --model_dir)"
+        )
     if not inference.is_folder(model_dir):
         raise UserError(f"--model_dir={model_dir} is a file, not a training run's folder")
     path = os.path.join(model_dir, CONFIG_FILE)
     if not inference.path_exists(path):
-        raise UserError(f"--model_dir={model_dir} has no {CONFIG_FILE}, so it is not the folder "
-                        "of a training run")
+        raise UserError(
+            f"--model_dir={model_dir} has no {CONFIG_FILE}, so it is not the folder "
+            "of a training run"
+        )
     try:
         values = json.loads(inference.read_text(path))
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -79,8 +86,11 @@ def trained_labels(model_dir: str) -> list[int] | None:
     before the labels were. Call after read_run_config has checked the file."""
     values = json.loads(inference.read_text(os.path.join(model_dir, CONFIG_FILE)))
     labels = values.get("trained_labels")
-    if not isinstance(labels, list) or not labels or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in labels):
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels)
+    ):
         return None
     return sorted(labels)
 
@@ -104,21 +114,29 @@ def find_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
                 raise UserError(f"--checkpoint={checkpoint} is a folder without checkpoints")
             return found
         if not inference.path_exists(checkpoint + ".index"):
-            raise UserError(f"--checkpoint={checkpoint} is not a checkpoint: expected a path "
-                            f"prefix such as {os.path.join(model_dir, CHECKPOINT_FOLDER, 'ckpt-2')} "
-                            "(with a .index file next to it)")
+            raise UserError(
+                f"--checkpoint={checkpoint} is not a checkpoint: expected a path "
+                f"prefix such as {os.path.join(model_dir, CHECKPOINT_FOLDER, 'ckpt-2')} "
+                "(with a .index file next to it)"
+            )
         return checkpoint
     folder = os.path.join(model_dir, CHECKPOINT_FOLDER)
-    found = (latest_in(folder, hint=", or pass --checkpoint=" + os.path.join(folder, "ckpt-N"))
-             if inference.is_folder(folder) else None)
+    found = (
+        latest_in(folder, hint=", or pass --checkpoint=" + os.path.join(folder, "ckpt-N"))
+        if inference.is_folder(folder)
+        else None
+    )
     if not found:
-        raise UserError(f"--model_dir={model_dir} has no checkpoint in {folder}: training saves "
-                        "one every --ckpt_every steps and at the end")
+        raise UserError(
+            f"--model_dir={model_dir} has no checkpoint in {folder}: training saves "
+            "one every --ckpt_every steps and at the end"
+        )
     return found
 
 
-def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
-                   weights: str | None = None):
+def load_generator(
+    model_dir: str, checkpoint: str | None = None, log=None, weights: str | None = None
+):
     """Rebuilds a run's generator and restores its weights.
 
     Args:
@@ -153,15 +171,20 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
     except tf.errors.OpError as err:  # an unreadable .index file
         raise UserError(_damaged(path, damage_of(path) or first_line(err, 160))) from err
     if weights == "ema" and not has_ema:
-        raise UserError(f"--weights=ema: {path} has no generator EMA (its run was trained with "
-                        "--generator_ema=0 or before the EMA existed); pass --weights=raw")
+        raise UserError(
+            f"--weights=ema: {path} has no generator EMA (its run was trained with "
+            "--generator_ema=0 or before the EMA existed); pass --weights=raw"
+        )
     weights = weights or ("ema" if has_ema else "raw")
     generator = build_generator(cfg.model_spec())
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
     # Same object paths as training.checkpoints.Checkpointer, minus what inference
     # does not need (critic, optimizers, the other generator): hence expect_partial.
-    node = ({GENERATOR_EMA: generator} if weights == "ema"
-            else {"models": tf.train.Checkpoint(generator=generator)})
+    node = (
+        {GENERATOR_EMA: generator}
+        if weights == "ema"
+        else {"models": tf.train.Checkpoint(generator=generator)}
+    )
     wanted = tf.train.Checkpoint(step=step, **node)
     failure = None
     # A restore that raises half-way never gets expect_partial(), and freeing it logs
@@ -184,8 +207,10 @@ def load_generator(model_dir: str, checkpoint: str | None = None, log=None,
         damage = damage_of(path)
         if damage:
             raise UserError(_damaged(path, damage))
-        raise UserError(f"cannot restore the generator from {path}: {failure}; is it a "
-                        f"checkpoint of the run in {model_dir}?")
+        raise UserError(
+            f"cannot restore the generator from {path}: {failure}; is it a "
+            f"checkpoint of the run in {model_dir}?"
+        )
     log(f"restored generator ({weights} weights) from {path} (step {int(step.numpy())})")
     return generator, cfg, sample_rate, int(step.numpy()), weights
 
@@ -194,8 +219,10 @@ def _damaged(path: str, damage: str) -> str:
     """One line for a checkpoint whose files do not read back, with what to use instead."""
     from wavegan_dist.run_folder.checkpoint_files import damaged_advice
 
-    return (f"cannot restore the generator from {path}: the checkpoint is damaged ({damage}); "
-            f"{damaged_advice(path, '--checkpoint', in_run=False)}")
+    return (
+        f"cannot restore the generator from {path}: the checkpoint is damaged ({damage}); "
+        f"{damaged_advice(path, '--checkpoint', in_run=False)}"
+    )
 
 
 @contextlib.contextmanager
@@ -225,8 +252,13 @@ def latent_vectors(n: int, latent_dim: int, seed: int = 0):
     """
     import tensorflow as tf
 
-    return tf.random.stateless_uniform([n, latent_dim], seed=tf.constant([seed, 0], tf.int64),
-                                       minval=-1.0, maxval=1.0, dtype=tf.float32)
+    return tf.random.stateless_uniform(
+        [n, latent_dim],
+        seed=tf.constant([seed, 0], tf.int64),
+        minval=-1.0,
+        maxval=1.0,
+        dtype=tf.float32,
+    )
 
 
 def generate_waves(generator, z, labels=None, batch_size: int = GENERATE_BATCH):
@@ -248,7 +280,6 @@ def generate_waves(generator, z, labels=None, batch_size: int = GENERATE_BATCH):
         labels = tf.convert_to_tensor(labels, tf.int32)
     parts = []
     for start in range(0, int(z.shape[0]), batch_size):
-        batch_labels = None if labels is None else labels[start:start + batch_size]
-        parts.append(generator(z[start:start + batch_size], batch_labels,
-                               training=False).numpy())
+        batch_labels = None if labels is None else labels[start : start + batch_size]
+        parts.append(generator(z[start : start + batch_size], batch_labels, training=False).numpy())
     return np.concatenate(parts, axis=0)

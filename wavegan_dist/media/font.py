@@ -69,8 +69,10 @@ _GLYPHS = {
     " ": (".....",) * 7,
 }
 _MISSING = ("#####", "#...#", "#...#", "#...#", "#...#", "#...#", "#####")
-_MASKS = {ch: np.array([[c == "#" for c in row] for row in rows], bool)
-          for ch, rows in {**_GLYPHS, "": _MISSING}.items()}
+_MASKS = {
+    ch: np.array([[c == "#" for c in row] for row in rows], bool)
+    for ch, rows in {**_GLYPHS, "": _MISSING}.items()
+}
 
 
 def text_width(text: str) -> int:
@@ -96,5 +98,5 @@ def draw_text(canvas: np.ndarray, text: str, x: int, y: int, color) -> None:
         r1, c1 = min(GLYPH_H, height - y), min(GLYPH_W, width - left)
         if r1 <= r0 or c1 <= c0:
             continue
-        region = canvas[y + r0:y + r1, left + c0:left + c1]
+        region = canvas[y + r0 : y + r1, left + c0 : left + c1]
         region[mask[r0:r1, c0:c1]] = color

@@ -26,8 +26,9 @@ TIME_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2
 WHITE, INK = (255, 255, 255), (0, 0, 0)
 MARK = (0, 200, 255)  # the requested pitch: cyan, absent from the colour map
 # Colour map from silence to the loudest bin: black, violet, red, orange, pale yellow.
-_ANCHORS = np.array([[0, 0, 0], [70, 15, 110], [180, 50, 80], [245, 140, 30],
-                     [252, 250, 170]], np.float32)
+_ANCHORS = np.array(
+    [[0, 0, 0], [70, 15, 110], [180, 50, 80], [245, 140, 30], [252, 250, 170]], np.float32
+)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -115,14 +116,14 @@ def _time_ticks(duration: float) -> list[float]:
 def _draw_axes(cell: np.ndarray, sample_rate: int, duration: float) -> None:
     """Axis lines, ticks and their labels (Hz on the left, seconds below) of one cell."""
     right = LEFT + PANEL_W
-    cell[TOP:TOP + PANEL_H + 1, LEFT - 1] = INK
-    cell[TOP + PANEL_H, LEFT - 1:right] = INK
+    cell[TOP : TOP + PANEL_H + 1, LEFT - 1] = INK
+    cell[TOP + PANEL_H, LEFT - 1 : right] = INK
     for hz in FREQ_TICKS:
         row = freq_row(hz, sample_rate)
         if row is None:
             continue
         y = TOP + row
-        cell[y, LEFT - 4:LEFT - 1] = INK
+        cell[y, LEFT - 4 : LEFT - 1] = INK
         label = f"{hz // 1000}k" if hz >= 1000 else str(hz)
         font.draw_text(cell, label, LEFT - 5 - font.text_width(label), y - font.GLYPH_H // 2, INK)
     # The units sit in the bottom corners, beside the last labels of their axes.
@@ -131,7 +132,7 @@ def _draw_axes(cell: np.ndarray, sample_rate: int, duration: float) -> None:
     font.draw_text(cell, "s", right + 6, label_top, INK)
     for t in _time_ticks(duration):
         x = LEFT + min(PANEL_W - 1, int(round(t / duration * PANEL_W)))
-        cell[TOP + PANEL_H + 1:TOP + PANEL_H + 4, x] = INK
+        cell[TOP + PANEL_H + 1 : TOP + PANEL_H + 4, x] = INK
         label = f"{t:g}"
         start = x - font.text_width(label) // 2
         if start + font.text_width(label) <= right + 4:  # clear of the unit "s"
@@ -146,13 +147,14 @@ def _mark_pitch(cell: np.ndarray, pitch: int, sample_rate: int) -> None:
         return
     y, right = TOP + row, LEFT + PANEL_W
     for x in range(LEFT, right, 8):
-        cell[y, x:x + 3] = MARK
+        cell[y, x : x + 3] = MARK
     for i in range(5):
-        cell[max(TOP, y - i):min(TOP + PANEL_H, y + i + 1), right + 1 + i] = MARK
+        cell[max(TOP, y - i) : min(TOP + PANEL_H, y + i + 1), right + 1 + i] = MARK
 
 
-def spectrogram_grid(waves, sample_rate: int, titles=None, pitches=None,
-                     cols: int | None = None) -> np.ndarray:
+def spectrogram_grid(
+    waves, sample_rate: int, titles=None, pitches=None, cols: int | None = None
+) -> np.ndarray:
     """Clips' spectrograms as labelled panels tiled row by row into one RGB image.
 
     Args:
@@ -175,8 +177,8 @@ def spectrogram_grid(waves, sample_rate: int, titles=None, pitches=None,
     canvas = np.full((rows * h + (rows - 1) * GAP, cols * w + (cols - 1) * GAP, 3), 255, np.uint8)
     for i in range(n):
         top, left = (i // cols) * (h + GAP), (i % cols) * (w + GAP)
-        cell = canvas[top:top + h, left:left + w]
-        cell[TOP:TOP + PANEL_H, LEFT:LEFT + PANEL_W] = pixels[i]
+        cell = canvas[top : top + h, left : left + w]
+        cell[TOP : TOP + PANEL_H, LEFT : LEFT + PANEL_W] = pixels[i]
         _draw_axes(cell, sample_rate, duration)
         font.draw_text(cell, titles[i], LEFT, 2, INK)
         if pitches is not None and pitches[i] is not None:

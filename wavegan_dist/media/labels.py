@@ -20,8 +20,9 @@ def _number(flag: str, text: str, token: str, meaning: str) -> int:
         return int(token.strip())
     except ValueError:
         shown = repr(token.strip()) if token.strip() else "an empty value"
-        raise UserError(f"--{flag}={text}: {shown} is not a {meaning} number; pass "
-                        f"{SYNTAX}") from None
+        raise UserError(
+            f"--{flag}={text}: {shown} is not a {meaning} number; pass {SYNTAX}"
+        ) from None
 
 
 def parse_labels(flag: str, text: str, low: int, high: int) -> list[int]:
@@ -46,13 +47,17 @@ def parse_labels(flag: str, text: str, low: int, high: int) -> list[int]:
         start, stop, *rest = (_number(flag, text, p, meaning) for p in parts)
         step = rest[0] if rest else 1
         if step == 0:
-            raise UserError(f"--{flag}={text}: the step must not be 0; pass e.g. "
-                            f"{start}:{stop}:{1 if stop >= start else -1}")
+            raise UserError(
+                f"--{flag}={text}: the step must not be 0; pass e.g. "
+                f"{start}:{stop}:{1 if stop >= start else -1}"
+            )
         labels = list(range(start, stop + (1 if step > 0 else -1), step))
         if not labels:
-            raise UserError(f"--{flag}={text} is an empty range ({start} to {stop} in steps of "
-                            f"{step}); pass start:stop:step with stop {'>=' if step > 0 else '<='}"
-                            " start")
+            raise UserError(
+                f"--{flag}={text} is an empty range ({start} to {stop} in steps of "
+                f"{step}); pass start:stop:step with stop {'>=' if step > 0 else '<='}"
+                " start"
+            )
     else:
         labels = [_number(flag, text, token, meaning) for token in text.split(",")]
     for label in labels:
@@ -60,8 +65,10 @@ def parse_labels(flag: str, text: str, low: int, high: int) -> list[int]:
             raise UserError(f"--{flag}={label} is out of range: {meaning} is {low}-{high}")
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise UserError(f"--{flag}={text} names {', '.join(map(str, repeated))} more than once; "
-                        "pass each value once")
+        raise UserError(
+            f"--{flag}={text} names {', '.join(map(str, repeated))} more than once; "
+            "pass each value once"
+        )
     return labels
 
 

@@ -8,7 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 
-def write_wavs(folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "generated") -> list[str]:
+def write_wavs(
+    folder: str, waves: np.ndarray, sample_rate: int, prefix: str = "generated"
+) -> list[str]:
     """Writes 16-bit PCM WAV files, one per example.
 
     Args:

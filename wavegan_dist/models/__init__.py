@@ -9,10 +9,16 @@ TensorFlow's logs before TensorFlow is imported.
 """
 
 _EXPORTS = {
-    "ModelSpec": "spec", "build_models": "build", "build_generator": "build",
-    "check_slice_len": "registry", "layer_strides": "shapes", "frame_side": "shapes",
-    "WaveGANGenerator": "wavegan", "WaveGANCritic": "wavegan",
-    "Seed2DGenerator": "seed2d", "Seed2DCritic": "seed2d",
+    "ModelSpec": "spec",
+    "build_models": "build",
+    "build_generator": "build",
+    "check_slice_len": "registry",
+    "layer_strides": "shapes",
+    "frame_side": "shapes",
+    "WaveGANGenerator": "wavegan",
+    "WaveGANCritic": "wavegan",
+    "Seed2DGenerator": "seed2d",
+    "Seed2DCritic": "seed2d",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -20,5 +26,6 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         import importlib
+
         return getattr(importlib.import_module(f"wavegan_dist.models.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,11 @@ def main(argv):
             what += f", conditioned on {cfg.condition}"
         g_rows, g_total = layer_table(generator, (cfg.net.latent_dim,))
         c_rows, c_total = layer_table(critic, (cfg.net.slice_len, 1))
-        print(format_table(f"{cfg.net.model} generator ({what}, z {cfg.net.latent_dim})", g_rows, g_total))
+        print(
+            format_table(
+                f"{cfg.net.model} generator ({what}, z {cfg.net.latent_dim})", g_rows, g_total
+            )
+        )
         print()
         print(format_table(f"{cfg.net.model} critic ({what})", c_rows, c_total))
         print()

@@ -43,8 +43,9 @@ def leaky_relu(x, negative_slope=0.2):
             # LeakyReluGrad(dy, out) = dy where out > 0 (i.e. features > 0) else
             # slope * dy; with `out` held constant it is linear in dy, which is all the
             # penalty's double backward needs.
-            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(out),
-                                            alpha=negative_slope)
+            return tf.raw_ops.LeakyReluGrad(
+                gradients=dy, features=tf.stop_gradient(out), alpha=negative_slope
+            )
 
         return out, grad
 

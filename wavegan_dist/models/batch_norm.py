@@ -26,8 +26,9 @@ class GeneratorBatchNorm(keras.layers.Layer):
       x float32 [B, ..., C], training: bool -> float32 [B, ..., C].
     """
 
-    def __init__(self, synchronized: bool = False, momentum: float = 0.99,
-                 epsilon: float = 1e-3, **kwargs):
+    def __init__(
+        self, synchronized: bool = False, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs
+    ):
         super().__init__(**kwargs)
         self.synchronized = synchronized
         self.momentum = momentum
@@ -37,19 +38,28 @@ class GeneratorBatchNorm(keras.layers.Layer):
         channels = int(input_shape[-1])
         # autocast=False: under mixed precision these stay float32 inside call(), where
         # the normalisation is computed in float32.
-        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma",
-                                     autocast=False)
-        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta",
-                                    autocast=False)
+        self.gamma = self.add_weight(
+            shape=(channels,), initializer="ones", name="gamma", autocast=False
+        )
+        self.beta = self.add_weight(
+            shape=(channels,), initializer="zeros", name="beta", autocast=False
+        )
         self.moving_mean = self._statistic(channels, "zeros", "moving_mean")
         self.moving_variance = self._statistic(channels, "ones", "moving_variance")
 
     def _statistic(self, channels, initializer, name):
         # add_weight cannot make sync-on-read variables; an initializer object (not a
         # value) lets Keras defer creation the way add_weight does.
-        return keras.Variable(keras.initializers.get(initializer), shape=(channels,),
-                              dtype="float32", trainable=False, name=name, autocast=False,
-                              synchronization="on_read", aggregation="mean")
+        return keras.Variable(
+            keras.initializers.get(initializer),
+            shape=(channels,),
+            dtype="float32",
+            trainable=False,
+            name=name,
+            autocast=False,
+            synchronization="on_read",
+            aggregation="mean",
+        )
 
     def _moments(self, x):
         axes = list(range(len(x.shape) - 1))
@@ -59,8 +69,13 @@ class GeneratorBatchNorm(keras.layers.Layer):
             return keras.ops.moments(x, axes)
         # One all-reduce of [sum, sum of squares, count] per call.
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
-        local = tf.stack([tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes),
-                          tf.fill(tf.shape(x)[-1:], count)])
+        local = tf.stack(
+            [
+                tf.reduce_sum(x, axes),
+                tf.reduce_sum(tf.square(x), axes),
+                tf.fill(tf.shape(x)[-1:], count),
+            ]
+        )
         total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
         mean = total[0] / total[2]
         return mean, tf.maximum(total[1] / total[2] - tf.square(mean), 0.0)

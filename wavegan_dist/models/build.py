@@ -44,8 +44,10 @@ def build_generator(spec: ModelSpec):
     spec = buildable(spec)
     with _dtype_policy(spec.precision):
         generator = registry.network_classes(spec)[0](spec)
-    generator(tf.zeros([1, spec.latent_dim], tf.float32),
-              tf.zeros([1], tf.int32) if spec.num_classes else None)
+    generator(
+        tf.zeros([1, spec.latent_dim], tf.float32),
+        tf.zeros([1], tf.int32) if spec.num_classes else None,
+    )
     return generator
 
 
@@ -66,6 +68,9 @@ def build_models(spec: ModelSpec):
     generator = build_generator(spec)
     with _dtype_policy(spec.precision):
         critic = registry.network_classes(spec)[1](spec)
-    critic(tf.zeros([1, spec.slice_len, 1], tf.float32), None,
-           tf.zeros([1], tf.int32) if spec.num_classes else None)
+    critic(
+        tf.zeros([1, spec.slice_len, 1], tf.float32),
+        None,
+        tf.zeros([1], tf.int32) if spec.num_classes else None,
+    )
     return generator, critic

@@ -27,7 +27,8 @@ def with_label(z, labels, num_classes: int):
     if labels is None:
         raise ValueError("this generator is conditional: pass labels")
     return keras.ops.concatenate(
-        [z, keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=z.dtype)], axis=-1)
+        [z, keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=z.dtype)], axis=-1
+    )
 
 
 class Projection(keras.layers.Layer):
@@ -49,8 +50,10 @@ class Projection(keras.layers.Layer):
         # Small initial embeddings: at the start the critic behaves like the
         # unconditional one and the label term grows as it learns.
         self.embedding = self.add_weight(
-            shape=(self.num_classes, int(features_shape[-1])), name="embedding",
-            initializer=keras.initializers.RandomNormal(stddev=0.02, seed=self.seed))
+            shape=(self.num_classes, int(features_shape[-1])),
+            name="embedding",
+            initializer=keras.initializers.RandomNormal(stddev=0.02, seed=self.seed),
+        )
 
     def call(self, features, labels):
         rows = keras.ops.take(self.embedding, keras.ops.cast(labels, "int32"), axis=0)

@@ -63,6 +63,7 @@ def _time_slice(x, start, size):
     def time_slice(x):
         def grad(dy):
             return tf.pad(dy, [[0, 0], [start, length - start - size], [0, 0]])
+
         return tf.slice(x, [0, start, 0], [-1, size, -1]), grad
 
     return time_slice(x)
@@ -93,6 +94,7 @@ def _im2col(x, taps, out_len, length, channels, last):
     its gradient in turn (the penalty's double backward) is one zero-padded copy of
     the whole [B, out_len, taps * C] per window plus their sum.
     """
+
     @tf.custom_gradient
     def im2col(x):
         windows = [tf.slice(x, [0, q, 0], [-1, out_len, channels]) for q in range(taps - 1)]
@@ -106,14 +108,14 @@ def _im2col(x, taps, out_len, length, channels, last):
 def _col2im(d, taps, out_len, length, channels, last):
     """Adjoint of _im2col: [B, out_len, (taps - 1) * C + last] -> [B, length, C], the sum
     of each window's columns put back at its time offset; its gradient is _im2col."""
+
     @tf.custom_gradient
     def col2im(d):
         parts = []
         for q in range(taps):
             width = channels if q < taps - 1 else last
             part = d if taps == 1 else tf.slice(d, [0, 0, q * channels], [-1, -1, width])
-            parts.append(tf.pad(part, [[0, 0], [q, length - out_len - q],
-                                       [0, channels - width]]))
+            parts.append(tf.pad(part, [[0, 0], [q, length - out_len - q], [0, channels - width]]))
         x = parts[0] if taps == 1 else tf.add_n(parts)
         return x, lambda dx: _im2col(dx, taps, out_len, length, channels, last)
 
@@ -133,10 +135,12 @@ def _transposed(x):
 
 def _matmul(a, w):
     """a [M, K] @ w [K, N] -> [M, N]; the gradient for `a` is _matmul_by_transpose."""
+
     @tf.custom_gradient
     def matmul(a, w):
         def grad(dy):
             return _matmul_by_transpose(dy, w), tf.matmul(a, dy, transpose_a=True)
+
         return tf.matmul(a, w), grad
 
     return matmul(a, w)
@@ -152,6 +156,7 @@ def _matmul_by_transpose(d, w):
     at 310-385 there. Both gradients are plain products in the layouts oneDNN runs well,
     so the penalty's double backward stays fast too.
     """
+
     @tf.custom_gradient
     def matmul_t(d, w):
         rows = d.shape[0]
@@ -162,6 +167,7 @@ def _matmul_by_transpose(d, w):
 
         def grad(g):
             return _matmul(g, w), tf.matmul(g, d, transpose_a=True)
+
         return out, grad
 
     return matmul_t(d, w)
@@ -280,7 +286,7 @@ def _transpose_taps(size, stride):
 
 
 def polyphase_conv1d_transpose(x, kernel, stride, method="conv", bias=None):
-    """"same" transposed 1-D convolution (Keras Conv1DTranspose) computed at stride 1.
+    """ "same" transposed 1-D convolution (Keras Conv1DTranspose) computed at stride 1.
 
     Keras/TF define it as the adjoint (input gradient) of the "same" strided conv whose
     input has length L * s: out[t, f] = sum_{o, k: o * s + k - p = t} sum_c
@@ -322,9 +328,12 @@ def polyphase_conv1d_transpose(x, kernel, stride, method="conv", bias=None):
         # moves whole C-long rows, the kernel's contiguous axis, which costs a fraction
         # of a transpose that changes the innermost axis (the conv layout below).
         w = tf.transpose(tf.reshape(w, [taps, stride * filters, channels]), [1, 0, 2])
-        y = _matmul_time(_shifted_windows(x, taps, length),
-                         tf.reshape(w, [stride * filters, taps * channels]),
-                         transpose_weight=True, bias=phase_bias)
+        y = _matmul_time(
+            _shifted_windows(x, taps, length),
+            tf.reshape(w, [stride * filters, taps * channels]),
+            transpose_weight=True,
+            bias=phase_bias,
+        )
     elif method == "conv":
         w = tf.reshape(tf.transpose(w, [0, 3, 1, 2]), [taps, channels, stride * filters])
         y = tf.nn.conv1d(x, w, 1, "VALID")
@@ -361,9 +370,14 @@ class _PolyphaseMixin:
         self.method = _check_method(method)
 
     def _method_for(self, shape):
-        if not (len(shape) == 3 and shape[1] is not None and shape[2] is not None
-                and self.dilation_rate[0] == 1 and self.data_format == "channels_last"
-                and self._fast_path_applies(shape)):
+        if not (
+            len(shape) == 3
+            and shape[1] is not None
+            and shape[2] is not None
+            and self.dilation_rate[0] == 1
+            and self.data_format == "channels_last"
+            and self._fast_path_applies(shape)
+        ):
             return "keras"
         return self._choose(shape) if self.method == "auto" else self.method
 
@@ -403,12 +417,14 @@ class PolyphaseConv1D(_PolyphaseMixin, keras.layers.Conv1D):
         return self.strides[0] != 1 and self.padding in ("same", "valid")
 
     def _choose(self, shape):
-        return choose_conv1d_method(shape[1], shape[2], self.filters, self.kernel_size[0],
-                                    self.strides[0])
+        return choose_conv1d_method(
+            shape[1], shape[2], self.filters, self.kernel_size[0], self.strides[0]
+        )
 
     def _polyphase(self, inputs, method):
-        return polyphase_conv1d(inputs, self.kernel, self.strides[0], self.padding, method,
-                                bias=_bias_of(self))
+        return polyphase_conv1d(
+            inputs, self.kernel, self.strides[0], self.padding, method, bias=_bias_of(self)
+        )
 
 
 class PolyphaseConv1DTranspose(_PolyphaseMixin, keras.layers.Conv1DTranspose):
@@ -433,12 +449,14 @@ class PolyphaseConv1DTranspose(_PolyphaseMixin, keras.layers.Conv1DTranspose):
         return self.padding == "same" and self.output_padding is None
 
     def _choose(self, shape):
-        return choose_conv1d_transpose_method(shape[1], shape[2], self.filters,
-                                              self.kernel_size[0], self.strides[0])
+        return choose_conv1d_transpose_method(
+            shape[1], shape[2], self.filters, self.kernel_size[0], self.strides[0]
+        )
 
     def _polyphase(self, inputs, method):
-        return polyphase_conv1d_transpose(inputs, self.kernel, self.strides[0], method,
-                                          bias=_bias_of(self))
+        return polyphase_conv1d_transpose(
+            inputs, self.kernel, self.strides[0], method, bias=_bias_of(self)
+        )
 
 
 # Below this many output rows per example the stride-1 problem is too short for the

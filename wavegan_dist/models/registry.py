@@ -41,16 +41,23 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     # The paper's 1-D WaveGAN (models/wavegan.py).
-    "wavegan": Family("wavegan_dist.models.wavegan", "WaveGANGenerator", "WaveGANCritic",
-                      "wavegan_dist.models.shapes:layer_strides",
-                      defaults=dict(kernel_len=25, phase_shuffle=2)),
+    "wavegan": Family(
+        "wavegan_dist.models.wavegan",
+        "WaveGANGenerator",
+        "WaveGANCritic",
+        "wavegan_dist.models.shapes:layer_strides",
+        defaults=dict(kernel_len=25, phase_shuffle=2),
+    ),
     # A small 2-D DCGAN-style pair on the slice as one square frame (models/seed2d.py);
     # it has none of WaveGAN's generator options: refusing them beats ignoring them.
-    "seed2d": Family("wavegan_dist.models.seed2d", "Seed2DGenerator", "Seed2DCritic",
-                     "wavegan_dist.models.shapes:frame_side",
-                     defaults=dict(kernel_len=4, phase_shuffle=0),
-                     fixed=dict(upsample="zeros", post_filter=False, gen_batchnorm=False,
-                                phase_shuffle=0)),
+    "seed2d": Family(
+        "wavegan_dist.models.seed2d",
+        "Seed2DGenerator",
+        "Seed2DCritic",
+        "wavegan_dist.models.shapes:frame_side",
+        defaults=dict(kernel_len=4, phase_shuffle=0),
+        fixed=dict(upsample="zeros", post_filter=False, gen_batchnorm=False, phase_shuffle=0),
+    ),
 }
 
 
@@ -73,8 +80,10 @@ def check_options(spec: ModelSpec) -> None:
     for name, only in family(spec.model).fixed.items():
         value = getattr(spec, name)
         if value is not None and value != only:
-            raise UserError(f"--{name}={value} is a WaveGAN option; --model={spec.model} "
-                            f"takes only --{name}={only}")
+            raise UserError(
+                f"--{name}={value} is a WaveGAN option; --model={spec.model} "
+                f"takes only --{name}={only}"
+            )
 
 
 def _load(path: str):

@@ -47,26 +47,42 @@ class Seed2DGenerator(SpecNetwork):
         self.side = frame_side(spec.slice_len)
         self.num_stages = _num_stages(self.side)
         k = self.num_stages
-        self.dense = keras.layers.Dense(START_SIDE * START_SIDE, name="dense",
-                                        kernel_initializer=_init(spec.seed, _GENERATOR_SEED_OFFSET, 0))
+        self.dense = keras.layers.Dense(
+            START_SIDE * START_SIDE,
+            name="dense",
+            kernel_initializer=_init(spec.seed, _GENERATOR_SEED_OFFSET, 0),
+        )
         self.reshape = keras.layers.Reshape((START_SIDE, START_SIDE, 1), name="reshape")
         for i in range(k):
             last = i == k - 1
             # Attributes, not a list, so tf.train.Checkpoint tracks each layer.
-            setattr(self, f"upconv_{i}", keras.layers.Conv2DTranspose(
-                1 if last else spec.dim * 2 ** (k - 2 - i), spec.kernel_len, strides=2,
-                padding="same", activation="tanh" if last else None, name=f"upconv_{i}",
-                kernel_initializer=_init(spec.seed, _GENERATOR_SEED_OFFSET, i + 1)))
+            setattr(
+                self,
+                f"upconv_{i}",
+                keras.layers.Conv2DTranspose(
+                    1 if last else spec.dim * 2 ** (k - 2 - i),
+                    spec.kernel_len,
+                    strides=2,
+                    padding="same",
+                    activation="tanh" if last else None,
+                    name=f"upconv_{i}",
+                    kernel_initializer=_init(spec.seed, _GENERATOR_SEED_OFFSET, i + 1),
+                ),
+            )
         self.to_audio = keras.layers.Reshape((spec.slice_len, 1), name="to_audio")
 
     @property
     def summary_layers(self):
         """(layer, what follows it) in call order, for layer tables."""
         k = self.num_stages
-        convs = [(getattr(self, f"upconv_{i}"), "tanh" if i == k - 1 else "LeakyReLU")
-                 for i in range(k)]
-        return ([(self.dense, "LeakyReLU"), (self.reshape, "")] + convs
-                + [(self.to_audio, "rows joined into the waveform")])
+        convs = [
+            (getattr(self, f"upconv_{i}"), "tanh" if i == k - 1 else "LeakyReLU") for i in range(k)
+        ]
+        return (
+            [(self.dense, "LeakyReLU"), (self.reshape, "")]
+            + convs
+            + [(self.to_audio, "rows joined into the waveform")]
+        )
 
     def call(self, z, labels=None, training=False):
         """Args: z float [B, latent_dim]; labels int [B] (conditional models) or None.
@@ -96,22 +112,40 @@ class Seed2DCritic(SpecNetwork):
         self.to_frame = keras.layers.Reshape((self.side, self.side, 1), name="to_frame")
         self.leaky_relu = activations.critic_leaky_relu(spec.kernels)  # (x, negative_slope)
         for i in range(self.num_stages):
-            setattr(self, f"conv_{i}", keras.layers.Conv2D(
-                spec.dim * 2**i, spec.kernel_len, strides=2, padding="same", name=f"conv_{i}",
-                kernel_initializer=_init(spec.seed, _CRITIC_SEED_OFFSET, i)))
+            setattr(
+                self,
+                f"conv_{i}",
+                keras.layers.Conv2D(
+                    spec.dim * 2**i,
+                    spec.kernel_len,
+                    strides=2,
+                    padding="same",
+                    name=f"conv_{i}",
+                    kernel_initializer=_init(spec.seed, _CRITIC_SEED_OFFSET, i),
+                ),
+            )
         self.flatten = keras.layers.Flatten(name="flatten")
-        self.dense = keras.layers.Dense(1, name="dense", kernel_initializer=_init(
-            spec.seed, _CRITIC_SEED_OFFSET, self.num_stages))
+        self.dense = keras.layers.Dense(
+            1,
+            name="dense",
+            kernel_initializer=_init(spec.seed, _CRITIC_SEED_OFFSET, self.num_stages),
+        )
         if spec.num_classes:
-            self.projection = Projection(spec.num_classes, spec.seed * 1000 + _CRITIC_SEED_OFFSET
-                                         + self.num_stages + 1, name="projection")
+            self.projection = Projection(
+                spec.num_classes,
+                spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 1,
+                name="projection",
+            )
 
     @property
     def summary_layers(self):
         """(layer, what follows it) in call order, for layer tables."""
         convs = [(getattr(self, f"conv_{i}"), "LeakyReLU") for i in range(self.num_stages)]
-        tail = ([(self.dense, "+ projection"), (self.projection, "linear score")]
-                if self.num_classes else [(self.dense, "linear score")])
+        tail = (
+            [(self.dense, "+ projection"), (self.projection, "linear score")]
+            if self.num_classes
+            else [(self.dense, "linear score")]
+        )
         return [(self.to_frame, "")] + convs + [(self.flatten, "")] + tail
 
     def call(self, x, shifts=None, labels=None, training=False):
@@ -128,5 +162,6 @@ class Seed2DCritic(SpecNetwork):
         x = self.to_frame(keras.ops.cast(x, "float32"))
         for i in range(self.num_stages):
             x = self.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
-        return critic_score(self.dense, self.projection if self.num_classes else None,
-                            self.flatten(x), labels)
+        return critic_score(
+            self.dense, self.projection if self.num_classes else None, self.flatten(x), labels
+        )

@@ -55,8 +55,15 @@ def frame_side(slice_len) -> int:
     ok = isinstance(slice_len, int) and not isinstance(slice_len, bool) and slice_len > 0
     side = math.isqrt(slice_len) if ok else 0
     stages = side // START_SIDE
-    if not (ok and side * side == slice_len and side % START_SIDE == 0 and stages >= 2
-            and stages & (stages - 1) == 0):
-        raise UserError(f"--slice_len={slice_len} is not supported by seed2d: use a square "
-                        "frame (16 * 2^k)^2, e.g. 1024, 4096, 16384 (128 x 128), 65536")
+    if not (
+        ok
+        and side * side == slice_len
+        and side % START_SIDE == 0
+        and stages >= 2
+        and stages & (stages - 1) == 0
+    ):
+        raise UserError(
+            f"--slice_len={slice_len} is not supported by seed2d: use a square "
+            "frame (16 * 2^k)^2, e.g. 1024, 4096, 16384 (128 x 128), 65536"
+        )
     return side

@@ -22,48 +22,73 @@ class ModelSpec:
     """
 
     model: str = option(
-        "wavegan", "Network family: 'wavegan' (1-D, the paper's) or 'seed2d' (a small 2-D "
-        "convolutional GAN on the slice laid out as one square frame).", on_resume=REFUSE)
+        "wavegan",
+        "Network family: 'wavegan' (1-D, the paper's) or 'seed2d' (a small 2-D "
+        "convolutional GAN on the slice laid out as one square frame).",
+        on_resume=REFUSE,
+    )
     slice_len: int = option(
-        16384, "Samples per example. wavegan: 16384, 32768, 65536 (or 16 * 4^k for small "
+        16384,
+        "Samples per example. wavegan: 16384, 32768, 65536 (or 16 * 4^k for small "
         "test models); seed2d: a square (16 * 2^k)^2, e.g. 16384 = 128 x 128.",
-        on_resume=REFUSE)
+        on_resume=REFUSE,
+    )
     dim: int = option(64, "Model width d.", on_resume=REFUSE)
     kernel_len: int | None = option(
-        None, "Convolution kernel length (default 25 for wavegan, 4 (4x4) for seed2d).",
-        on_resume=REFUSE)
+        None,
+        "Convolution kernel length (default 25 for wavegan, 4 (4x4) for seed2d).",
+        on_resume=REFUSE,
+    )
     latent_dim: int = option(100, "Size of z.", on_resume=REFUSE)
     phase_shuffle: int | None = option(
-        None, "Critic phase-shuffle radius, 0 = off (default 2 for wavegan; seed2d has "
-        "none).", on_resume=ORDER)
+        None,
+        "Critic phase-shuffle radius, 0 = off (default 2 for wavegan; seed2d has none).",
+        on_resume=ORDER,
+    )
     phase_shuffle_layers: int = option(
-        4, "wavegan: phase shuffle after this many critic layers from the waveform end, "
+        4,
+        "wavegan: phase shuffle after this many critic layers from the waveform end, "
         "never after the last (the authors' code: 4 at every slice length). A run started "
         "before this flag existed keeps all but the last unless it is given.",
-        on_resume=ORDER)
+        on_resume=ORDER,
+    )
     upsample: str = option(
-        "zeros", "wavegan generator upsampling: 'zeros' (transposed convolution) or 'nn' "
-        "(nearest-neighbour repeat, then a convolution).", choices=("zeros", "nn"),
-        on_resume=REFUSE)
+        "zeros",
+        "wavegan generator upsampling: 'zeros' (transposed convolution) or 'nn' "
+        "(nearest-neighbour repeat, then a convolution).",
+        choices=("zeros", "nn"),
+        on_resume=REFUSE,
+    )
     post_filter: bool = option(
-        False, "wavegan: a learned 512-tap filter (no bias) after the generator's output.",
-        on_resume=REFUSE)
+        False,
+        "wavegan: a learned 512-tap filter (no bias) after the generator's output.",
+        on_resume=REFUSE,
+    )
     gen_batchnorm: bool = option(
-        False, "wavegan: batch norm in the generator (statistics over the global batch, "
-        "across replicas).", on_resume=REFUSE)
+        False,
+        "wavegan: batch norm in the generator (statistics over the global batch, across replicas).",
+        on_resume=REFUSE,
+    )
     num_classes: int = derived(0, "Label classes for conditioning; 0 = unconditional.")
     seed: int = derived(0, "Initial-weight seed.")
     precision: str = derived(
-        "fp32", "'fp32', or 'bf16' for bfloat16 compute with float32 weights; either way the "
-        "networks take and return float32.")
+        "fp32",
+        "'fp32', or 'bf16' for bfloat16 compute with float32 weights; either way the "
+        "networks take and return float32.",
+    )
     kernels: str = derived(
-        "fast", "'fast' (WaveGAN's strided convolutions as the polyphase layers of "
+        "fast",
+        "'fast' (WaveGAN's strided convolutions as the polyphase layers of "
         "models/fast_conv.py, the critic's LeakyReLU without a second-order path, "
         "models/activations.py), 'reference' (Keras's own layers and activation), or "
         "'auto' (chosen by the device when the networks are built; wavegan_dist/kernels.py). "
-        "Same variables and mathematics either way, so checkpoints are interchangeable.")
+        "Same variables and mathematics either way, so checkpoints are interchangeable.",
+    )
 
     def flag_values(self) -> dict:
         """{name: value} of the fields that are flags (the derived ones left out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.metadata.get("flag")}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.metadata.get("flag")
+        }

@@ -28,8 +28,9 @@ def format_table(title: str, rows: list[tuple], total: int) -> str:
     header = ("layer", "type", "output shape", "parameters", "then")
     cells = [header] + [(n, t, str(tuple(s)), f"{p:,}", note) for n, t, s, p, note in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    align = lambda r: "  ".join(c.rjust(w) if i == 3 else c.ljust(w)
-                                for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    align = lambda r: "  ".join(
+        c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+    ).rstrip()
     rule = "-" * len(align(header))
     body = [title, rule, align(header), rule] + [align(r) for r in cells[1:]]
     return "\n".join(body + [rule, f"total parameters: {total:,}"])

@@ -84,8 +84,11 @@ class WaveGANGenerator(SpecNetwork):
         # round-off, which Adam would blow up to full-size steps), so layers followed by
         # batch norm have none.
         self.dense = keras.layers.Dense(
-            START_LEN * self.start_width, kernel_initializer=init(0),
-            use_bias=not spec.gen_batchnorm, name="dense")
+            START_LEN * self.start_width,
+            kernel_initializer=init(0),
+            use_bias=not spec.gen_batchnorm,
+            name="dense",
+        )
         self.reshape = keras.layers.Reshape((START_LEN, self.start_width), name="reshape")
         # One attribute per layer, not a list: tf.train.Checkpoint does not see layers
         # inside Keras 3 tracked lists, so their weights would not be saved.
@@ -95,10 +98,16 @@ class WaveGANGenerator(SpecNetwork):
         for i, stride in enumerate(self.strides):
             last = i == n - 1
             width = 1 if last else width // 2
-            conv_args = dict(padding="same", use_bias=last or not spec.gen_batchnorm,
-                             kernel_initializer=init(i + 1), name=f"upconv_{i}")
+            conv_args = dict(
+                padding="same",
+                use_bias=last or not spec.gen_batchnorm,
+                kernel_initializer=init(i + 1),
+                name=f"upconv_{i}",
+            )
             if spec.upsample == "nn":
-                setattr(self, f"upsample_{i}", keras.layers.UpSampling1D(stride, name=f"upsample_{i}"))
+                setattr(
+                    self, f"upsample_{i}", keras.layers.UpSampling1D(stride, name=f"upsample_{i}")
+                )
                 conv = keras.layers.Conv1D(width, spec.kernel_len, **conv_args)
             else:
                 conv = conv_transpose_cls(width, spec.kernel_len, strides=stride, **conv_args)
@@ -107,8 +116,13 @@ class WaveGANGenerator(SpecNetwork):
                 setattr(self, f"norm_{i}", _batch_norm(f"norm_{i}"))
         if spec.post_filter:
             self.post_filter = keras.layers.Conv1D(
-                1, POST_FILTER_TAPS, padding="same", use_bias=False,
-                kernel_initializer=init(n + 1), name="post_filter")
+                1,
+                POST_FILTER_TAPS,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=init(n + 1),
+                name="post_filter",
+            )
 
     @property
     def upconvs(self):
@@ -185,16 +199,30 @@ class WaveGANCritic(SpecNetwork):
         self.leaky_relu = activations.critic_leaky_relu(spec.kernels)  # (x, negative_slope)
         for i, stride in enumerate(self.strides):
             # Attributes rather than a list so tf.train.Checkpoint tracks them (see generator).
-            setattr(self, f"conv_{i}", conv_cls(
-                spec.dim * 2**i, spec.kernel_len, strides=stride, padding="same",
-                use_bias=True, kernel_initializer=init(i), bias_initializer="zeros",
-                name=f"conv_{i}"))
+            setattr(
+                self,
+                f"conv_{i}",
+                conv_cls(
+                    spec.dim * 2**i,
+                    spec.kernel_len,
+                    strides=stride,
+                    padding="same",
+                    use_bias=True,
+                    kernel_initializer=init(i),
+                    bias_initializer="zeros",
+                    name=f"conv_{i}",
+                ),
+            )
         self.flatten = keras.layers.Flatten(name="flatten")
         self.dense = keras.layers.Dense(
-            1, kernel_initializer=init(n), bias_initializer="zeros", name="dense")
+            1, kernel_initializer=init(n), bias_initializer="zeros", name="dense"
+        )
         if spec.num_classes:
-            self.projection = Projection(spec.num_classes, _init_seed(spec.seed, _CRITIC_SEED_OFFSET,
-                                                                      n + 1), name="projection")
+            self.projection = Projection(
+                spec.num_classes,
+                _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 1),
+                name="projection",
+            )
 
     @property
     def convs(self):
@@ -205,11 +233,16 @@ class WaveGANCritic(SpecNetwork):
     def summary_layers(self):
         """(layer, what follows it) in call order, for layer tables."""
         shuffle = f", phase shuffle ±{self.phase_shuffle_radius}" if self.num_shuffle_layers else ""
-        head = [(conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
-                for i, conv in enumerate(self.convs)]
+        head = [
+            (conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
+            for i, conv in enumerate(self.convs)
+        ]
         if self.num_classes:
-            return head + [(self.flatten, ""), (self.dense, "+ projection"),
-                           (self.projection, "linear score")]
+            return head + [
+                (self.flatten, ""),
+                (self.dense, "+ projection"),
+                (self.projection, "linear score"),
+            ]
         return head + [(self.flatten, ""), (self.dense, "linear score")]
 
     @property
@@ -236,8 +269,9 @@ class WaveGANCritic(SpecNetwork):
             x = self.leaky_relu(conv(x), negative_slope=0.2)
             if shifts is not None and i < self.num_shuffle_layers:
                 x = _phase_shuffle(x, shifts[:, i], self.phase_shuffle_radius)
-        return critic_score(self.dense, self.projection if self.num_classes else None,
-                            self.flatten(x), labels)
+        return critic_score(
+            self.dense, self.projection if self.num_classes else None, self.flatten(x), labels
+        )
 
 
 def _batch_norm(name):

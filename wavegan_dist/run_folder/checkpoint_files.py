@@ -31,7 +31,7 @@ def checkpoint_numbers(directory: str) -> list[int]:
     """N of every ckpt-N.index in `directory`, ascending (the state file aside)."""
     numbers = []
     for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
-        number = os.path.basename(index)[len("ckpt-"):-len(".index")]
+        number = os.path.basename(index)[len("ckpt-") : -len(".index")]
         if number.isdigit():
             numbers.append(int(number))
     return sorted(numbers)
@@ -77,16 +77,18 @@ def damaged_advice(path: str, flag: str, in_run: bool) -> str:
         aside), False for commands that read a checkpoint (the flag takes a path).
     """
     directory, name = os.path.split(path)
-    number = name[len("ckpt-"):] if name.startswith("ckpt-") else ""
+    number = name[len("ckpt-") :] if name.startswith("ckpt-") else ""
     intact = newest_intact(directory, int(number) if number.isdigit() else None)
     if intact is None:
-        return (f"no older checkpoint in {directory} reads back intact"
-                + ("; use a new --model_dir (or move this one away) to start from step 0"
-                   if in_run else ""))
+        return f"no older checkpoint in {directory} reads back intact" + (
+            "; use a new --model_dir (or move this one away) to start from step 0" if in_run else ""
+        )
     if in_run:
         name = os.path.basename(intact)
-        return (f"the newest intact one is {name}: add {flag}={name} to continue from it "
-                "(the newer checkpoints are then moved to a set_aside folder, not deleted)")
+        return (
+            f"the newest intact one is {name}: add {flag}={name} to continue from it "
+            "(the newer checkpoints are then moved to a set_aside folder, not deleted)"
+        )
     return f"the newest intact one is {intact}: pass {flag}={intact}"
 
 
@@ -94,7 +96,8 @@ def damaged_advice(path: str, flag: str, in_run: bool) -> str:
 PARTIAL_RESTORE_WARNINGS = (
     "Detecting that an object or model or tf.train.Checkpoint is being deleted",
     "Value in checkpoint could not be found in the restored object",
-    "An attribute in the restored object could not be found in the checkpoint")
+    "An attribute in the restored object could not be found in the checkpoint",
+)
 
 
 class DropPartialRestoreWarnings(logging.Filter):
@@ -135,9 +138,11 @@ def latest_in(directory: str, hint: str = "") -> str | None:
     if not numbers:
         return None
     newest = f"ckpt-{max(numbers)}"
-    raise UserError(f"{os.path.join(directory, 'checkpoint')} is missing or unreadable, but "
-                    f"{len(numbers)} checkpoint(s) are there (newest {newest}); write it back "
-                    f"as the line model_checkpoint_path: \"{newest}\"{hint}")
+    raise UserError(
+        f"{os.path.join(directory, 'checkpoint')} is missing or unreadable, but "
+        f"{len(numbers)} checkpoint(s) are there (newest {newest}); write it back "
+        f'as the line model_checkpoint_path: "{newest}"{hint}'
+    )
 
 
 def has_node(path: str, name: str) -> bool:
@@ -156,11 +161,14 @@ def recorded_config(model_dir: str) -> dict | None:
     except tf.errors.OpError as err:
         # e.g. a gs:// model_dir without network or credentials
         reason = first_line(err, 200)
-        raise UserError(f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
-                        "the network and the credentials") from err
+        raise UserError(
+            f"--model_dir={model_dir} cannot be read ({reason}); check the path, "
+            "the network and the credentials"
+        ) from err
     try:
         with tf.io.gfile.GFile(path) as f:
             return json.load(f)
     except (tf.errors.OpError, ValueError) as err:
-        raise UserError(f"{path} is unreadable ({err}); move it away or use a new "
-                        "--model_dir") from err
+        raise UserError(
+            f"{path} is unreadable ({err}); move it away or use a new --model_dir"
+        ) from err

@@ -20,9 +20,15 @@ from wavegan_dist.options import ORDER, REFUSE, fields_on_resume, resume_notes
 from wavegan_dist.paths import check_output_folder
 from wavegan_dist.run_folder import CHECKPOINT_FOLDER, CONFIG_FILE
 from wavegan_dist.run_folder.checkpoint_files import (
-    checkpoint_numbers, damage_of, damaged_advice, has_node, latest_in, os_reason, recorded_config,
-    silence_partial_restore_warnings)
-
+    checkpoint_numbers,
+    damage_of,
+    damaged_advice,
+    has_node,
+    latest_in,
+    os_reason,
+    recorded_config,
+    silence_partial_restore_warnings,
+)
 
 
 class Checkpointer:
@@ -49,11 +55,22 @@ class Checkpointer:
         such as the noise seed and the generator EMA).
     """
 
-    def __init__(self, model_dir: str, keep: int, step: tf.Variable, models: dict,
-                 optimizers: dict, save_dir: str | None = None, optional: dict | None = None):
+    def __init__(
+        self,
+        model_dir: str,
+        keep: int,
+        step: tf.Variable,
+        models: dict,
+        optimizers: dict,
+        save_dir: str | None = None,
+        optional: dict | None = None,
+    ):
         self.directory = os.path.join(model_dir, CHECKPOINT_FOLDER)
-        parts = dict(step=step, models=tf.train.Checkpoint(**models),
-                     optimizers=tf.train.Checkpoint(**optimizers))
+        parts = dict(
+            step=step,
+            models=tf.train.Checkpoint(**models),
+            optimizers=tf.train.Checkpoint(**optimizers),
+        )
         self.checkpoint = tf.train.Checkpoint(**parts, **(optional or {}))
         # What every checkpoint must hold; restored and checked on its own.
         self._required = tf.train.Checkpoint(**parts)
@@ -70,12 +87,15 @@ class Checkpointer:
 
     def _open_manager(self) -> tf.train.CheckpointManager:
         try:
-            return tf.train.CheckpointManager(self.checkpoint, self._target,
-                                              max_to_keep=self._keep, step_counter=self.step)
+            return tf.train.CheckpointManager(
+                self.checkpoint, self._target, max_to_keep=self._keep, step_counter=self.step
+            )
         except ValueError as err:  # a state file that parses but names nothing (empty)
             latest_in(self._target)  # checkpoints beside it: that message, with the way out
-            raise UserError(f"{os.path.join(self._target, 'checkpoint')} is unreadable and no "
-                            "checkpoint is next to it; delete it to start the run") from err
+            raise UserError(
+                f"{os.path.join(self._target, 'checkpoint')} is unreadable and no "
+                "checkpoint is next to it; delete it to start the run"
+            ) from err
 
     @property
     def latest(self) -> str | None:
@@ -105,8 +125,10 @@ class Checkpointer:
             moved = self._set_aside_after(step)
             if moved:
                 names = ", ".join(os.path.basename(p) for p in moved[1:])
-                (log or (lambda _: None))(f"moved {names} (newer than step {step}) and the old "
-                                          f"state file to {moved[0]}; nothing was deleted")
+                (log or (lambda _: None))(
+                    f"moved {names} (newer than step {step}) and the old "
+                    f"state file to {moved[0]}; nothing was deleted"
+                )
             self.manager = self._open_manager()
         return step
 
@@ -126,13 +148,18 @@ class Checkpointer:
 
     def _named(self, resume_from: str) -> str:
         """The checkpoint path prefix --resume_from names; UserError if there is none."""
-        path = (os.path.join(self.directory, resume_from) if re.fullmatch(r"ckpt-\d+", resume_from)
-                else resume_from)
+        path = (
+            os.path.join(self.directory, resume_from)
+            if re.fullmatch(r"ckpt-\d+", resume_from)
+            else resume_from
+        )
         if not tf.io.gfile.exists(path + ".index"):
             have = [f"ckpt-{n}" for n in checkpoint_numbers(self.directory)]
             listed = f"the run has {', '.join(have)}" if have else "the run has no checkpoint"
-            raise UserError(f"--resume_from={resume_from}: there is no checkpoint {path} (no "
-                            f".index file); {listed} in {self.directory}")
+            raise UserError(
+                f"--resume_from={resume_from}: there is no checkpoint {path} (no "
+                f".index file); {listed} in {self.directory}"
+            )
         return path
 
     def _restore(self, path: str, context: str = "") -> int:
@@ -141,19 +168,21 @@ class Checkpointer:
             # expect_partial: the file also holds the optional values, restored next.
             self._required.restore(path).assert_existing_objects_matched().expect_partial()
             self._optional.restore(path).expect_partial()
-            self.missing = tuple(name for name in self._optional_names
-                                 if not has_node(path, name))
+            self.missing = tuple(name for name in self._optional_names if not has_node(path, name))
         except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
             # IndexError: what restoring from a truncated .data file raises.
             silence_partial_restore_warnings()
             damage = damage_of(path)
             if damage:
                 advice = damaged_advice(path, "--resume_from", in_run=True)
-                raise UserError(f"{context}cannot restore checkpoint {path}: it is damaged "
-                                f"({damage}); {advice}") from err
+                raise UserError(
+                    f"{context}cannot restore checkpoint {path}: it is damaged ({damage}); {advice}"
+                ) from err
             reason = first_line(err, 200)
-            raise UserError(f"{context}cannot restore checkpoint {path}: {reason}; use a new "
-                            "--model_dir or the flags the run was started with") from err
+            raise UserError(
+                f"{context}cannot restore checkpoint {path}: {reason}; use a new "
+                "--model_dir or the flags the run was started with"
+            ) from err
         self.restored = path
         return int(self.step.numpy())
 
@@ -188,7 +217,9 @@ class Checkpointer:
         what it had written and raises UserError; earlier checkpoints stay intact.
         """
         number = int(self.step.numpy())
-        before = set(tf.io.gfile.listdir(self._target)) if tf.io.gfile.isdir(self._target) else set()
+        before = (
+            set(tf.io.gfile.listdir(self._target)) if tf.io.gfile.isdir(self._target) else set()
+        )
         try:
             return self.manager.save(checkpoint_number=number)
         except (tf.errors.OpError, OSError) as err:
@@ -196,9 +227,11 @@ class Checkpointer:
             _remove_partial_save(self._target, before, prefix)
             kept = latest_in(self._target)
             kept = f"the last checkpoint {kept} is intact" if kept else "no earlier checkpoint"
-            raise UserError(f"cannot write checkpoint {prefix}: {os_reason(err)}; its partial "
-                            f"files were removed and {kept}; free space or fix the folder, then "
-                            "run the same command again to resume") from err
+            raise UserError(
+                f"cannot write checkpoint {prefix}: {os_reason(err)}; its partial "
+                f"files were removed and {kept}; free space or fix the folder, then "
+                "run the same command again to resume"
+            ) from err
 
 
 def _remove_partial_save(directory: str, before: set, prefix: str) -> None:
@@ -231,12 +264,16 @@ def _write_state(directory: str, numbers: list[int]) -> None:
             tf.io.gfile.remove(state)
         return
     names = [f"ckpt-{n}" for n in numbers]
-    stamps = [tf.io.gfile.stat(os.path.join(directory, name + ".index")).mtime_nsec / 1e9
-              for name in names]
-    lines = ([f'model_checkpoint_path: "{names[-1]}"']
-             + [f'all_model_checkpoint_paths: "{name}"' for name in names]
-             + [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in stamps]
-             + ["last_preserved_timestamp: 0.0"])
+    stamps = [
+        tf.io.gfile.stat(os.path.join(directory, name + ".index")).mtime_nsec / 1e9
+        for name in names
+    ]
+    lines = (
+        [f'model_checkpoint_path: "{names[-1]}"']
+        + [f'all_model_checkpoint_paths: "{name}"' for name in names]
+        + [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in stamps]
+        + ["last_preserved_timestamp: 0.0"]
+    )
     _write_whole(state, "\n".join(lines) + "\n")
 
 
@@ -285,24 +322,44 @@ def check_config(model_dir: str, config: dict) -> list[str]:
         return []
     legacy = recorded_defaults(old)
     old = {**legacy, **old}  # fields it never recorded: the values it trained with
-    changed = [f"--{k}={config[k]} (run has {old[k]})" for k in MODEL_FIELDS
-               if k in old and old[k] != config[k]]
+    changed = [
+        f"--{k}={config[k]} (run has {old[k]})"
+        for k in MODEL_FIELDS
+        if k in old and old[k] != config[k]
+    ]
     if changed:
-        raise UserError(f"--model_dir={model_dir} holds a run with other model flags: "
-                        f"{', '.join(changed)}; use a new --model_dir or the same flags")
-    changed = [k for k in (*ORDER_FIELDS, *TRAINING_FIELDS)
-               if k in old and not _json_equal(old[k], config[k])]
-    notes = [f"--{k} changed from {old[k]} to {config[k]} since the run started; " + (
-        TRAINING_FIELDS[k] if k in TRAINING_FIELDS else "training continues with the new "
-        "value, so it no longer repeats an uninterrupted run exactly") for k in changed]
+        raise UserError(
+            f"--model_dir={model_dir} holds a run with other model flags: "
+            f"{', '.join(changed)}; use a new --model_dir or the same flags"
+        )
+    changed = [
+        k
+        for k in (*ORDER_FIELDS, *TRAINING_FIELDS)
+        if k in old and not _json_equal(old[k], config[k])
+    ]
+    notes = [
+        f"--{k} changed from {old[k]} to {config[k]} since the run started; "
+        + (
+            TRAINING_FIELDS[k]
+            if k in TRAINING_FIELDS
+            else "training continues with the new "
+            "value, so it no longer repeats an uninterrupted run exactly"
+        )
+        for k in changed
+    ]
     kept = [k for k in legacy if k not in changed]
     if kept:
         defaults = Config().to_dict()
-        notes.insert(0, "the run was started before " + ", ".join(f"--{k}" for k in kept)
-                     + " existed and keeps what it trained with: "
-                     + " ".join(f"--{k}={old[k]}" for k in kept) + " (new runs: "
-                     + " ".join(f"--{k}={defaults[k]}" for k in kept)
-                     + "); give the flag to change it")
+        notes.insert(
+            0,
+            "the run was started before "
+            + ", ".join(f"--{k}" for k in kept)
+            + " existed and keeps what it trained with: "
+            + " ".join(f"--{k}={old[k]}" for k in kept)
+            + " (new runs: "
+            + " ".join(f"--{k}={defaults[k]}" for k in kept)
+            + "); give the flag to change it",
+        )
     return notes
 
 
@@ -318,12 +375,15 @@ def record_config(model_dir: str, config: dict) -> None:
     before = recorded_config(model_dir) or {}
     legacy = recorded_defaults(before) if before else {}
     fields = {f.name for f in _FLAG_FIELDS}
-    config = {**{k: v for k, v in before.items() if k not in config and k not in fields},
-              **{k: v for k, v in config.items()
-                 if not (k in legacy and _json_equal(v, legacy[k]))}}
+    config = {
+        **{k: v for k, v in before.items() if k not in config and k not in fields},
+        **{k: v for k, v in config.items() if not (k in legacy and _json_equal(v, legacy[k]))},
+    }
     try:
         tf.io.gfile.makedirs(model_dir)
         _write_whole(path, json.dumps(config, indent=2, sort_keys=True))
     except tf.errors.OpError as err:
-        raise UserError(f"cannot write {path}: {os_reason(err)}; free space or pass a "
-                        "--model_dir you can write to") from err
+        raise UserError(
+            f"cannot write {path}: {os_reason(err)}; free space or pass a "
+            "--model_dir you can write to"
+        ) from err

@@ -21,17 +21,20 @@ import tensorflow as tf
 from wavegan_dist.errors import UserError
 
 
-_SAME_MODEL_DIR = ("every worker must see the chief's checkpoints in the same --model_dir "
-                   "(this worker's is {model_dir}): use one shared path (for example gs://...) "
-                   "on every host")
+_SAME_MODEL_DIR = (
+    "every worker must see the chief's checkpoints in the same --model_dir "
+    "(this worker's is {model_dir}): use one shared path (for example gs://...) "
+    "on every host"
+)
 
 
 def _workers(strategy: tf.distribute.Strategy) -> tuple[list[str], int]:
     """(the cluster's task names, this worker's rank): the chief (or worker 0 when there
     is no chief job) is rank 0, then the workers in order."""
     spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    names = (["chief"] * len(spec.get("chief", ()))
-             + [f"worker {i}" for i in range(len(spec.get("worker", ())))])
+    names = ["chief"] * len(spec.get("chief", ())) + [
+        f"worker {i}" for i in range(len(spec.get("worker", ())))
+    ]
     resolver = strategy.cluster_resolver
     chiefs = len(names) - len(spec.get("worker", ()))
     rank = resolver.task_id if resolver.task_type == "chief" else chiefs + resolver.task_id
@@ -75,6 +78,7 @@ class Workers:
             def total(slots):
                 per_replica = self.strategy.run(tf.identity, args=(slots,))
                 return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
             self._sum = total
         slots = np.zeros([self.count, values.size], np.float64)
         slots[self.rank] = values
@@ -113,10 +117,13 @@ class Workers:
         if np.all(rows == rows[0]):
             return
         found = {-1: "no checkpoint", -2: "a checkpoint not named ckpt-N"}
-        states = ", ".join(f"{who} {found.get(int(n), f'ckpt-{int(n)}')}"
-                           for who, n in zip(self.names, rows))
-        raise UserError(f"the workers would resume from different checkpoints ({states}); "
-                        + _SAME_MODEL_DIR.format(model_dir=model_dir))
+        states = ", ".join(
+            f"{who} {found.get(int(n), f'ckpt-{int(n)}')}" for who, n in zip(self.names, rows)
+        )
+        raise UserError(
+            f"the workers would resume from different checkpoints ({states}); "
+            + _SAME_MODEL_DIR.format(model_dir=model_dir)
+        )
 
     def check_same_state(self, step: int, variables, model_dir: str) -> None:
         """Stops the run unless every worker holds the same step and weights.
@@ -143,8 +150,12 @@ class Workers:
         rows = self.gather([step, crc])
         if np.all(rows == rows[0]):
             return
-        states = ", ".join(f"{name} step {int(s)} (weights crc32 {int(c):08x})"
-                           for name, (s, c) in zip(self.names, rows))
+        states = ", ".join(
+            f"{name} step {int(s)} (weights crc32 {int(c):08x})"
+            for name, (s, c) in zip(self.names, rows)
+        )
         what = "step" if np.any(rows[:, 0] != rows[0, 0]) else "weights"
-        raise UserError(f"the workers restored different states ({what} differs: {states}); "
-                        + _SAME_MODEL_DIR.format(model_dir=model_dir))
+        raise UserError(
+            f"the workers restored different states ({what} differs: {states}); "
+            + _SAME_MODEL_DIR.format(model_dir=model_dir)
+        )

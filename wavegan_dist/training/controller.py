@@ -59,25 +59,31 @@ class Schedule:
           multi_worker: the run has several workers, which vote every
             faults.STOP_VOTE_STEPS steps.
         """
-        return cls(train_steps=cfg.train_steps, steps_per_loop=cfg.steps_per_loop,
-                   log_every=cfg.log_every, ckpt_every=cfg.ckpt_every,
-                   sample_every=cfg.sample_every, eval_every=cfg.eval_every,
-                   vote_every=faults.STOP_VOTE_STEPS if multi_worker else 0)
+        return cls(
+            train_steps=cfg.train_steps,
+            steps_per_loop=cfg.steps_per_loop,
+            log_every=cfg.log_every,
+            ckpt_every=cfg.ckpt_every,
+            sample_every=cfg.sample_every,
+            eval_every=cfg.eval_every,
+            vote_every=faults.STOP_VOTE_STEPS if multi_worker else 0,
+        )
 
     def call_length(self, step: int) -> int:
         """Steps of the host call that starts after `step`: --steps_per_loop, cut at the
         next checkpoint, audio summary, evaluation or the last step."""
-        cuts = [self.ckpt_every, self.sample_every] + ([self.eval_every] if self.eval_every
-                                                       else [])
-        return min([self.steps_per_loop, self.train_steps - step]
-                   + [c - step % c for c in cuts])
+        cuts = [self.ckpt_every, self.sample_every] + ([self.eval_every] if self.eval_every else [])
+        return min([self.steps_per_loop, self.train_steps - step] + [c - step % c for c in cuts])
 
     def logged(self, first: int, step: int, end: int) -> list[int]:
         """Steps step+1..end whose losses are logged: every --log_every, the last, and
         the first step after `first` (where the run, or its segment after a rollback,
         started)."""
-        return [s for s in range(step + 1, end + 1)
-                if s == first + 1 or s % self.log_every == 0 or s == self.train_steps]
+        return [
+            s
+            for s in range(step + 1, end + 1)
+            if s == first + 1 or s % self.log_every == 0 or s == self.train_steps
+        ]
 
     def votes(self, step: int, end: int) -> bool:
         """True if the workers vote on stopping after the call from `step` to `end`."""
@@ -185,8 +191,10 @@ class Progress:
         mark_time, mark_step = self._mark
         train_steps = ctl.schedule.train_steps
         if call.step == call.first:
-            ctl.log(f"step {call.first + 1}: first call of {call.end - call.step} step(s) "
-                    f"(tracing and compiling) took {now - mark_time:.1f} s")
+            ctl.log(
+                f"step {call.first + 1}: first call of {call.end - call.step} step(s) "
+                f"(tracing and compiling) took {now - mark_time:.1f} s"
+            )
         else:
             self._rate = (call.end - mark_step) * self.examples_per_step / (now - mark_time)
         self._mark = (now, call.end)
@@ -198,9 +206,11 @@ class Progress:
             if self._rate:
                 eta = (train_steps - s) * self.examples_per_step / self._rate
                 speed = f"  {self._rate:.1f} examples/s  ETA {format_eta(eta)}"
-            ctl.log(f"step {s}/{train_steps}  critic {at['critic']:+.4f}  "
-                    f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
-                    f"wasserstein {at['wasserstein']:+.4f}{speed}")
+            ctl.log(
+                f"step {s}/{train_steps}  critic {at['critic']:+.4f}  "
+                f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
+                f"wasserstein {at['wasserstein']:+.4f}{speed}"
+            )
 
 
 @dataclasses.dataclass
@@ -291,15 +301,19 @@ class Rollback:
                 why = f"; --max_rollbacks={self.max_rollbacks} used up"
             else:
                 why = "; --on_nan=rollback would restore it and continue with a fresh noise seed"
-            raise UserError(f"training diverged at step {bad.step} ({losses}); the last "
-                            f"checkpoint is intact: {kept or 'none (no checkpoint was written)'}"
-                            f"{why}")
+            raise UserError(
+                f"training diverged at step {bad.step} ({losses}); the last "
+                f"checkpoint is intact: {kept or 'none (no checkpoint was written)'}"
+                f"{why}"
+            )
         step = ctl.checkpointer.restore_latest()  # the generator EMA too
         seed = faults.rollback_seed(self.seed, ctl.rollbacks)
         ctl.trainer.restored(noise_seed=seed)
-        ctl.log(f"rollback {ctl.rollbacks}/{self.max_rollbacks}: non-finite loss at step "
-                f"{bad.step} ({losses}); restored {kept} (step {step}), continuing with noise "
-                f"seed {seed}")
+        ctl.log(
+            f"rollback {ctl.rollbacks}/{self.max_rollbacks}: non-finite loss at step "
+            f"{bad.step} ({losses}); restored {kept} (step {step}), continuing with noise "
+            f"seed {seed}"
+        )
         ctl.workers.check_same_state(step, ctl.trainer.state(), self.model_dir)
         return step
 
@@ -351,17 +365,21 @@ class Controller:
         checkpointing the step reached). Raises UserError for a divergence that is not
         rolled back."""
         if self.step >= self.schedule.train_steps:
-            self.log(f"already at step {self.step} >= --train_steps="
-                     f"{self.schedule.train_steps}: nothing to train")
+            self.log(
+                f"already at step {self.step} >= --train_steps="
+                f"{self.schedule.train_steps}: nothing to train"
+            )
         else:
             # Nothing is printed while the first host call traces, compiles and runs, so
             # the wait is announced. First calls measured on a 2-core CPU: 9.5 s (tests'
             # tiny flags), 22 s (--preset=tiny), 19.5 s (paper model at batch 8, 1 critic
             # update); with the paper's batch 64 and 5 critic updates that step alone
             # takes minutes.
-            self.log(f"building and compiling the training step: step {self.step + 1} "
-                     "follows in roughly 10 s to 3 min on a CPU (longer with --jit_compile, "
-                     "several replicas or --steps_per_loop > 1)")
+            self.log(
+                f"building and compiling the training step: step {self.step + 1} "
+                "follows in roughly 10 s to 3 min on a CPU (longer with --jit_compile, "
+                "several replicas or --steps_per_loop > 1)"
+            )
         while self.step < self.schedule.train_steps and not self.stopped:
             self.trainer.start(self.step)
             try:
@@ -391,8 +409,9 @@ class Controller:
                 values = fetched(out, step)
                 self.metrics = {k: float(v[-1]) for k, v in values.items()}
             if logged:
-                self.progress(self, HostCall(first=first, step=step, end=end, logged=logged,
-                                             values=values))
+                self.progress(
+                    self, HostCall(first=first, step=step, end=end, logged=logged, values=values)
+                )
             self.step = end
             sampling = self.schedule.samples(end)
             if sampling and self.audio is not None:

@@ -34,18 +34,33 @@ class TrainingEvaluator:
     def __init__(self, cfg: Config, log=print):
         self.cfg = cfg
         self.model, self.info = classifier.load(cfg.eval_classifier)
-        self.refs = evaluation.load_references(self.info, cfg.data, cfg.condition, cfg.eval_split,
-                                               cfg.data_cache, seed=cfg.seed, log=log)
+        self.refs = evaluation.load_references(
+            self.info,
+            cfg.data,
+            cfg.condition,
+            cfg.eval_split,
+            cfg.data_cache,
+            seed=cfg.seed,
+            log=log,
+        )
         self.best = _read_best(cfg.model_dir)
-        log(f"evaluation every {cfg.eval_every} steps: {self.info.target} classifier, "
+        log(
+            f"evaluation every {cfg.eval_every} steps: {self.info.target} classifier, "
             f"{len(self.refs.heldout)} {cfg.eval_split} notes, best Frechet distance so far "
-            f"{'none' if self.best is None else round(self.best['frechet_distance'], 4)}")
+            f"{'none' if self.best is None else round(self.best['frechet_distance'], 4)}"
+        )
 
     def __call__(self, trainer) -> dict:
         """Returns the generated set's metrics ({name: number or None})."""
-        result = evaluation.score(lambda z, labels: trainer.generate(z, labels).numpy(),
-                                  self.cfg.net.latent_dim, self.model, self.info, self.refs,
-                                  n=self.cfg.eval_examples, seed=self.cfg.seed)
+        result = evaluation.score(
+            lambda z, labels: trainer.generate(z, labels).numpy(),
+            self.cfg.net.latent_dim,
+            self.model,
+            self.info,
+            self.refs,
+            n=self.cfg.eval_examples,
+            seed=self.cfg.seed,
+        )
         return result["generated"]
 
     def keep_if_best(self, step: int, metrics: dict, checkpoint_path: str) -> bool:
@@ -65,8 +80,7 @@ class TrainingEvaluator:
         # tf.train.latest_checkpoint and `generate --checkpoint=<model_dir>/best` find it.
         with tf.io.gfile.GFile(os.path.join(folder, "checkpoint"), "w") as f:
             f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
-        self.best = {"step": step, "frechet_distance": fid, "checkpoint": name,
-                     "metrics": metrics}
+        self.best = {"step": step, "frechet_distance": fid, "checkpoint": name, "metrics": metrics}
         with tf.io.gfile.GFile(os.path.join(folder, BEST_INFO), "w") as f:
             f.write(json.dumps(self.best, indent=2))
         return True

@@ -51,8 +51,9 @@ class StopRequest:
       exit_at_once: end the process where a stop cannot wait (see above).
     """
 
-    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT), on_abort=None,
-                 exit_at_once: bool = False):
+    def __init__(
+        self, signals=(signal.SIGTERM, signal.SIGINT), on_abort=None, exit_at_once: bool = False
+    ):
         self.signals = tuple(signals)
         self.on_abort = on_abort
         self.exit_at_once = exit_at_once
@@ -78,11 +79,11 @@ class StopRequest:
             reader, writer = socket.socketpair()
             writer.setblocking(False)  # required of a wakeup fd
             self._sockets = (reader, writer)
-            self._watcher = threading.Thread(target=self._watch, args=(reader,),
-                                             name="stop-request", daemon=True)
+            self._watcher = threading.Thread(
+                target=self._watch, args=(reader,), name="stop-request", daemon=True
+            )
             self._watcher.start()
-            self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(),
-                                                         warn_on_full_buffer=False)
+            self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -172,5 +173,6 @@ def rollback_seed(seed: int, rollbacks: int) -> int:
 
 def describe_metrics(metrics: dict) -> str:
     """'critic nan, generator +0.1234, ...' for messages."""
-    return ", ".join(f"{k} {v:+.4f}" if math.isfinite(v) else f"{k} {v}"
-                     for k, v in metrics.items())
+    return ", ".join(
+        f"{k} {v:+.4f}" if math.isfinite(v) else f"{k} {v}" for k, v in metrics.items()
+    )

@@ -26,8 +26,16 @@ from wavegan_dist.data.prepared.manifest import is_prepared
 from wavegan_dist.data.prepared.reader import PreparedSource, open_prepared
 from wavegan_dist.data.source import DataSource, load_source
 from wavegan_dist.errors import UserError
-from wavegan_dist.training import (checkpoints, consensus, controller, faults, preemption,
-                                   run_lock, summaries, tpu_input)
+from wavegan_dist.training import (
+    checkpoints,
+    consensus,
+    controller,
+    faults,
+    preemption,
+    run_lock,
+    summaries,
+    tpu_input,
+)
 from wavegan_dist.training.steps import StepConfig, WganGpTrainer, build_trainer, check_jit_compile
 
 SAMPLE_SEED = 20190101  # fixed z for audio summaries, so clips are comparable over steps
@@ -123,13 +131,18 @@ def replica_divergence(variables) -> float:
 def _real_clips(source, count: int, slice_len: int, normalize: str) -> np.ndarray:
     """The first `count` selected notes' first slices, as the critic sees them: [K, T, 1]."""
     notes = np.asarray(source.dataset["audio"][source.rows[:count].tolist()])
-    pcm, scale = pipeline.examples_from_notes(notes, np.zeros(len(notes), np.int64),
-                                              slice_len, normalize)
+    pcm, scale = pipeline.examples_from_notes(
+        notes, np.zeros(len(notes), np.int64), slice_len, normalize
+    )
     return (pcm.astype(np.float32) * scale[:, None])[..., None]
 
 
-def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
-                 log=print, exit_at_once: bool = False) -> TrainResult:
+def run_training(
+    cfg: Config,
+    strategy: tf.distribute.Strategy | None = None,
+    log=print,
+    exit_at_once: bool = False,
+) -> TrainResult:
     """Trains WaveGAN with WGAN-GP as `cfg` says, resuming from cfg.model_dir if it has a checkpoint.
 
     The run holds cfg.model_dir's run lock (the chief only, in a multi-worker run) from
@@ -155,18 +168,27 @@ def run_training(cfg: Config, strategy: tf.distribute.Strategy | None = None,
     changes = checkpoints.check_config(cfg.model_dir, cfg.to_dict())
     prepared = is_prepared(cfg.data)
     strategy = strategy or strategies.make_strategy(
-        cfg.strategy, cfg.tpu, cfg.cpu_replicas, log,
-        check_tpu_input=lambda hosts, remote: tpu_input.check_tpu_input(hosts, remote,
-                                                                        prepared, cfg))
+        cfg.strategy,
+        cfg.tpu,
+        cfg.cpu_replicas,
+        log,
+        check_tpu_input=lambda hosts, remote: tpu_input.check_tpu_input(
+            hosts, remote, prepared, cfg
+        ),
+    )
     if isinstance(strategy, tf.distribute.TPUStrategy):
         tpu_input.check_tpu_strategy(strategy, prepared, cfg)
-    with run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock, \
-            faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop, \
-            preemption.watch(cfg.preemption_watch,
-                             lambda why: stop.request(f"a preemption notice ({why})"), log):
+    with (
+        run_lock.RunLock(cfg.model_dir, enabled=is_chief(strategy)) as lock,
+        faults.StopRequest(on_abort=lock.release, exit_at_once=exit_at_once) as stop,
+        preemption.watch(
+            cfg.preemption_watch, lambda why: stop.request(f"a preemption notice ({why})"), log
+        ),
+    ):
         log(f"strategy {strategies.describe(strategy)}")
-        return _train_locked(_Run(cfg=cfg, strategy=strategy, stop=stop, log=log),
-                             changes=changes, prepared=prepared)
+        return _train_locked(
+            _Run(cfg=cfg, strategy=strategy, stop=stop, log=log), changes=changes, prepared=prepared
+        )
 
 
 def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResult:
@@ -188,18 +210,28 @@ def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResu
         source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
         source, labels = attach_labels(source, cfg.condition, log)
         classes = "" if labels is None else f", {len(np.unique(labels))} {cfg.condition} classes"
-        log(f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
-            f"slice {cfg.net.slice_len} samples{classes}")
+        log(
+            f"data {source.path}: {len(source.rows)} rows, {source.sample_rate} Hz, "
+            f"slice {cfg.net.slice_len} samples{classes}"
+        )
         pipeline.BatchPlan(len(source.rows), cfg.batch_size, cfg.seed)  # enough rows for a batch?
-        data = _Data(source=source, labels=labels,
-                     counts=None if labels is None else label_counts(labels, cfg.condition))
+        data = _Data(
+            source=source,
+            labels=labels,
+            counts=None if labels is None else label_counts(labels, cfg.condition),
+        )
 
     # Non-chief workers must still save (the save is collective) but somewhere throwaway:
     # a local temporary folder (a copy of the model per save, not worth a bucket's
     # traffic); every worker restores from the run's own checkpoints.
-    scratch = None if is_chief(strategy) else tempfile.mkdtemp(
-        prefix=f"wavegan_dist_{strategy.cluster_resolver.task_type}-"
-        f"{strategy.cluster_resolver.task_id}_")
+    scratch = (
+        None
+        if is_chief(strategy)
+        else tempfile.mkdtemp(
+            prefix=f"wavegan_dist_{strategy.cluster_resolver.task_type}-"
+            f"{strategy.cluster_resolver.task_id}_"
+        )
+    )
     try:
         return _train_from_checkpoint(run, data, changes=changes, scratch=scratch)
     finally:
@@ -207,8 +239,9 @@ def _train_locked(run: _Run, *, changes: list[str], prepared: bool) -> TrainResu
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train_from_checkpoint(run: _Run, data: _Data, *, changes: list[str],
-                           scratch: str | None) -> TrainResult:
+def _train_from_checkpoint(
+    run: _Run, data: _Data, *, changes: list[str], scratch: str | None
+) -> TrainResult:
     """_train_locked's models, restore and training, once the data is open.
 
     Args:
@@ -217,12 +250,19 @@ def _train_from_checkpoint(run: _Run, data: _Data, *, changes: list[str],
     cfg, strategy, log = run.cfg, run.strategy, run.log
     workers = consensus.Workers(strategy)
     device_type = strategy_device_type(strategy)
-    log(f"kernels {resolve_kernels(cfg.kernels, device_type)} (--kernels={cfg.kernels} on "
-        f"{device_type})")
+    log(
+        f"kernels {resolve_kernels(cfg.kernels, device_type)} (--kernels={cfg.kernels} on "
+        f"{device_type})"
+    )
     trainer = make_trainer(cfg, strategy, data.counts)
     ckpt = make_checkpointer(cfg, trainer, save_dir=scratch)
-    runner = PipelineTrainer(trainer=trainer, cfg=cfg, checkpointer=ckpt, log=log,
-                             dataset_fn_at=functools.partial(_dataset_fn, cfg, data))
+    runner = PipelineTrainer(
+        trainer=trainer,
+        cfg=cfg,
+        checkpointer=ckpt,
+        log=log,
+        dataset_fn_at=functools.partial(_dataset_fn, cfg, data),
+    )
     workers.check_same_checkpoint(ckpt.to_resume(cfg.resume_from), cfg.model_dir)
     restored = ckpt.resume(cfg.resume_from, log)
     start = int(trainer.step.numpy())
@@ -241,21 +281,24 @@ def _train_from_checkpoint(run: _Run, data: _Data, *, changes: list[str],
         # at the dataset's rate without opening the dataset; the labels the run trained
         # on, so it can refuse labels whose one-hot input the networks never saw.
         trained = None if data.counts is None else np.flatnonzero(data.counts).tolist()
-        checkpoints.record_config(cfg.model_dir, {**cfg.to_dict(),
-                                                  "sample_rate": data.source.sample_rate,
-                                                  "trained_labels": trained})
+        checkpoints.record_config(
+            cfg.model_dir,
+            {**cfg.to_dict(), "sample_rate": data.source.sample_rate, "trained_labels": trained},
+        )
 
     evaluator = None
     if cfg.eval_every:
         from wavegan_dist.training.evaluator import TrainingEvaluator
+
         evaluator = TrainingEvaluator(cfg, log)
     ctl = _controller(run, data, runner, workers=workers, evaluator=evaluator)
     ctl.run()
     return _result(run, ctl, trainer, start)
 
 
-def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
-                 counts: np.ndarray | None = None) -> WganGpTrainer:
+def make_trainer(
+    cfg: Config, strategy: tf.distribute.Strategy, counts: np.ndarray | None = None
+) -> WganGpTrainer:
     """The run's WganGpTrainer (models, optimizers, EMA copy) under `strategy`.
 
     Args:
@@ -263,19 +306,32 @@ def make_trainer(cfg: Config, strategy: tf.distribute.Strategy,
     """
     spec = cfg.model_spec(strategy_device_type(strategy))
     return build_trainer(
-        strategy, lambda: models.build_models(spec),
-        StepConfig(global_batch=cfg.batch_size, n_critic=cfg.n_critic,
-                   gp_weight=cfg.gp_weight, latent_dim=spec.latent_dim,
-                   phase_shuffle=spec.phase_shuffle or 0, seed=cfg.seed,
-                   jit_compile=cfg.jit_compile, debug_nan_at_step=cfg.debug_nan_at_step,
-                   generator_ema=cfg.generator_ema),
-        learning_rate=cfg.learning_rate, beta1=cfg.beta1, beta2=cfg.beta2,
-        label_counts=counts, generator_fn=lambda: models.build_generator(spec),
-        epsilon=cfg.adam_epsilon, kernels=spec.kernels)
+        strategy,
+        lambda: models.build_models(spec),
+        StepConfig(
+            global_batch=cfg.batch_size,
+            n_critic=cfg.n_critic,
+            gp_weight=cfg.gp_weight,
+            latent_dim=spec.latent_dim,
+            phase_shuffle=spec.phase_shuffle or 0,
+            seed=cfg.seed,
+            jit_compile=cfg.jit_compile,
+            debug_nan_at_step=cfg.debug_nan_at_step,
+            generator_ema=cfg.generator_ema,
+        ),
+        learning_rate=cfg.learning_rate,
+        beta1=cfg.beta1,
+        beta2=cfg.beta2,
+        label_counts=counts,
+        generator_fn=lambda: models.build_generator(spec),
+        epsilon=cfg.adam_epsilon,
+        kernels=spec.kernels,
+    )
 
 
-def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
-                      save_dir: str | None = None) -> checkpoints.Checkpointer:
+def make_checkpointer(
+    cfg: Config, trainer: WganGpTrainer, save_dir: str | None = None
+) -> checkpoints.Checkpointer:
     """The Checkpointer of the run in cfg.model_dir for `trainer`'s state.
 
     The noise seed and the generator EMA are optional: checkpoints written before
@@ -286,10 +342,14 @@ def make_checkpointer(cfg: Config, trainer: WganGpTrainer,
     if trainer.generator_ema is not None:
         optional[run_folder.GENERATOR_EMA] = trainer.generator_ema
     return checkpoints.Checkpointer(
-        cfg.model_dir, cfg.keep_checkpoints, trainer.step,
+        cfg.model_dir,
+        cfg.keep_checkpoints,
+        trainer.step,
         models={"generator": trainer.generator, "critic": trainer.critic},
-        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt}, save_dir=save_dir,
-        optional=optional)
+        optimizers={"generator": trainer.g_opt, "critic": trainer.d_opt},
+        save_dir=save_dir,
+        optional=optional,
+    )
 
 
 def state_variables(trainer: WganGpTrainer) -> list:
@@ -313,9 +373,15 @@ class PipelineTrainer:
         strategy.distribute_datasets_from_function whose batches start at that step.
     """
 
-    def __init__(self, *, trainer: WganGpTrainer, cfg: Config,
-                 checkpointer: checkpoints.Checkpointer, log: Callable[[str], None],
-                 dataset_fn_at: Callable[[int], Callable]):
+    def __init__(
+        self,
+        *,
+        trainer: WganGpTrainer,
+        cfg: Config,
+        checkpointer: checkpoints.Checkpointer,
+        log: Callable[[str], None],
+        dataset_fn_at: Callable[[int], Callable],
+    ):
         self.trainer = trainer
         self.cfg = cfg
         self.checkpointer = checkpointer
@@ -328,7 +394,8 @@ class PipelineTrainer:
         """Opens a fresh input pipeline at `step`: after a rollback the data restart at
         the restored step, exactly where an uninterrupted run would be."""
         self._dataset = self.trainer.strategy.distribute_datasets_from_function(
-            self.dataset_fn_at(step))
+            self.dataset_fn_at(step)
+        )
         self._iterator = iter(self._dataset)
 
     def train(self, steps: int) -> dict:
@@ -353,12 +420,17 @@ class PipelineTrainer:
         trainer = self.trainer
         for opt in (trainer.g_opt, trainer.d_opt):
             opt.learning_rate.assign(self.cfg.learning_rate)
-        if trainer.generator_ema is not None and run_folder.GENERATOR_EMA in self.checkpointer.missing:
+        if (
+            trainer.generator_ema is not None
+            and run_folder.GENERATOR_EMA in self.checkpointer.missing
+        ):
             # Otherwise the EMA would keep the new run's random initial weights.
             trainer.reset_ema()
-            self.log(f"note: {self.checkpointer.latest} has no generator EMA (saved with "
-                     "--generator_ema=0 or before it existed): the EMA starts from the "
-                     "restored generator weights")
+            self.log(
+                f"note: {self.checkpointer.latest} has no generator EMA (saved with "
+                "--generator_ema=0 or before it existed): the EMA starts from the "
+                "restored generator weights"
+            )
         if noise_seed is not None:
             trainer.noise_seed.assign(noise_seed)
 
@@ -372,10 +444,18 @@ def _dataset_fn(cfg: Config, data: _Data, step: int):
     if isinstance(data.source, PreparedSource):
         return data.source.make_dataset_fn(cfg.batch_size, cfg.seed, step * cfg.n_critic)
     return pipeline.make_dataset_fn(
-        data.source, cfg.net.slice_len, cfg.batch_size, cfg.seed, cfg.shuffle,
-        start_batch=step * cfg.n_critic, read_rows=cfg.read_rows,
-        shuffle_window=cfg.shuffle_window, slice_offset=cfg.slice_offset,
-        normalize=cfg.normalize, labels=data.labels)
+        data.source,
+        cfg.net.slice_len,
+        cfg.batch_size,
+        cfg.seed,
+        cfg.shuffle,
+        start_batch=step * cfg.n_critic,
+        read_rows=cfg.read_rows,
+        shuffle_window=cfg.shuffle_window,
+        slice_offset=cfg.slice_offset,
+        normalize=cfg.normalize,
+        labels=data.labels,
+    )
 
 
 def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
@@ -383,8 +463,9 @@ def _sample_labels(labels: np.ndarray | None, count: int) -> np.ndarray | None:
     return None if labels is None else np.resize(labels, count).astype(np.int32)
 
 
-def _controller(run: _Run, data: _Data, runner: PipelineTrainer, *, workers: consensus.Workers,
-                evaluator) -> controller.Controller:
+def _controller(
+    run: _Run, data: _Data, runner: PipelineTrainer, *, workers: consensus.Workers, evaluator
+) -> controller.Controller:
     """The run's Controller, at the step `runner`'s trainer holds, with its summary
     writer, audio and WAV snapshots, and (if `evaluator`, a TrainingEvaluator) evaluation."""
     cfg, log, source = run.cfg, run.log, data.source
@@ -400,48 +481,81 @@ def _controller(run: _Run, data: _Data, runner: PipelineTrainer, *, workers: con
     else:
         real_clips = _real_clips(source, num_clips, cfg.net.slice_len, cfg.normalize)
     # Generated clips take the real clips' labels, so the two rows of audio compare.
-    sample_z = tf.random.stateless_uniform([num_clips, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed],
-                                           -1.0, 1.0)
+    sample_z = tf.random.stateless_uniform(
+        [num_clips, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed], -1.0, 1.0
+    )
     sample_inputs = (sample_z, _sample_labels(labels, num_clips))
-    wav_z = tf.random.stateless_uniform([cfg.num_wavs, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed],
-                                        -1.0, 1.0)
+    wav_z = tf.random.stateless_uniform(
+        [cfg.num_wavs, cfg.net.latent_dim], [SAMPLE_SEED, cfg.seed], -1.0, 1.0
+    )
     snapshots = summaries.WavSnapshots(
-        cfg.model_dir, lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),
-        source.sample_rate, enabled=chief and cfg.num_wavs > 0, log=log)
+        cfg.model_dir,
+        lambda: trainer.generate(wav_z, _sample_labels(labels, cfg.num_wavs)).numpy(),
+        source.sample_rate,
+        enabled=chief and cfg.num_wavs > 0,
+        log=log,
+    )
     return controller.Controller(
-        trainer=runner, checkpointer=runner.checkpointer, writer=writer,
-        schedule=controller.Schedule.of(cfg, multi_worker=workers.multi), stop=run.stop,
-        workers=workers, step=start, log=log,
+        trainer=runner,
+        checkpointer=runner.checkpointer,
+        writer=writer,
+        schedule=controller.Schedule.of(cfg, multi_worker=workers.multi),
+        stop=run.stop,
+        workers=workers,
+        step=start,
+        log=log,
         progress=controller.Progress(cfg.n_critic * cfg.batch_size),
-        rollback=controller.Rollback(on_nan=cfg.on_nan, max_rollbacks=cfg.max_rollbacks,
-                                     seed=cfg.seed, model_dir=cfg.model_dir),
-        audio=controller.AudioSummary(generate=lambda: trainer.generate(*sample_inputs).numpy(),
-                                      real=real_clips,
-                                      pitches=sample_inputs[1] if cfg.condition == "pitch"
-                                      else None),
+        rollback=controller.Rollback(
+            on_nan=cfg.on_nan,
+            max_rollbacks=cfg.max_rollbacks,
+            seed=cfg.seed,
+            model_dir=cfg.model_dir,
+        ),
+        audio=controller.AudioSummary(
+            generate=lambda: trainer.generate(*sample_inputs).numpy(),
+            real=real_clips,
+            pitches=sample_inputs[1] if cfg.condition == "pitch" else None,
+        ),
         snapshots=snapshots,
-        evaluate=None if evaluator is None else controller.Evaluate(
-            evaluator=evaluator, model=trainer, chief=chief, model_dir=cfg.model_dir))
+        evaluate=None
+        if evaluator is None
+        else controller.Evaluate(
+            evaluator=evaluator, model=trainer, chief=chief, model_dir=cfg.model_dir
+        ),
+    )
 
 
-def _result(run: _Run, ctl: controller.Controller, trainer: WganGpTrainer,
-            start: int) -> TrainResult:
+def _result(
+    run: _Run, ctl: controller.Controller, trainer: WganGpTrainer, start: int
+) -> TrainResult:
     """The TrainResult of a run that `ctl` ran from `start` with `trainer`, with the final
     WAV files and the closing log line."""
     replicas = run.strategy.num_replicas_in_sync
     wavs = [] if ctl.stopped else ctl.snapshots.write(ctl.step)
-    divergence = replica_divergence(trainer.generator.trainable_variables
-                                    + trainer.critic.trainable_variables
-                                    + (trainer.generator_ema.variables
-                                       if trainer.generator_ema is not None else []))
+    divergence = replica_divergence(
+        trainer.generator.trainable_variables
+        + trainer.critic.trainable_variables
+        + (trainer.generator_ema.variables if trainer.generator_ema is not None else [])
+    )
     stop = run.stop
     if ctl.stopped:
-        run.log(f"stopped by {stop.signal_name or 'a stop request'} at step {ctl.step}: "
-                f"checkpoint {ctl.checkpointer.latest}; run the same command again to resume")
+        run.log(
+            f"stopped by {stop.signal_name or 'a stop request'} at step {ctl.step}: "
+            f"checkpoint {ctl.checkpointer.latest}; run the same command again to resume"
+        )
     else:
-        run.log(f"done at step {ctl.step}: {replicas} replica(s) in sync "
-                f"(max weight difference between replicas {divergence:.3g})")
-    return TrainResult(step=ctl.step, start_step=start, metrics=ctl.metrics,
-                       replica_divergence=divergence, wavs=wavs, num_replicas=replicas,
-                       stopped=ctl.stopped, rollbacks=ctl.rollbacks,
-                       stop_signal=stop.signal_name if ctl.stopped else "")
+        run.log(
+            f"done at step {ctl.step}: {replicas} replica(s) in sync "
+            f"(max weight difference between replicas {divergence:.3g})"
+        )
+    return TrainResult(
+        step=ctl.step,
+        start_step=start,
+        metrics=ctl.metrics,
+        replica_divergence=divergence,
+        wavs=wavs,
+        num_replicas=replicas,
+        stopped=ctl.stopped,
+        rollbacks=ctl.rollbacks,
+        stop_signal=stop.signal_name if ctl.stopped else "",
+    )

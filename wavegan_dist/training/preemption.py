@@ -73,8 +73,7 @@ def _looks_like_gce(environ, dmi_path: str) -> bool:
         return False
 
 
-def find_server(mode: str, environ=None, dmi_path: str = DMI_PRODUCT_NAME,
-                log=print) -> str | None:
+def find_server(mode: str, environ=None, dmi_path: str = DMI_PRODUCT_NAME, log=print) -> str | None:
     """The metadata server to watch for `mode`, or None.
 
     Args:
@@ -95,11 +94,15 @@ def find_server(mode: str, environ=None, dmi_path: str = DMI_PRODUCT_NAME,
     except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
         reason = getattr(err, "reason", None) or err
         if mode == "on":
-            raise UserError(f"--preemption_watch=on: no metadata server answers at {base} "
-                            f"({reason}); run on a Google Cloud VM, set GCE_METADATA_IP, "
-                            "or use --preemption_watch=auto") from err
-        log(f"note: no metadata server answers at {base} ({reason}): not watching for "
-            "a preemption notice")
+            raise UserError(
+                f"--preemption_watch=on: no metadata server answers at {base} "
+                f"({reason}); run on a Google Cloud VM, set GCE_METADATA_IP, "
+                "or use --preemption_watch=auto"
+            ) from err
+        log(
+            f"note: no metadata server answers at {base} ({reason}): not watching for "
+            "a preemption notice"
+        )
         return None
     return base
 
@@ -117,8 +120,7 @@ class Watcher:
         self.on_notice = on_notice
         self.poll_s = poll_s
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="preemption-watch",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._poll, name="preemption-watch", daemon=True)
 
     def _poll(self) -> None:
         while not self._done.wait(self.poll_s):

@@ -43,13 +43,17 @@ def _now() -> str:
 
 def _describe(holder: dict) -> str:
     """'host H, pid P, since T' from a lock file's contents (missing fields shown as ?)."""
-    return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
-            f"since {holder.get('since', '?')}")
+    return (
+        f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
+        f"since {holder.get('since', '?')}"
+    )
 
 
 def _in_use(model_dir: str, holder: dict) -> UserError:
-    return UserError(f"--model_dir={model_dir} is in use by another training ({_describe(holder)}); "
-                     "wait for it to end or use another --model_dir")
+    return UserError(
+        f"--model_dir={model_dir} is in use by another training ({_describe(holder)}); "
+        "wait for it to end or use another --model_dir"
+    )
 
 
 def _parse(text: str) -> dict:
@@ -73,9 +77,14 @@ class RunLock:
     Raises UserError from acquire() when another live run holds the folder, naming it.
     """
 
-    def __init__(self, model_dir: str, enabled: bool = True, kind: str = "auto",
-                 stale_seconds: float = STALE_SECONDS,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS):
+    def __init__(
+        self,
+        model_dir: str,
+        enabled: bool = True,
+        kind: str = "auto",
+        stale_seconds: float = STALE_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ):
         if kind == "auto":
             kind = "flock" if is_local(model_dir) else "heartbeat"
         if kind not in ("flock", "heartbeat"):
@@ -102,8 +111,13 @@ class RunLock:
         self.release()
 
     def _holder(self) -> dict:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "since": _now(),
-                "token": self._token, "heartbeat": time.time()}
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": _now(),
+            "token": self._token,
+            "heartbeat": time.time(),
+        }
 
     def acquire(self) -> None:
         """Takes the lock or raises UserError (another run holds it, or the folder
@@ -119,10 +133,14 @@ class RunLock:
                 self._acquire_heartbeat()
         except OSError as err:
             if not os.path.isdir(self.model_dir):
-                raise UserError(f"cannot create {self.path}: {err.strerror or err}; --model_dir "
-                                "must be a folder this user can write") from err
-            raise UserError(f"cannot write {self.path}: {err.strerror or err}; free space or "
-                            "pass a --model_dir you can write to") from err
+                raise UserError(
+                    f"cannot create {self.path}: {err.strerror or err}; --model_dir "
+                    "must be a folder this user can write"
+                ) from err
+            raise UserError(
+                f"cannot write {self.path}: {err.strerror or err}; free space or "
+                "pass a --model_dir you can write to"
+            ) from err
 
     def _acquire_flock(self) -> None:
         import fcntl
@@ -181,12 +199,15 @@ class RunLock:
             self._write_remote(self._held)
             holder = self._read_remote()
         except tf.errors.OpError as err:
-            raise UserError(f"cannot create {self.path} ({first_line(err, 200)}); check the "
-                            "path, the network and the credentials") from err
+            raise UserError(
+                f"cannot create {self.path} ({first_line(err, 200)}); check the "
+                "path, the network and the credentials"
+            ) from err
         if not holder or holder.get("token") != self._token:
             raise _in_use(self.model_dir, holder or {})  # another run wrote it just now
-        self._heartbeat = threading.Thread(target=self._beat, name="run-lock-heartbeat",
-                                           daemon=True)
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="run-lock-heartbeat", daemon=True
+        )
         self._heartbeat.start()
 
     def is_stale(self, holder: dict) -> bool:

@@ -86,8 +86,9 @@ CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
 METRICS = CRITIC_METRICS + ("generator",)
 
 
-def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
-                      gen_batchnorm: bool) -> None:
+def check_jit_compile(
+    strategy: tf.distribute.Strategy, jit_compile: bool, gen_batchnorm: bool
+) -> None:
     """Raises UserError for --jit_compile that TensorFlow cannot run on `strategy`.
 
     On one device the whole replica step compiles (compiles_whole_step). On several
@@ -98,13 +99,19 @@ def check_jit_compile(strategy: tf.distribute.Strategy, jit_compile: bool,
     batch norm all-reduces its statistics inside the forward pass, so with it only one
     replica (or a TPU, which compiles the whole step) can compile.
     """
-    if (jit_compile and gen_batchnorm and strategy.num_replicas_in_sync > 1
-            and not isinstance(strategy, tf.distribute.TPUStrategy)):
-        raise UserError(f"--jit_compile with --gen_batchnorm needs one replica (or a TPU), "
-                        f"but {type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
-                        "the batch norm all-reduces inside the compiled step, which "
-                        "TensorFlow cannot do under strategy.run; drop one of the two flags "
-                        "or train on one device")
+    if (
+        jit_compile
+        and gen_batchnorm
+        and strategy.num_replicas_in_sync > 1
+        and not isinstance(strategy, tf.distribute.TPUStrategy)
+    ):
+        raise UserError(
+            f"--jit_compile with --gen_batchnorm needs one replica (or a TPU), "
+            f"but {type(strategy).__name__} has {strategy.num_replicas_in_sync}: "
+            "the batch norm all-reduces inside the compiled step, which "
+            "TensorFlow cannot do under strategy.run; drop one of the two flags "
+            "or train on one device"
+        )
 
 
 def compiles_whole_step(strategy: tf.distribute.Strategy) -> bool:
@@ -141,20 +148,31 @@ class WganGpTrainer:
         Its weights are set to the generator's here.
     """
 
-    def __init__(self, strategy: tf.distribute.Strategy, generator: keras.Model,
-                 critic: keras.Model, g_opt: keras.optimizers.Optimizer,
-                 d_opt: keras.optimizers.Optimizer, step: tf.Variable,
-                 noise_seed: tf.Variable, cfg: StepConfig,
-                 label_counts: np.ndarray | None = None,
-                 generator_ema: keras.Model | None = None):
+    def __init__(
+        self,
+        strategy: tf.distribute.Strategy,
+        generator: keras.Model,
+        critic: keras.Model,
+        g_opt: keras.optimizers.Optimizer,
+        d_opt: keras.optimizers.Optimizer,
+        step: tf.Variable,
+        noise_seed: tf.Variable,
+        cfg: StepConfig,
+        label_counts: np.ndarray | None = None,
+        generator_ema: keras.Model | None = None,
+    ):
         self.conditional = bool(getattr(generator, "num_classes", 0))
         if self.conditional:
             if label_counts is None or len(label_counts) != generator.num_classes:
-                raise ValueError(f"a conditional generator needs label_counts of length "
-                                 f"{generator.num_classes}")
+                raise ValueError(
+                    f"a conditional generator needs label_counts of length {generator.num_classes}"
+                )
             self._cumulative_counts = np.cumsum(label_counts).astype(np.int32)
-        check_jit_compile(strategy, cfg.jit_compile,
-                          bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False)))
+        check_jit_compile(
+            strategy,
+            cfg.jit_compile,
+            bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False)),
+        )
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
@@ -178,17 +196,19 @@ class WganGpTrainer:
         # XLA function; on one device the whole replica step is one; a TPU compiles it all.
         parts = self._compiled if cfg.jit_compile and not (whole or tpu) else (lambda fn: fn)
         # One function per critic iteration: `i` names the random streams (see below).
-        self._critic_grad_fns = [parts(functools.partial(self._critic_gradients, i=i))
-                                 for i in range(cfg.n_critic)]
+        self._critic_grad_fns = [
+            parts(functools.partial(self._critic_gradients, i=i)) for i in range(cfg.n_critic)
+        ]
         self._generator_grad_fn = parts(self._generator_gradients)
         self._whole = whole
         self._run_step = self._replica_fn(self.replica_step)
         self.train_step = tf.function(self._train_step)
         self.train_steps = tf.function(self._train_steps)
-        self._samplers = {name: tf.function(functools.partial(self._sample_replica,
-                                                               generator=model))
-                          for name, model in (("raw", generator), ("ema", generator_ema))
-                          if model is not None}
+        self._samplers = {
+            name: tf.function(functools.partial(self._sample_replica, generator=model))
+            for name, model in (("raw", generator), ("ema", generator_ema))
+            if model is not None
+        }
 
     def _replica_fn(self, fn):
         # What strategy.run gets: fn, or with --jit_compile on one device fn compiled whole.
@@ -209,7 +229,8 @@ class WganGpTrainer:
             # The replica id is global under multi-worker, where each worker has
             # len(devices) replicas; on a TPU it is not static, and not needed.
             replica = tf.get_static_value(
-                tf.distribute.get_replica_context().replica_id_in_sync_group)
+                tf.distribute.get_replica_context().replica_id_in_sync_group
+            )
             if replica is None:
                 return compiled(*args, **kwargs)
             with tf.device(devices[int(replica) % len(devices)]):
@@ -221,8 +242,9 @@ class WganGpTrainer:
         layers = self.critic.num_shuffle_layers
         if not layers:
             return None
-        return noise.shifts(rng_key, self.cfg.global_batch, self.per_replica, layers,
-                            self.cfg.phase_shuffle, copies)
+        return noise.shifts(
+            rng_key, self.cfg.global_batch, self.per_replica, layers, self.cfg.phase_shuffle, copies
+        )
 
     def _after_critic_updates(self, step: tf.Tensor) -> tf.Tensor:
         # Replicas must issue their collectives in one order. The generator pass that
@@ -244,31 +266,42 @@ class WganGpTrainer:
         step = self._after_critic_updates(step)
         real, labels = batch
         labels = labels if self.conditional else None
-        z = noise.latent(noise.key(seed, step, noise.Streams.critic_latent(i)),
-                         cfg.global_batch, p, cfg.latent_dim)
-        alpha = noise.unit_uniform(noise.key(seed, step, noise.Streams.critic_alpha(i)),
-                                   cfg.global_batch, p)
+        z = noise.latent(
+            noise.key(seed, step, noise.Streams.critic_latent(i)),
+            cfg.global_batch,
+            p,
+            cfg.latent_dim,
+        )
+        alpha = noise.unit_uniform(
+            noise.key(seed, step, noise.Streams.critic_alpha(i)), cfg.global_batch, p
+        )
         shifts = self._shifts(noise.key(seed, step, noise.Streams.critic_shifts(i)), 3)
         fake = self.generator(z, labels, training=True)
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
             # Real and fake share one critic call; interpolates need their own for the penalty.
-            scores = self.critic(tf.concat([real, fake], 0),
-                                 None if shifts is None else shifts[:2 * p],
-                                 None if labels is None else tf.concat([labels, labels], 0),
-                                 training=True)
+            scores = self.critic(
+                tf.concat([real, fake], 0),
+                None if shifts is None else shifts[: 2 * p],
+                None if labels is None else tf.concat([labels, labels], 0),
+                training=True,
+            )
             with tf.GradientTape() as gp_tape:
                 gp_tape.watch(x_hat)
-                d_hat = self.critic(x_hat, None if shifts is None else shifts[2 * p:], labels,
-                                    training=True)
+                d_hat = self.critic(
+                    x_hat, None if shifts is None else shifts[2 * p :], labels, training=True
+                )
             penalty = losses.gradient_penalty(gp_tape.gradient(d_hat, x_hat))
             d_real, d_fake = scores[:p], scores[p:]
             per_example = losses.critic_loss(d_real, d_fake, penalty, cfg.gp_weight)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.global_batch)
         grads = tape.gradient(loss, self.critic.trainable_variables)
         average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
-        return grads, {"critic": loss, "gradient_penalty": average(penalty),
-                       "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake))}
+        return grads, {
+            "critic": loss,
+            "gradient_penalty": average(penalty),
+            "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake)),
+        }
 
     def _generator_replica_update(self, step: tf.Tensor) -> dict:
         grads, metrics = self._generator_grad_fn(step)
@@ -307,18 +340,28 @@ class WganGpTrainer:
         generator update, without the optimizer step."""
         cfg, p, seed = self.cfg, self.per_replica, self.noise_seed
         step = self._after_critic_updates(step)
-        z = noise.latent(noise.key(seed, step, noise.Streams.GENERATOR_LATENT),
-                         cfg.global_batch, p, cfg.latent_dim)
+        z = noise.latent(
+            noise.key(seed, step, noise.Streams.GENERATOR_LATENT),
+            cfg.global_batch,
+            p,
+            cfg.latent_dim,
+        )
         shifts = self._shifts(noise.key(seed, step, noise.Streams.GENERATOR_SHIFTS), 1)
         labels = None
         if self.conditional:
-            labels = noise.labels(noise.key(seed, step, noise.Streams.GENERATOR_LABELS),
-                                  cfg.global_batch, p, tf.constant(self._cumulative_counts))
+            labels = noise.labels(
+                noise.key(seed, step, noise.Streams.GENERATOR_LABELS),
+                cfg.global_batch,
+                p,
+                tf.constant(self._cumulative_counts),
+            )
         with tf.GradientTape() as tape:
-            d_fake = self.critic(self.generator(z, labels, training=True), shifts, labels,
-                                 training=True)
-            loss = tf.nn.compute_average_loss(losses.generator_loss(d_fake),
-                                              global_batch_size=cfg.global_batch)
+            d_fake = self.critic(
+                self.generator(z, labels, training=True), shifts, labels, training=True
+            )
+            loss = tf.nn.compute_average_loss(
+                losses.generator_loss(d_fake), global_batch_size=cfg.global_batch
+            )
             if cfg.debug_nan_at_step:
                 loss += self._debug_nan(step)
         return tape.gradient(loss, self.generator.trainable_variables), {"generator": loss}
@@ -326,8 +369,9 @@ class WganGpTrainer:
     def _debug_nan(self, step: tf.Tensor) -> tf.Tensor:
         # NaN at the chosen (1-based) step, only under the run's own noise seed, so a
         # rollback (which draws a new seed) gets past it, as it would past a real blow-up.
-        hit = tf.logical_and(tf.equal(step + 1, self.cfg.debug_nan_at_step),
-                             tf.equal(self.noise_seed, self.cfg.seed))
+        hit = tf.logical_and(
+            tf.equal(step + 1, self.cfg.debug_nan_at_step), tf.equal(self.noise_seed, self.cfg.seed)
+        )
         return tf.where(hit, tf.constant(float("nan")), 0.0)
 
     def critic_update(self, batch, step: tf.Tensor, i: int = 0) -> dict:
@@ -346,8 +390,7 @@ class WganGpTrainer:
         # `i` goes in through a closure: as a strategy.run argument it would become a
         # tensor on TPU, and it names Python-level random streams.
         update = lambda b, s: _all_reduce_sum(self._critic_replica_update(b, s, i))
-        return self._first_replica(self.strategy.run(self._replica_fn(update),
-                                                     args=(batch, step)))
+        return self._first_replica(self.strategy.run(self._replica_fn(update), args=(batch, step)))
 
     def generator_update(self, step: tf.Tensor) -> tf.Tensor:
         """The generator update of generator step `step`, then the EMA update after it.
@@ -398,29 +441,43 @@ class WganGpTrainer:
         statistics are sync-on-read. In cross-replica context (in_replica False: reset_ema)
         strategy.extended.update calls `blend` once per local copy.
         """
+
         def blend(ema, weight, decay):
             if decay is None:
                 return ema.assign(weight)
             return ema.assign(decay * ema + (1.0 - decay) * weight)
 
         assert self.generator_ema is not None, "only a trainer with an EMA updates it"
-        pairs = [(e, w, decay) for e, w in zip(self.generator_ema.trainable_variables,
-                                                self.generator.trainable_variables)]
+        pairs = [
+            (e, w, decay)
+            for e, w in zip(
+                self.generator_ema.trainable_variables, self.generator.trainable_variables
+            )
+        ]
         # Moving statistics are already an average over batches; they are copied (as
         # StyleGAN2-ADA copies its buffers), not averaged a second time.
-        pairs += [(e, w, None) for e, w in zip(self.generator_ema.non_trainable_variables,
-                                               self.generator.non_trainable_variables)]
+        pairs += [
+            (e, w, None)
+            for e, w in zip(
+                self.generator_ema.non_trainable_variables, self.generator.non_trainable_variables
+            )
+        ]
         for ema, weight, d in pairs:
             # Keras 3 variables wrap the (distributed) tf.Variable that update() needs.
             if in_replica:
-                if ema.value.aggregation != tf.VariableAggregation.NONE and \
-                        ema.value.synchronization != tf.VariableSynchronization.ON_READ:
-                    raise ValueError(f"{ema.path}: a replica-local EMA update needs "
-                                     "aggregation NONE or a sync-on-read variable")
+                if (
+                    ema.value.aggregation != tf.VariableAggregation.NONE
+                    and ema.value.synchronization != tf.VariableSynchronization.ON_READ
+                ):
+                    raise ValueError(
+                        f"{ema.path}: a replica-local EMA update needs "
+                        "aggregation NONE or a sync-on-read variable"
+                    )
                 blend(ema.value, weight.value, d)
             else:
-                self.strategy.extended.update(ema.value, functools.partial(blend, decay=d),
-                                              args=(weight.value,))
+                self.strategy.extended.update(
+                    ema.value, functools.partial(blend, decay=d), args=(weight.value,)
+                )
 
     def reset_ema(self) -> None:
         """Sets the EMA weights to the generator's (a new run, or a checkpoint without
@@ -456,10 +513,19 @@ def _all_reduce_sum(values: dict) -> dict:
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
-def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConfig,
-                  learning_rate: float, beta1: float, beta2: float,
-                  label_counts: np.ndarray | None = None,
-                  generator_fn=None, *, epsilon: float, kernels: str) -> WganGpTrainer:
+def build_trainer(
+    strategy: tf.distribute.Strategy,
+    model_fn,
+    step_cfg: StepConfig,
+    learning_rate: float,
+    beta1: float,
+    beta2: float,
+    label_counts: np.ndarray | None = None,
+    generator_fn=None,
+    *,
+    epsilon: float,
+    kernels: str,
+) -> WganGpTrainer:
     """Creates models, optimizers and the step counter under `strategy.scope()`.
 
     Optimizers are built eagerly here: Keras 3 would otherwise create their slots
@@ -488,10 +554,29 @@ def build_trainer(strategy: tf.distribute.Strategy, model_fn, step_cfg: StepConf
         g_opt, d_opt = adam(), adam()
         g_opt.build(generator.trainable_variables)
         d_opt.build(critic.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
-                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        noise_seed = tf.Variable(step_cfg.seed, dtype=tf.int64, trainable=False,
-                                 name="noise_seed",
-                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    return WganGpTrainer(strategy, generator, critic, g_opt, d_opt, step, noise_seed, step_cfg,
-                         label_counts, generator_ema)
+        step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        noise_seed = tf.Variable(
+            step_cfg.seed,
+            dtype=tf.int64,
+            trainable=False,
+            name="noise_seed",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+    return WganGpTrainer(
+        strategy,
+        generator,
+        critic,
+        g_opt,
+        d_opt,
+        step,
+        noise_seed,
+        step_cfg,
+        label_counts,
+        generator_ema,
+    )

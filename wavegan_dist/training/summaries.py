@@ -16,8 +16,12 @@ import tensorflow as tf
 
 from wavegan_dist.media.wav import write_wavs
 
-LOSS_TAGS = {"critic": "loss/critic", "generator": "loss/generator",
-             "gradient_penalty": "loss/gradient_penalty", "wasserstein": "loss/wasserstein"}
+LOSS_TAGS = {
+    "critic": "loss/critic",
+    "generator": "loss/generator",
+    "gradient_penalty": "loss/gradient_penalty",
+    "wasserstein": "loss/wasserstein",
+}
 
 
 class RunSummaries:
@@ -31,8 +35,9 @@ class RunSummaries:
 
     def __init__(self, model_dir: str, sample_rate: int, enabled: bool = True):
         self.sample_rate = sample_rate
-        self.writer = (tf.summary.create_file_writer(model_dir) if enabled
-                       else tf.summary.create_noop_writer())
+        self.writer = (
+            tf.summary.create_file_writer(model_dir) if enabled else tf.summary.create_noop_writer()
+        )
 
     def scalars(self, step: int, metrics: dict, examples_per_sec: float | None) -> None:
         """Writes the loss scalars (keys of LOSS_TAGS) and throughput at `step`."""
@@ -42,8 +47,9 @@ class RunSummaries:
             if examples_per_sec is not None:
                 tf.summary.scalar("perf/examples_per_sec", examples_per_sec)
 
-    def audio(self, step: int, generated: np.ndarray, real: np.ndarray,
-              pitches: np.ndarray | None = None) -> None:
+    def audio(
+        self, step: int, generated: np.ndarray, real: np.ndarray, pitches: np.ndarray | None = None
+    ) -> None:
         """Writes generated and real clips (float32 [K, T, 1]) and the generated
         spectrograms (media.grid's labelled panels; with `pitches`, int [K], each
         panel is titled and marked with its clip's requested MIDI pitch)."""
@@ -53,8 +59,9 @@ class RunSummaries:
         titles = None if pitches is None else [describe("pitch", int(p)) for p in pitches]
         image = spectrogram_grid(generated, self.sample_rate, titles, pitches)
         with self.writer.as_default(step=step):
-            tf.summary.audio("audio/generated", generated, self.sample_rate,
-                             max_outputs=len(generated))
+            tf.summary.audio(
+                "audio/generated", generated, self.sample_rate, max_outputs=len(generated)
+            )
             tf.summary.audio("audio/real", real, self.sample_rate, max_outputs=len(real))
             tf.summary.image("spectrogram/generated", image[None])
 
@@ -65,12 +72,16 @@ class RunSummaries:
 
         rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(config.items()))
         # hparams values must be bool, number or string; lists and None become text.
-        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-                  for k, v in sorted(config.items())}
+        values = {
+            k: v if isinstance(v, (bool, int, float, str)) else str(v)
+            for k, v in sorted(config.items())
+        }
         with self.writer.as_default(step=step):
             tf.summary.text("config", f"| flag | value |\n|---|---|\n{rows}")
-            hp.hparams(values, trial_id=os.path.basename(os.path.normpath(config.get(
-                "model_dir", "")) or "run"))
+            hp.hparams(
+                values,
+                trial_id=os.path.basename(os.path.normpath(config.get("model_dir", "")) or "run"),
+            )
 
     def evaluation(self, step: int, values: dict) -> None:
         """Writes evaluation metrics ({name: number or None}) as eval/<name> at `step`."""
@@ -97,8 +108,7 @@ class WavSnapshots:
       log: receives one line per folder written.
     """
 
-    def __init__(self, model_dir: str, generate, sample_rate: int, enabled: bool = True,
-                 log=print):
+    def __init__(self, model_dir: str, generate, sample_rate: int, enabled: bool = True, log=print):
         self.model_dir = model_dir
         self.generate = generate
         self.sample_rate = sample_rate

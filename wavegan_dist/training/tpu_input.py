@@ -56,13 +56,17 @@ def check_tpu_input(hosts: int, remote: bool, prepared: bool, cfg: Config) -> No
     """
     if prepared or (hosts <= 1 and not remote):
         return
-    where = (f"the {hosts} hosts of this TPU slice" if hosts > 1
-             else "a TPU reached over the network (by name or grpc://)")
+    where = (
+        f"the {hosts} hosts of this TPU slice"
+        if hosts > 1
+        else "a TPU reached over the network (by name or grpc://)"
+    )
     local = "" if hosts > 1 else "run on the TPU VM itself (TPU_NAME=local, no --tpu), or "
     raise TpuInputError(
         f"--data={cfg.data} is read by the deeplake Python pipeline, which runs only in this "
         f"process and cannot feed {where}; {local}prepare it once with "
-        f"`{prepare_command(cfg, hosts)}` and train with --data={PREPARED_DEST}")
+        f"`{prepare_command(cfg, hosts)}` and train with --data={PREPARED_DEST}"
+    )
 
 
 def replica_hosts(replica_devices: Sequence[str]) -> list[list[int]]:
@@ -109,7 +113,8 @@ def check_replica_hosts(replica_devices: Sequence[str]) -> int:
                 f"TPU host {i} of {len(groups)} holds replicas {_ids(replicas)}, but its input "
                 f"pipeline feeds replicas {_ids(range(first, last))}: the input gives every "
                 "host an equal block of consecutive replicas, and this TPU's device "
-                "assignment does not; use the default one (a whole slice)")
+                "assignment does not; use the default one (a whole slice)"
+            )
     return len(groups)
 
 

@@ -46,12 +46,15 @@ def _tensorflow_io():
     if _tfio is None:
         import tensorflow_io as tfio
         from tensorflow_io.python.ops import core_ops
+
         try:
             core_ops.io_audio_resample  # noqa: B018  (lookup fails if the .so did not load)
         except NotImplementedError as e:
-            raise UserError("tensorflow-io's audio kernels did not load; install the pinned "
-                            "pair tensorflow-cpu 2.17.x + tensorflow-io 0.37.1 "
-                            "(pip install -c constraints.txt '.[cpu]')") from e
+            raise UserError(
+                "tensorflow-io's audio kernels did not load; install the pinned "
+                "pair tensorflow-cpu 2.17.x + tensorflow-io 0.37.1 "
+                "(pip install -c constraints.txt '.[cpu]')"
+            ) from e
         _tfio = tfio
     return _tfio
 
@@ -84,8 +87,9 @@ def read_wav16(path) -> tuple[np.ndarray, int] | None:
     except (EOFError, OSError) as e:
         raise DecodeError(f"not a readable WAV file ({str(e) or type(e).__name__})") from e
     if len(data) != frames * channels * 2:
-        raise DecodeError(f"truncated WAV: header says {frames} frames, data holds "
-                          f"{len(data) // (2 * channels)}")
+        raise DecodeError(
+            f"truncated WAV: header says {frames} frames, data holds {len(data) // (2 * channels)}"
+        )
     if frames == 0:
         raise DecodeError("WAV file holds no audio frames")
     return np.frombuffer(data, "<i2").reshape(frames, channels), rate
@@ -114,11 +118,13 @@ def to_mono_pcm16(x: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
         _tensorflow_io()
         from tensorflow_io.python.ops import core_ops
+
         # tfio.audio.resample wraps this kernel in tf.vectorized_map, which traces a
         # tf.function on every call; the kernel alone gives identical output.
         with _TFIO_LOCK:
-            mono = core_ops.io_audio_resample(mono[:, None], rate_in=int(rate),
-                                              rate_out=int(sample_rate)).numpy()[:, 0]
+            mono = core_ops.io_audio_resample(
+                mono[:, None], rate_in=int(rate), rate_out=int(sample_rate)
+            ).numpy()[:, 0]
     return float_to_int16(mono)
 
 
@@ -138,7 +144,7 @@ def decode_file(path: str, sample_rate: int, max_samples: int | None = None) -> 
         if got is not None:
             pcm, rate = got
             if max_samples is not None:
-                pcm = pcm[:_input_span(max_samples, rate, sample_rate)]
+                pcm = pcm[: _input_span(max_samples, rate, sample_rate)]
             return to_mono_pcm16(pcm, rate, sample_rate)
     try:
         path.encode("utf-8")
@@ -147,6 +153,7 @@ def decode_file(path: str, sample_rate: int, max_samples: int | None = None) -> 
             return decode_bytes(f.read(), sample_rate, max_samples)
     tfio = _tensorflow_io()
     import tensorflow as tf
+
     try:
         with _TFIO_LOCK:
             audio = tfio.audio.AudioIOTensor(path)
@@ -154,8 +161,11 @@ def decode_file(path: str, sample_rate: int, max_samples: int | None = None) -> 
             frames = int(audio.shape[0].numpy())
             if frames <= 0 or rate <= 0:
                 raise DecodeError(f"no audio frames (frames={frames}, rate={rate})")
-            span = frames if max_samples is None else min(
-                frames, _input_span(max_samples, rate, sample_rate))
+            span = (
+                frames
+                if max_samples is None
+                else min(frames, _input_span(max_samples, rate, sample_rate))
+            )
             samples = audio[0:span].numpy()
     except tf.errors.OpError as e:
         raise DecodeError(tf_error_reason(e)) from e

@@ -17,7 +17,13 @@ from typing import Iterator
 from wavegan_dist.data.ingest.audio_decode import AUDIO_EXTENSIONS, DecodeError, decode_file
 from wavegan_dist.data.ingest.filenames import metadata_from_name
 from wavegan_dist.data.ingest.records import (
-    Record, Skip, fit_length, ordered_map, safe_text, unknown_metadata)
+    Record,
+    Skip,
+    fit_length,
+    ordered_map,
+    safe_text,
+    unknown_metadata,
+)
 from wavegan_dist.data.ingest.sidecar import load_sidecar, lookup
 from wavegan_dist.errors import UserError, first_line
 
@@ -46,18 +52,28 @@ class AudioFolderReader:
 
     format = "audio-folder"
 
-    def __init__(self, source: str, sample_rate: int, num_samples: int,
-                 metadata: str | None = None, workers: int = 2):
+    def __init__(
+        self,
+        source: str,
+        sample_rate: int,
+        num_samples: int,
+        metadata: str | None = None,
+        workers: int = 2,
+    ):
         if not os.path.isdir(source):
-            raise UserError(f"--source={source}: no such folder; --format=audio-folder wants a "
-                            "folder of audio files")
+            raise UserError(
+                f"--source={source}: no such folder; --format=audio-folder wants a "
+                "folder of audio files"
+            )
         self.folder = os.path.realpath(source)
         self.source_id = self.folder
         self.files = list_audio_files(self.folder)
         self.listing = self.files  # all files, also when `files` is narrowed to one split
         if not self.files:
-            raise UserError(f"--source={source}: no audio files "
-                            f"({', '.join(AUDIO_EXTENSIONS)}) found in that folder or below")
+            raise UserError(
+                f"--source={source}: no audio files "
+                f"({', '.join(AUDIO_EXTENSIONS)}) found in that folder or below"
+            )
         self.sidecar = load_sidecar(metadata) if metadata else {}
         self.sample_rate = sample_rate
         self.num_samples = num_samples

@@ -30,8 +30,7 @@ import numpy as np
 
 from wavegan_dist.data import schema
 from wavegan_dist.data.ingest.audio_decode import DecodeError, decode_bytes, to_mono_pcm16
-from wavegan_dist.data.ingest.records import (
-    Record, Skip, fit_length, nsynth_metadata)
+from wavegan_dist.data.ingest.records import Record, Skip, fit_length, nsynth_metadata
 from wavegan_dist.errors import UserError, first_line
 
 HOSTED_SCHEMES = ("hub://", "al://")
@@ -62,7 +61,7 @@ def reachable(host: str, port: int, timeout_s: float) -> str | None:
 
 def _local(path: str) -> str | None:
     if path.startswith("file://"):
-        return path[len("file://"):]
+        return path[len("file://") :]
     return None if "://" in path else path
 
 
@@ -85,8 +84,10 @@ class DeeplakeV3Reader:
                 raise UserError(f"--source={source}: no such folder")
             self.needs_convert = os.path.isfile(os.path.join(local, "dataset_meta.json"))
             if not self.needs_convert and not os.path.isdir(os.path.join(local, "_deeplake_log")):
-                raise UserError(f"--source={source} is not a deeplake dataset (neither v3's "
-                                "dataset_meta.json nor v4's _deeplake_log is in it)")
+                raise UserError(
+                    f"--source={source} is not a deeplake dataset (neither v3's "
+                    "dataset_meta.json nor v4's _deeplake_log is in it)"
+                )
             self.source_id = os.path.realpath(local)
         else:
             self.needs_convert = source.startswith(HOSTED_SCHEMES)
@@ -99,7 +100,8 @@ class DeeplakeV3Reader:
                         f"{source}; this machine looks offline. Run the command where the "
                         f"network is available, or there run deeplake.convert('{source}', "
                         "'LOCAL_COPY') and ingest the copy with --format=deeplake-v3 "
-                        "--source=LOCAL_COPY")
+                        "--source=LOCAL_COPY"
+                    )
         self.source = source
         self.sample_rate = sample_rate
         self.num_samples = num_samples
@@ -121,13 +123,16 @@ class DeeplakeV3Reader:
             done_marker = self.convert_dir + ".done"
             if not os.path.isfile(done_marker):
                 shutil.rmtree(self.convert_dir, ignore_errors=True)  # a half-done migration
-                log(f"converting v3 dataset {self.source} to v4 at {self.convert_dir} "
-                    "(deeplake.convert; one pass over the whole source)")
+                log(
+                    f"converting v3 dataset {self.source} to v4 at {self.convert_dir} "
+                    "(deeplake.convert; one pass over the whole source)"
+                )
                 try:
                     deeplake.convert(self.source, self.convert_dir)
                 except Exception as e:  # deeplake raises RuntimeError and its own types
-                    raise UserError(f"deeplake.convert could not read {self.source}: "
-                                    f"{first_line(e)}") from e
+                    raise UserError(
+                        f"deeplake.convert could not read {self.source}: {first_line(e)}"
+                    ) from e
                 with open(done_marker, "w") as f:
                     f.write(self.source + "\n")
             path = self.convert_dir
@@ -137,9 +142,11 @@ class DeeplakeV3Reader:
             raise UserError(f"cannot open deeplake dataset {self.source}: {first_line(e)}") from e
         names = {c.name for c in self.ds.schema.columns}
         if "audios" not in names:
-            raise UserError(f"{self.source} has no 'audios' column (has "
-                            f"{', '.join(sorted(names))}); --format=deeplake-v3 expects the v3 "
-                            "NSynth columns")
+            raise UserError(
+                f"{self.source} has no 'audios' column (has "
+                f"{', '.join(sorted(names))}); --format=deeplake-v3 expects the v3 "
+                "NSynth columns"
+            )
         self.columns = names
         self.class_names = {c: _class_names(self.ds, c) for c in names}
 
@@ -160,8 +167,11 @@ class DeeplakeV3Reader:
 
     def read(self, start: int = 0) -> Iterator[Record | Skip]:
         """Yields one Record or Skip per source row, from row `start` on."""
-        wanted = [c for c in ("audios", "sample_rate", "qualities") + _INT_COLUMNS + _TEXT_COLUMNS
-                  if c in self.columns]
+        wanted = [
+            c
+            for c in ("audios", "sample_rate", "qualities") + _INT_COLUMNS + _TEXT_COLUMNS
+            if c in self.columns
+        ]
         for lo in range(start, len(self.ds), _READ_ROWS):
             hi = min(lo + _READ_ROWS, len(self.ds))
             try:
@@ -211,8 +221,12 @@ class DeeplakeV3Reader:
         """A class-label index -> the name it stands for, when the column has class_names."""
         names = self.class_names.get(column)
         arr = np.asarray(value).reshape(-1)
-        if names and arr.size == 1 and np.issubdtype(arr.dtype, np.integer) \
-                and 0 <= int(arr[0]) < len(names):
+        if (
+            names
+            and arr.size == 1
+            and np.issubdtype(arr.dtype, np.integer)
+            and 0 <= int(arr[0]) < len(names)
+        ):
             return names[int(arr[0])]
         return value
 
@@ -247,4 +261,3 @@ def _class_names(ds, column: str) -> list[str] | None:
     except Exception:  # columns without metadata support
         return None
     return [str(n) for n in names] if names else None
-

@@ -40,8 +40,10 @@ class DestLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UserError(f"another ingest is writing to --dest={self.dest}; wait for it to "
-                            "finish (or stop it) and run this again") from None
+            raise UserError(
+                f"another ingest is writing to --dest={self.dest}; wait for it to "
+                "finish (or stop it) and run this again"
+            ) from None
         self.fd = fd
 
     def release(self) -> None:
@@ -56,8 +58,10 @@ def _describe(identity: dict) -> str:
     if identity.get("metadata"):
         text += f" (metadata {identity['metadata']})"
     if identity.get("split"):
-        text += (f" (its {identity['split']} split, held out with --valid_fraction="
-                 f"{identity['fractions'][0]:g} --test_fraction={identity['fractions'][1]:g})")
+        text += (
+            f" (its {identity['split']} split, held out with --valid_fraction="
+            f"{identity['fractions'][0]:g} --test_fraction={identity['fractions'][1]:g})"
+        )
     return text + f" at {identity['sample_rate']} Hz, {identity['num_samples']} samples"
 
 
@@ -104,18 +108,24 @@ def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock
         state = IngestState.load(ds, dest)
         replace = state is not None and state.identity != identity and len(ds) == 0
         if replace:
-            log(f"note: --dest={dest} holds an ingest of {_describe(state.identity)} with no "
-                "rows; replacing it")
+            log(
+                f"note: --dest={dest} holds an ingest of {_describe(state.identity)} with no "
+                "rows; replacing it"
+            )
         elif state is not None:
             if state.identity != identity:
-                raise UserError(f"--dest={dest} already holds an ingest of "
-                                f"{_describe(state.identity)}; refusing to add "
-                                f"{_describe(identity)} to it; choose another --dest")
+                raise UserError(
+                    f"--dest={dest} already holds an ingest of "
+                    f"{_describe(state.identity)}; refusing to add "
+                    f"{_describe(identity)} to it; choose another --dest"
+                )
             schema.check_schema(ds, dest)
             return ds, state
         if not replace and (len(ds.schema.columns) or len(ds) or list(ds.metadata.keys())):
-            raise UserError(f"--dest={dest} is an existing deeplake dataset that ingest did not "
-                            "make; choose a new --dest")
+            raise UserError(
+                f"--dest={dest} is an existing deeplake dataset that ingest did not "
+                "make; choose a new --dest"
+            )
         # An empty shell (an earlier run was killed between create and its first commit),
         # or an ingest without rows.
         del ds
@@ -125,8 +135,10 @@ def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock
             os.makedirs(local, exist_ok=True)
         lock.acquire()
     elif local is not None and os.listdir(local):
-        raise UserError(f"--dest={dest} is a non-empty folder that is not a deeplake dataset; "
-                        "choose a new --dest")
+        raise UserError(
+            f"--dest={dest} is a non-empty folder that is not a deeplake dataset; "
+            "choose a new --dest"
+        )
     try:
         ds = schema.create_nsynth_dataset(dest, identity["num_samples"], identity["sample_rate"])
         state = IngestState(identity=identity)
@@ -135,4 +147,3 @@ def _open_or_create(dest: str, local: str | None, identity: dict, lock: DestLock
     except Exception as e:
         raise UserError(f"cannot create a dataset at --dest={dest}: {first_line(e)}") from e
     return ds, state
-

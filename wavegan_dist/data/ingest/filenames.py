@@ -27,8 +27,12 @@ import re
 from wavegan_dist.data import schema
 
 _NSYNTH = re.compile(
-    r"^(?P<family>" + "|".join(schema.FAMILIES) + r")_(?P<source>" + "|".join(schema.SOURCES)
-    + r")_(?P<number>\d{3})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$")
+    r"^(?P<family>"
+    + "|".join(schema.FAMILIES)
+    + r")_(?P<source>"
+    + "|".join(schema.SOURCES)
+    + r")_(?P<number>\d{3})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$"
+)
 _NOTE = re.compile(r"^(?P<letter>[A-G])(?P<accidental>[#b]?)(?P<octave>[0-9])$")
 _MIDI = re.compile(r"^[1-9][0-9]{1,2}$")
 # A bare number names a note only in this range (C0..C9): smaller and larger numbers in
@@ -66,10 +70,12 @@ def metadata_from_name(stem: str) -> dict:
     m = _NSYNTH.match(stem)
     if m:
         pitch, velocity = int(m["pitch"]), int(m["velocity"])
-        out = {"note_str": stem,
-               "instrument_str": f"{m['family']}_{m['source']}_{m['number']}",
-               "instrument_family": schema.FAMILIES.index(m["family"]),
-               "instrument_source": schema.SOURCES.index(m["source"])}
+        out = {
+            "note_str": stem,
+            "instrument_str": f"{m['family']}_{m['source']}_{m['number']}",
+            "instrument_family": schema.FAMILIES.index(m["family"]),
+            "instrument_source": schema.SOURCES.index(m["source"]),
+        }
         if pitch <= 127:
             out["pitch"] = pitch
         if velocity <= 127:

@@ -11,8 +11,7 @@ import os
 from typing import Iterator
 
 from wavegan_dist.data.ingest.audio_decode import DecodeError, decode_file
-from wavegan_dist.data.ingest.records import (
-    Record, Skip, fit_length, nsynth_metadata, ordered_map)
+from wavegan_dist.data.ingest.records import Record, Skip, fit_length, nsynth_metadata, ordered_map
 from wavegan_dist.errors import UserError, first_line
 
 
@@ -28,15 +27,18 @@ class NSynthJsonWavReader:
     format = "nsynth-jsonwav"
 
     def __init__(self, source: str, sample_rate: int, num_samples: int, workers: int = 2):
-        folder = os.path.dirname(source) if os.path.basename(source) == "examples.json" \
-            else source
+        folder = os.path.dirname(source) if os.path.basename(source) == "examples.json" else source
         if not os.path.isdir(folder):
-            raise UserError(f"--source={source}: no such folder; --format=nsynth-jsonwav "
-                            "wants NSynth's json/wav folder (examples.json and audio/)")
+            raise UserError(
+                f"--source={source}: no such folder; --format=nsynth-jsonwav "
+                "wants NSynth's json/wav folder (examples.json and audio/)"
+            )
         index = os.path.join(folder, "examples.json")
         if not os.path.isfile(index):
-            raise UserError(f"--source={source} has no examples.json; --format=nsynth-jsonwav "
-                            "wants NSynth's json/wav folder (examples.json and audio/*.wav)")
+            raise UserError(
+                f"--source={source} has no examples.json; --format=nsynth-jsonwav "
+                "wants NSynth's json/wav folder (examples.json and audio/*.wav)"
+            )
         try:
             with open(index, encoding="utf-8") as f:
                 examples = json.load(f)

@@ -25,11 +25,24 @@ from wavegan_dist.data.ingest.records import Record, Skip, fit_length, nsynth_me
 from wavegan_dist.data.schema import NSYNTH_SAMPLE_RATE
 from wavegan_dist.errors import UserError
 
-_INT_KEYS = ("note", "pitch", "velocity", "instrument", "instrument_family",
-             "instrument_source", "sample_rate", "qualities")
+_INT_KEYS = (
+    "note",
+    "pitch",
+    "velocity",
+    "instrument",
+    "instrument_family",
+    "instrument_source",
+    "sample_rate",
+    "qualities",
+)
 _PARSE_BATCH = 64
-_TEXT_KEYS = ("note_str", "instrument_str", "instrument_family_str", "instrument_source_str",
-              "qualities_str")
+_TEXT_KEYS = (
+    "note_str",
+    "instrument_str",
+    "instrument_family_str",
+    "instrument_source_str",
+    "qualities_str",
+)
 
 
 def _crc32c_table() -> list[int]:
@@ -75,8 +88,9 @@ def walk_frames(path: str) -> tuple[list[int], str | None]:
                 return offsets, f"corrupt record header at byte {off}"
             end = off + 12 + length + 4
             if end > size:
-                return offsets, (f"truncated record at byte {off} "
-                                 f"({size - off} of {end - off} bytes)")
+                return offsets, (
+                    f"truncated record at byte {off} ({size - off} of {end - off} bytes)"
+                )
             offsets.append(off)
             off = end
     return offsets, None
@@ -96,16 +110,19 @@ class NSynthTFRecordReader:
         if os.path.isfile(source):
             files = [source]
         elif os.path.isdir(source):
-            files = sorted(p for p in glob.glob(os.path.join(source, "*.tfrecord*"))
-                           if os.path.isfile(p))
+            files = sorted(
+                p for p in glob.glob(os.path.join(source, "*.tfrecord*")) if os.path.isfile(p)
+            )
             if not files:
                 raise UserError(f"--source={source}: no *.tfrecord* files in that folder")
         else:
             raise UserError(f"--source={source}: no such file or folder")
         compressed = [p for p in files if p.endswith((".gz", ".zlib"))]
         if compressed:
-            raise UserError(f"{compressed[0]} is compressed; decompress the TFRecords first "
-                            "(e.g. gunzip) and point --source at the plain files")
+            raise UserError(
+                f"{compressed[0]} is compressed; decompress the TFRecords first "
+                "(e.g. gunzip) and point --source at the plain files"
+            )
         self.files = [os.path.abspath(p) for p in files]
         self.source_id = os.path.realpath(source)
         self.sample_rate = sample_rate
@@ -149,8 +166,9 @@ class NSynthTFRecordReader:
                 continue
             name = f"{os.path.basename(path)}#{index[path]}"
             if off is None:
-                batch.append(Skip(name if "rest of file" in reason else os.path.basename(path),
-                                  reason))
+                batch.append(
+                    Skip(name if "rest of file" in reason else os.path.basename(path), reason)
+                )
             else:
                 try:
                     if path not in readers:
@@ -174,14 +192,23 @@ class NSynthTFRecordReader:
             parsed = tf.io.parse_example([data for _, data in raw], _spec(tf))
         except tf.errors.OpError as e:
             if len(raw) == 1:
-                return [Skip(raw[0][0], f"not an NSynth tf.train.Example ({tf_error_reason(e)})")
-                        if b is raw[0] else b for b in batch]
+                return [
+                    Skip(raw[0][0], f"not an NSynth tf.train.Example ({tf_error_reason(e)})")
+                    if b is raw[0]
+                    else b
+                    for b in batch
+                ]
             # One bad record fails the batch: parse one by one to find it.
             return [r for b in batch for r in self._parse_batch([b], tf)]
         columns = {k: (v.values.numpy(), v.row_splits.numpy()) for k, v in parsed.items()}
-        records = iter([self._record(name, {k: vals[sp[j]:sp[j + 1]]
-                                            for k, (vals, sp) in columns.items()})
-                        for j, (name, _) in enumerate(raw)])
+        records = iter(
+            [
+                self._record(
+                    name, {k: vals[sp[j] : sp[j + 1]] for k, (vals, sp) in columns.items()}
+                )
+                for j, (name, _) in enumerate(raw)
+            ]
+        )
         return [b if isinstance(b, Skip) else next(records) for b in batch]
 
     def _record(self, name: str, values: dict) -> Record | Skip:
@@ -196,8 +223,9 @@ class NSynthTFRecordReader:
         # A record without a rate is taken to be at NSynth's 16 kHz, as every NSynth record is.
         rate = int(given[0]) if given is not None and given[0] > 0 else NSYNTH_SAMPLE_RATE
         columns["sample_rate"] = self.sample_rate
-        columns["audio"] = fit_length(to_mono_pcm16(audio, rate, self.sample_rate),
-                                      self.num_samples)
+        columns["audio"] = fit_length(
+            to_mono_pcm16(audio, rate, self.sample_rate), self.num_samples
+        )
         return Record(name, columns)
 
 

@@ -51,8 +51,10 @@ class ProgressDisplay:
         rate = self.rate(done)
         eta = format_duration((self.total - done) / rate) if rate > 0 else "?"
         pct = 100.0 * done / self.total if self.total else 100.0
-        return (f"ingest: {done}/{self.total} items ({pct:.1f}%)  {rows} rows  {skipped} skipped"
-                f"  {rate:.1f} files/s  ETA {eta}")
+        return (
+            f"ingest: {done}/{self.total} items ({pct:.1f}%)  {rows} rows  {skipped} skipped"
+            f"  {rate:.1f} files/s  ETA {eta}"
+        )
 
     def due(self) -> bool:
         """True when the display should be redrawn (throttled by time)."""

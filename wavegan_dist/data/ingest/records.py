@@ -149,8 +149,10 @@ def nsynth_metadata(meta: dict) -> dict:
     for col, hi in (("pitch", 127), ("velocity", 127), ("instrument", None)):
         v = _as_int(get(col), 0, hi)
         out[col] = schema.UNKNOWN if v is None else v
-    for col, names in (("instrument_family", schema.FAMILIES),
-                       ("instrument_source", schema.SOURCES)):
+    for col, names in (
+        ("instrument_family", schema.FAMILIES),
+        ("instrument_source", schema.SOURCES),
+    ):
         v = _index_of(get(col), names) if get(col) is not None else None
         if v is None and get(col + "_str") is not None:
             v = _index_of(get(col + "_str"), names)

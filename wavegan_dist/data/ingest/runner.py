@@ -61,13 +61,17 @@ class IngestReport:
     def lines(self) -> list[str]:
         """The end report as printable lines."""
         if self.already_complete:
-            out = [f"{self.dest} is already complete: {self.rows_total} rows from "
-                   f"{self.format} {self.source}; nothing to do"]
+            out = [
+                f"{self.dest} is already complete: {self.rows_total} rows from "
+                f"{self.format} {self.source}; nothing to do"
+            ]
         else:
-            out = [f"done: wrote {self.rows_written} rows in {self.seconds:.1f} s "
-                   f"({self.files_per_s:.1f} files/s); {self.dest} holds {self.rows_total} rows "
-                   f"from {self.items_total} source items"
-                   + (f" (resumed after {self.resumed_from})" if self.resumed_from else "")]
+            out = [
+                f"done: wrote {self.rows_written} rows in {self.seconds:.1f} s "
+                f"({self.files_per_s:.1f} files/s); {self.dest} holds {self.rows_total} rows "
+                f"from {self.items_total} source items"
+                + (f" (resumed after {self.resumed_from})" if self.resumed_from else "")
+            ]
         out.append(f"skipped {len(self.skipped)} item(s)" + (":" if self.skipped else ""))
         out.extend(f"  {name}: {reason}" for name, reason in self.skipped)
         return out
@@ -81,8 +85,11 @@ def check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata
         raise UserError(f"--format={fmt or '(none)'} is not one of {', '.join(FORMATS)}")
     if not dest:
         raise UserError("--dest is required: where to write the deeplake dataset")
-    for name, value in (("sample_rate", sample_rate), ("num_samples", num_samples),
-                        ("chunk_rows", chunk_rows)):
+    for name, value in (
+        ("sample_rate", sample_rate),
+        ("num_samples", num_samples),
+        ("chunk_rows", chunk_rows),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise UserError(f"--{name} must be a positive integer; got {value!r}")
     if metadata and fmt != "audio-folder":
@@ -91,27 +98,38 @@ def check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata
 
 def _convert_dir(dest: str) -> str:
     """Where a v3 source is migrated: beside a local dest, else in the temp folder."""
-    local = dest[len("file://"):] if dest.startswith("file://") else dest
+    local = dest[len("file://") :] if dest.startswith("file://") else dest
     if "://" not in local:
         return os.path.abspath(local).rstrip(os.sep) + ".v3-convert"
     digest = hashlib.sha1(dest.encode()).hexdigest()[:12]
     return os.path.join(tempfile.gettempdir(), f"wavegan_dist-v3-{digest}")
 
 
-def make_reader(fmt: str, source: str, sample_rate: int, num_samples: int,
-                metadata: str | None = None, dest: str = "", workers: int = 2):
+def make_reader(
+    fmt: str,
+    source: str,
+    sample_rate: int,
+    num_samples: int,
+    metadata: str | None = None,
+    dest: str = "",
+    workers: int = 2,
+):
     """The reader for `fmt` (checks the source exists and is of that kind; UserError if not).
     Readers have `source_id`, `count()` and `read(start)`; some have prepare()/cleanup()."""
     if fmt == "nsynth-jsonwav":
         from wavegan_dist.data.ingest.nsynth_jsonwav import NSynthJsonWavReader
+
         return NSynthJsonWavReader(source, sample_rate, num_samples, workers=workers)
     if fmt == "nsynth-tfrecord":
         from wavegan_dist.data.ingest.nsynth_tfrecord import NSynthTFRecordReader
+
         return NSynthTFRecordReader(source, sample_rate, num_samples)
     if fmt == "audio-folder":
         from wavegan_dist.data.ingest.audio_folder import AudioFolderReader
+
         return AudioFolderReader(source, sample_rate, num_samples, metadata, workers=workers)
     from wavegan_dist.data.ingest.deeplake_v3 import DeeplakeV3Reader
+
     return DeeplakeV3Reader(source, sample_rate, num_samples, _convert_dir(dest))
 
 
@@ -122,9 +140,19 @@ def source_digest(reader) -> str:
     return hashlib.sha1(names.encode()).hexdigest()[:16]
 
 
-def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
-           num_samples: int = 64000, chunk_rows: int = 256, metadata: str | None = None,
-           log=print, progress_stream=None, workers: int = 2) -> IngestReport:
+def ingest(
+    source: str,
+    fmt: str,
+    dest: str,
+    *,
+    sample_rate: int = 16000,
+    num_samples: int = 64000,
+    chunk_rows: int = 256,
+    metadata: str | None = None,
+    log=print,
+    progress_stream=None,
+    workers: int = 2,
+) -> IngestReport:
     """Builds (or resumes, or confirms) the NSynth-schema dataset `dest` from `source`.
 
     Args:
@@ -144,20 +172,31 @@ def ingest(source: str, fmt: str, dest: str, *, sample_rate: int = 16000,
     """
     check_args(source, fmt, dest, sample_rate, num_samples, chunk_rows, metadata)
     reader = make_reader(fmt, source, sample_rate, num_samples, metadata, dest, workers)
-    return ingest_reader(reader, dest, identity_of(reader, metadata, sample_rate, num_samples),
-                         chunk_rows, log, progress_stream)
+    return ingest_reader(
+        reader,
+        dest,
+        identity_of(reader, metadata, sample_rate, num_samples),
+        chunk_rows,
+        log,
+        progress_stream,
+    )
 
 
 def identity_of(reader, metadata: str | None, sample_rate: int, num_samples: int) -> dict:
     """What a dest written from `reader` is an ingest of (kept in the dataset; a re-run
     must give the same): {"source", "format", "metadata", "sample_rate", "num_samples"}."""
-    return {"source": safe_text(reader.source_id), "format": reader.format,
-            "metadata": safe_text(os.path.realpath(metadata)) if metadata else "",
-            "sample_rate": sample_rate, "num_samples": num_samples}
+    return {
+        "source": safe_text(reader.source_id),
+        "format": reader.format,
+        "metadata": safe_text(os.path.realpath(metadata)) if metadata else "",
+        "sample_rate": sample_rate,
+        "num_samples": num_samples,
+    }
 
 
-def ingest_reader(reader, dest: str, identity: dict, chunk_rows: int, log,
-                  progress_stream=None) -> IngestReport:
+def ingest_reader(
+    reader, dest: str, identity: dict, chunk_rows: int, log, progress_stream=None
+) -> IngestReport:
     """Writes (or resumes, or confirms) `dest` from an already made reader.
 
     Args:
@@ -174,19 +213,27 @@ def ingest_reader(reader, dest: str, identity: dict, chunk_rows: int, log,
     ds, state, lock = open_dest(dest, identity, log)
     try:
         start, done_before = state.items_done, state.complete
-        rows_written = 0 if done_before else _write_items(reader, ds, state, chunk_rows, log,
-                                                          progress_stream)
+        rows_written = (
+            0 if done_before else _write_items(reader, ds, state, chunk_rows, log, progress_stream)
+        )
         if len(ds) == 0:
             del ds
             lock.release()
             _delete_empty(dest)
             raise UserError(_no_rows_message(identity["format"], state, dest))
-        return IngestReport(dest=dest, source=identity["source"], format=identity["format"],
-                            rows_written=rows_written, rows_total=len(ds),
-                            items_total=state.items_total,
-                            items_this_run=state.items_done - start if not done_before else 0,
-                            resumed_from=start, skipped=[tuple(s) for s in state.skipped],
-                            seconds=time.monotonic() - t0, already_complete=done_before)
+        return IngestReport(
+            dest=dest,
+            source=identity["source"],
+            format=identity["format"],
+            rows_written=rows_written,
+            rows_total=len(ds),
+            items_total=state.items_total,
+            items_this_run=state.items_done - start if not done_before else 0,
+            resumed_from=start,
+            skipped=[tuple(s) for s in state.skipped],
+            seconds=time.monotonic() - t0,
+            already_complete=done_before,
+        )
     finally:
         lock.release()
 
@@ -197,8 +244,10 @@ def _delete_empty(dest: str) -> None:
     try:
         deeplake.delete(dest)
     except Exception as e:
-        raise UserError(f"no rows were written, and the empty dataset at --dest={dest} could not "
-                        f"be deleted ({first_line(e)}); delete it by hand") from e
+        raise UserError(
+            f"no rows were written, and the empty dataset at --dest={dest} could not "
+            f"be deleted ({first_line(e)}); delete it by hand"
+        ) from e
 
 
 def _no_rows_message(fmt: str, state, dest: str) -> str:
@@ -209,12 +258,15 @@ def _no_rows_message(fmt: str, state, dest: str) -> str:
         what = "the source holds no items"
     else:
         shown = "; ".join(f"{name}: {reason}" for name, reason in skipped[:_REASONS_SHOWN])
-        more = f"; and {len(skipped) - _REASONS_SHOWN} more" if len(skipped) > _REASONS_SHOWN \
-            else ""
+        more = (
+            f"; and {len(skipped) - _REASONS_SHOWN} more" if len(skipped) > _REASONS_SHOWN else ""
+        )
         what = f"all {len(skipped)} source item(s) were skipped ({shown}{more})"
-    return (f"no rows written: {what}; --format={fmt} reads {FORMAT_READS[fmt]}: check --format "
-            f"and --source; the empty dataset was deleted, so --dest={dest} is free for the next "
-            "run")
+    return (
+        f"no rows written: {what}; --format={fmt} reads {FORMAT_READS[fmt]}: check --format "
+        f"and --source; the empty dataset was deleted, so --dest={dest} is free for the next "
+        "run"
+    )
 
 
 def _write_items(reader, ds, state, chunk_rows: int, log, progress_stream) -> int:
@@ -227,16 +279,19 @@ def _write_items(reader, ds, state, chunk_rows: int, log, progress_stream) -> in
     total = reader.count()
     digest = source_digest(reader)
     if state.digest and state.digest != digest:
-        raise UserError("the source's list of items has changed since the interrupted run "
-                        f"({state.items_done} of them were already ingested); restore it, or "
-                        "use a new --dest")
+        raise UserError(
+            "the source's list of items has changed since the interrupted run "
+            f"({state.items_done} of them were already ingested); restore it, or "
+            "use a new --dest"
+        )
     state.digest, state.items_total = digest, total
-    unmatched = reader.unmatched_sidecar_keys() if hasattr(reader, "unmatched_sidecar_keys") \
-        else []
+    unmatched = reader.unmatched_sidecar_keys() if hasattr(reader, "unmatched_sidecar_keys") else []
     if unmatched:
         log(f"note: {len(unmatched)} --metadata key(s) match no audio file, e.g. {unmatched[0]}")
-    log(f"ingesting {total - start} of {total} items from {reader.format} "
-        f"{state.identity['source']}")
+    log(
+        f"ingesting {total - start} of {total} items from {reader.format} "
+        f"{state.identity['source']}"
+    )
     writer = ChunkWriter(ds, state, chunk_rows)
     display = ProgressDisplay(total, start, progress_stream)
     for item in reader.read(start):

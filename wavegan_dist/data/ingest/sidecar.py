@@ -30,8 +30,11 @@ from wavegan_dist.errors import UserError, first_line
 _KEY_COLUMNS = ("file", "path", "filename")
 # Which schema column each recognised sidecar field fills.
 _FIELDS = {c: c for c in METADATA_COLUMNS if c != "sample_rate"}
-_FIELDS.update(instrument_family_str="instrument_family",
-               instrument_source_str="instrument_source", qualities_str="qualities")
+_FIELDS.update(
+    instrument_family_str="instrument_family",
+    instrument_source_str="instrument_source",
+    qualities_str="qualities",
+)
 
 
 def _normal_key(key: str) -> str:
@@ -51,8 +54,11 @@ def _parse_qualities(value):
 
 def _columns(raw: dict, where: str) -> dict:
     """One sidecar entry -> {schema column: value} for the fields it gives."""
-    given = {k: v for k, v in raw.items()
-             if k in _FIELDS and v is not None and not (isinstance(v, str) and not v.strip())}
+    given = {
+        k: v
+        for k, v in raw.items()
+        if k in _FIELDS and v is not None and not (isinstance(v, str) and not v.strip())
+    }
     if "qualities" in given:
         given["qualities"] = _parse_qualities(given["qualities"])
     parsed = nsynth_metadata(given)
@@ -62,8 +68,10 @@ def _columns(raw: dict, where: str) -> dict:
         value = parsed[col]
         bad = (value == schema.UNKNOWN).any() if col == "qualities" else value == schema.UNKNOWN
         if bad:
-            raise UserError(f"metadata sidecar {where}: cannot read {key}={given[key]!r}; "
-                            "`python -m wavegan_dist.ingest --help` lists the accepted values")
+            raise UserError(
+                f"metadata sidecar {where}: cannot read {key}={given[key]!r}; "
+                "`python -m wavegan_dist.ingest --help` lists the accepted values"
+            )
         out[col] = value
     return out
 
@@ -87,9 +95,11 @@ def load_sidecar(path: str) -> dict[str, dict]:
     except OSError as e:
         raise UserError(f"cannot read --metadata={path}: {e.strerror or e}") from e
     except (ValueError, csv.Error) as e:
-        raise UserError(f"--metadata={path} is not valid "
-                        f"{'JSON' if path.lower().endswith('.json') else 'CSV'}: "
-                        f"{first_line(e)}") from e
+        raise UserError(
+            f"--metadata={path} is not valid "
+            f"{'JSON' if path.lower().endswith('.json') else 'CSV'}: "
+            f"{first_line(e)}"
+        ) from e
     return {_normal_key(k): _columns(v, f"{path} [{k}]") for k, v in entries}
 
 
@@ -98,17 +108,21 @@ def _json_entries(data, path: str) -> list[tuple[str, dict]]:
         return list(data.items())
     if isinstance(data, list) and all(isinstance(v, dict) and "file" in v for v in data):
         return [(v["file"], v) for v in data]
-    raise UserError(f"--metadata={path}: expected a JSON object of file -> metadata objects, "
-                    "or a list of objects each with a \"file\" key")
+    raise UserError(
+        f"--metadata={path}: expected a JSON object of file -> metadata objects, "
+        'or a list of objects each with a "file" key'
+    )
 
 
 def _csv_entries(reader: csv.DictReader, path: str) -> list[tuple[str, dict]]:
     header = reader.fieldnames or []
     key = next((c for c in _KEY_COLUMNS if c in header), None)
     if key is None:
-        raise UserError(f"--metadata={path}: the CSV needs a column named "
-                        f"{' or '.join(_KEY_COLUMNS)} holding the audio file names; "
-                        f"has {', '.join(header) or 'no header'}")
+        raise UserError(
+            f"--metadata={path}: the CSV needs a column named "
+            f"{' or '.join(_KEY_COLUMNS)} holding the audio file names; "
+            f"has {', '.join(header) or 'no header'}"
+        )
     return [(row[key], row) for row in reader if (row.get(key) or "").strip()]
 
 

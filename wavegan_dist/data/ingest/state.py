@@ -68,9 +68,17 @@ class IngestState:
             ds.metadata[f"{STATE_KEY}_skipped_{self.skip_parts}"] = json.dumps(new_skips)
             self.skip_parts += 1
             self.skipped.extend(new_skips)
-        ds.metadata[STATE_KEY] = json.dumps([self.items_done, self.rows, int(self.complete),
-                                             self.items_total, self.skip_parts, *self.prev,
-                                             self.digest])
+        ds.metadata[STATE_KEY] = json.dumps(
+            [
+                self.items_done,
+                self.rows,
+                int(self.complete),
+                self.items_total,
+                self.skip_parts,
+                *self.prev,
+                self.digest,
+            ]
+        )
 
     def advance(self, items_done: int, rows: int, complete: bool, items_total: int) -> None:
         """Moves the counters to a new chunk, remembering the current ones as `prev`."""
@@ -95,13 +103,15 @@ class IngestState:
                 # The last commit's record landed but its rows did not: undo that chunk.
                 done, rows, parts, complete = prev[0], prev[1], prev[2], 0
             elif committed < rows:
-                raise UserError(f"--dest={where} has {committed} rows but its ingest record "
-                                f"counts {rows}; it was changed outside ingest; use a new --dest")
-            state = cls(identity, done, rows, [], bool(complete), total, parts, tuple(prev),
-                        digest)
+                raise UserError(
+                    f"--dest={where} has {committed} rows but its ingest record "
+                    f"counts {rows}; it was changed outside ingest; use a new --dest"
+                )
+            state = cls(identity, done, rows, [], bool(complete), total, parts, tuple(prev), digest)
             for k in range(parts):
                 state.skipped.extend(json.loads(ds.metadata[f"{STATE_KEY}_skipped_{k}"]))
         except (TypeError, ValueError, KeyError) as e:
-            raise UserError(f"--dest={where}: its ingest progress record is unreadable ({e}); "
-                            "use a new --dest") from e
+            raise UserError(
+                f"--dest={where}: its ingest progress record is unreadable ({e}); use a new --dest"
+            ) from e
         return state

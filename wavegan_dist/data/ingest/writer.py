@@ -47,9 +47,11 @@ class ChunkWriter:
         committed = len(self.ds)
         if committed <= self.state.rows:
             return []
-        cols = {c: self.ds[c][self.state.rows:committed] for c in _MATCH_COLUMNS}
-        return [{c: _plain(cols[c][i]) for c in _MATCH_COLUMNS}
-                for i in range(committed - self.state.rows)]
+        cols = {c: self.ds[c][self.state.rows : committed] for c in _MATCH_COLUMNS}
+        return [
+            {c: _plain(cols[c][i]) for c in _MATCH_COLUMNS}
+            for i in range(committed - self.state.rows)
+        ]
 
     @property
     def rows(self) -> int:
@@ -72,9 +74,11 @@ class ChunkWriter:
             expected = self.unrecorded.pop(0)
             got = {c: _plain(item.columns[c]) for c in _MATCH_COLUMNS}
             if got != expected:
-                raise UserError(f"the dataset's last committed rows do not match the source at "
-                                f"{item.name} (expected {expected}, source gives {got}); has the "
-                                "source changed since the interrupted run? use a new --dest")
+                raise UserError(
+                    f"the dataset's last committed rows do not match the source at "
+                    f"{item.name} (expected {expected}, source gives {got}); has the "
+                    "source changed since the interrupted run? use a new --dest"
+                )
             return
         self.buffer.add(item)
         if len(self.buffer) >= self.chunk_rows:
@@ -84,8 +88,10 @@ class ChunkWriter:
         """Appends the buffered rows and commits them with the progress record.
         With complete=True the record marks the whole source as consumed."""
         if complete and self.unrecorded:
-            raise UserError(f"the dataset holds {len(self.unrecorded)} committed row(s) that the "
-                            "source no longer yields; has the source changed? use a new --dest")
+            raise UserError(
+                f"the dataset holds {len(self.unrecorded)} committed row(s) that the "
+                "source no longer yields; has the source changed? use a new --dest"
+            )
         n = len(self.buffer)
         if n:
             self.ds.append(self.buffer.take())

@@ -27,9 +27,20 @@ from wavegan_dist.errors import UserError, first_line
 FORMAT = "wavegan_dist-prepared"
 VERSION = 1
 # The Config fields that choose and shape the examples: training must ask for the same.
-SELECTION = ("split", "num_samples", "subset", "instrument_source", "instrument_family",
-             "pitch_min", "pitch_max", "velocity", "condition", "slice_len", "slice_offset",
-             "normalize")
+SELECTION = (
+    "split",
+    "num_samples",
+    "subset",
+    "instrument_source",
+    "instrument_family",
+    "pitch_min",
+    "pitch_max",
+    "velocity",
+    "condition",
+    "slice_len",
+    "slice_offset",
+    "normalize",
+)
 TRAILER_BYTES = 8  # float32 scale + int32 label after the PCM
 
 
@@ -49,15 +60,18 @@ def join(folder: str, name: str) -> str:
 
 
 def _local(data: str) -> str:
-    return data[len("file://"):] if data.startswith("file://") else data
+    return data[len("file://") :] if data.startswith("file://") else data
 
 
 def _may_hold_prepared(data: str) -> bool:
     # Only local folders and gs:// are looked at: tf.io.gfile cannot open deeplake's
     # other schemes (s3://, al://, ...), which are never prepared folders. A "{split}"
     # path is deeplake's per-split layout, which prepared data does not use.
-    return (data not in BUILTIN_SETS and "{split}" not in data
-            and ("://" not in data or data.startswith(("file://", "gs://"))))
+    return (
+        data not in BUILTIN_SETS
+        and "{split}" not in data
+        and ("://" not in data or data.startswith(("file://", "gs://")))
+    )
 
 
 def is_prepared(data: str) -> bool:
@@ -68,8 +82,10 @@ def is_prepared(data: str) -> bool:
     try:
         return any(tf.io.gfile.exists(join(folder, name)) for name in (MANIFEST, PLAN))
     except tf.errors.OpError as err:  # e.g. gs:// without network or credentials
-        raise UserError(f"--data={data} cannot be read ({first_line(err, 200)}); check the "
-                        "path, the network and the credentials") from err
+        raise UserError(
+            f"--data={data} cannot be read ({first_line(err, 200)}); check the "
+            "path, the network and the credentials"
+        ) from err
 
 
 def read_json(path: str) -> dict | None:
@@ -94,12 +110,16 @@ def load_manifest(data: str) -> dict:
     manifest = read_json(join(folder, MANIFEST))
     if manifest is None:
         plan = read_json(join(folder, PLAN)) or {}
-        raise UserError(f"--data={data} is an unfinished prepare (no {MANIFEST} yet); run the "
-                        f"same prepare command again to finish it (source "
-                        f"{plan.get('source', '?')})")
+        raise UserError(
+            f"--data={data} is an unfinished prepare (no {MANIFEST} yet); run the "
+            f"same prepare command again to finish it (source "
+            f"{plan.get('source', '?')})"
+        )
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise UserError(f"--data={data}: {MANIFEST} is not a version-{VERSION} "
-                        f"{FORMAT} manifest; prepare the data again with this version")
+        raise UserError(
+            f"--data={data}: {MANIFEST} is not a version-{VERSION} "
+            f"{FORMAT} manifest; prepare the data again with this version"
+        )
     return manifest
 
 
@@ -114,8 +134,7 @@ def _shown(value) -> str:
 def selection_of(cfg) -> dict:
     """The selection fields of a Config, as JSON values (tuples become lists)."""
     values = cfg.to_dict()
-    return {k: list(values[k]) if isinstance(values[k], tuple) else values[k]
-            for k in SELECTION}
+    return {k: list(values[k]) if isinstance(values[k], tuple) else values[k] for k in SELECTION}
 
 
 def check_selection(data: str, manifest: dict, cfg) -> None:
@@ -125,6 +144,8 @@ def check_selection(data: str, manifest: dict, cfg) -> None:
     if differ:
         asked = " ".join(f"--{k}={_shown(wanted[k])}" for k in differ)
         prepared = " ".join(f"--{k}={_shown(made.get(k))}" for k in differ)
-        raise UserError(f"--data={data} was prepared with {prepared}, but this run asks for "
-                        f"{asked}; pass the prepared values, or prepare the data again "
-                        "with these")
+        raise UserError(
+            f"--data={data} was prepared with {prepared}, but this run asks for "
+            f"{asked}; pass the prepared values, or prepare the data again "
+            "with these"
+        )

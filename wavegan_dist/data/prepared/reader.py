@@ -62,8 +62,9 @@ class PreparedSource:
         """The first `count` examples of shard 0 (the first slice of each, as the critic
         would see them at offset 0): (float32 [K, slice_len, 1], int32 [K] labels)."""
         ds = tf.data.TFRecordDataset(self.files()[0]).take(count).batch(count)
-        audio, labels = decode(next(iter(ds)), self.manifest["stored_len"],
-                               self.manifest["slice_len"])
+        audio, labels = decode(
+            next(iter(ds)), self.manifest["stored_len"], self.manifest["slice_len"]
+        )
         return audio.numpy(), labels.numpy()
 
     def make_dataset_fn(self, global_batch: int, seed: int, start_batch: int = 0):
@@ -77,13 +78,20 @@ class PreparedSource:
           dataset_fn(input_context) -> infinite tf.data.Dataset of pairs (audio
           float32 [per_replica, slice_len, 1] in [-1, 1], label int32 [per_replica]).
         """
+
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(global_batch)
-            first, last = pipeline.replica_block(ctx.num_replicas_in_sync,
-                                                 ctx.num_input_pipelines, ctx.input_pipeline_id)
-            return self.pipeline_dataset(ctx.num_input_pipelines, ctx.input_pipeline_id,
-                                         per_replica, (last - first) * per_replica, seed,
-                                         start_batch)
+            first, last = pipeline.replica_block(
+                ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id
+            )
+            return self.pipeline_dataset(
+                ctx.num_input_pipelines,
+                ctx.input_pipeline_id,
+                per_replica,
+                (last - first) * per_replica,
+                seed,
+                start_batch,
+            )
 
         return dataset_fn
 
@@ -91,20 +99,32 @@ class PreparedSource:
         """Global batches per epoch: what the pipeline with the fewest examples can fill."""
         shards = self.manifest["shards"]
         if len(shards) < num_pipelines:
-            raise UserError(f"--data={self.path} has {len(shards)} shards, fewer than the "
-                            f"{num_pipelines} input pipelines of this run; prepare it again "
-                            f"with --shards={num_pipelines} or a multiple of it")
-        fewest = min(sum(s["examples"] for s in shards[p::num_pipelines])
-                     for p in range(num_pipelines))
+            raise UserError(
+                f"--data={self.path} has {len(shards)} shards, fewer than the "
+                f"{num_pipelines} input pipelines of this run; prepare it again "
+                f"with --shards={num_pipelines} or a multiple of it"
+            )
+        fewest = min(
+            sum(s["examples"] for s in shards[p::num_pipelines]) for p in range(num_pipelines)
+        )
         batches = fewest // per_pipeline
         if batches < 1:
-            raise UserError(f"--data={self.path}: an input pipeline holds {fewest} examples, "
-                            f"fewer than its {per_pipeline} per batch; lower --batch_size")
+            raise UserError(
+                f"--data={self.path}: an input pipeline holds {fewest} examples, "
+                f"fewer than its {per_pipeline} per batch; lower --batch_size"
+            )
         return batches
 
-    def pipeline_dataset(self, num_pipelines: int, pipeline_id: int, per_replica: int,
-                         per_pipeline: int, seed: int, start_batch: int = 0,
-                         with_positions: bool = False) -> tf.data.Dataset:
+    def pipeline_dataset(
+        self,
+        num_pipelines: int,
+        pipeline_id: int,
+        per_replica: int,
+        per_pipeline: int,
+        seed: int,
+        start_batch: int = 0,
+        with_positions: bool = False,
+    ) -> tf.data.Dataset:
         """Input pipeline `pipeline_id`'s infinite stream of per-replica batches.
 
         Args:
@@ -133,7 +153,9 @@ class PreparedSource:
                 return records
             # Shard s holds write positions s, s + S, s + 2S, ... (writer.py).
             return records.enumerate().map(
-                lambda n, r: (n * num_shards + tf.gather(shard_ids, k), r))
+                lambda n, r: (n * num_shards + tf.gather(shard_ids, k), r)
+            )
+
         mine = sum(s["examples"] for s in self.manifest["shards"][pipeline_id::num_pipelines])
         buffer = min(mine, max(MIN_SHUFFLE, SHUFFLE_BYTES // self.manifest["record_bytes"]))
         start_epoch, within = divmod(start_batch, batches)
@@ -143,23 +165,32 @@ class PreparedSource:
         def epoch(e):
             key = tf.stack([tf.constant(seed, tf.int64), e])
             key = tf.random.experimental.stateless_fold_in(key, pipeline_id)
-            order = tf.random.experimental.stateless_shuffle(tf.range(len(mine_files)),
-                                                              _sub(key, 1))
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(len(mine_files)), _sub(key, 1)
+            )
             records = tf.data.Dataset.from_tensor_slices(order).interleave(
                 read,
                 cycle_length=min(CYCLE, len(mine_files)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
             shuffle_seed = tf.random.stateless_uniform([], _sub(key, 2), 0, 2**62, tf.int64)
             records = records.shuffle(buffer, seed=shuffle_seed).take(per_epoch)
-            skip = tf.where(e == start_epoch, tf.constant(within * per_pipeline, tf.int64),
-                            tf.constant(0, tf.int64))
+            skip = tf.where(
+                e == start_epoch,
+                tf.constant(within * per_pipeline, tf.int64),
+                tf.constant(0, tf.int64),
+            )
             if room == 0:  # every window starts at 0: no per-position offsets to carry
                 return records.skip(skip).batch(per_replica, drop_remainder=True)
             # Offsets belong to positions in the epoch, whatever the batch size.
-            offsets = tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1,
-                                                  tf.int64)
-            return records.enumerate().skip(skip).batch(per_replica, drop_remainder=True).map(
-                lambda i, r: (r, tf.gather(offsets, i)))
+            offsets = tf.random.stateless_uniform([per_epoch], _sub(key, 3), 0, room + 1, tf.int64)
+            return (
+                records.enumerate()
+                .skip(skip)
+                .batch(per_replica, drop_remainder=True)
+                .map(lambda i, r: (r, tf.gather(offsets, i)))
+            )
 
         def decoded(*element):
             # element: records [+ offsets when room > 0]; records are (positions, bytes)
@@ -198,10 +229,10 @@ def decode(records, stored_len: int, slice_len: int, offsets=None):
     pcm = tf.io.decode_raw(records, tf.int16, fixed_length=2 * stored_len)
     if stored_len != slice_len:
         starts = tf.zeros_like(pcm[:, 0], tf.int64) if offsets is None else offsets
-        pcm = tf.gather(pcm, starts[:, None] + tf.range(slice_len, dtype=tf.int64),
-                        batch_dims=1)
-    trailer = tf.io.decode_raw(tf.strings.substr(records, 2 * stored_len, mf.TRAILER_BYTES),
-                               tf.int32)
+        pcm = tf.gather(pcm, starts[:, None] + tf.range(slice_len, dtype=tf.int64), batch_dims=1)
+    trailer = tf.io.decode_raw(
+        tf.strings.substr(records, 2 * stored_len, mf.TRAILER_BYTES), tf.int32
+    )
     scale = tf.bitcast(trailer[:, 0], tf.float32)
     return (tf.cast(pcm, tf.float32) * scale[:, None])[..., None], trailer[:, 1]
 
@@ -215,15 +246,22 @@ def open_prepared(data: str, cfg, log=print) -> PreparedSource:
     manifest = mf.load_manifest(data)
     mf.check_selection(data, manifest, cfg)
     if cfg.eval_every:
-        raise UserError("--eval_every scores against a deeplake held-out split, which prepared "
-                        "--data does not carry; drop it and score checkpoints with "
-                        "`python -m wavegan_dist.evaluate`")
+        raise UserError(
+            "--eval_every scores against a deeplake held-out split, which prepared "
+            "--data does not carry; drop it and score checkpoints with "
+            "`python -m wavegan_dist.evaluate`"
+        )
     counts = manifest.get("label_counts")
-    source = PreparedSource(data[len("file://"):] if data.startswith("file://") else data,
-                            manifest, int(manifest["sample_rate"]),
-                            None if counts is None else np.asarray(counts, np.int64))
+    source = PreparedSource(
+        data[len("file://") :] if data.startswith("file://") else data,
+        manifest,
+        int(manifest["sample_rate"]),
+        None if counts is None else np.asarray(counts, np.int64),
+    )
     classes = "" if counts is None else f", {sum(c > 0 for c in counts)} {cfg.condition} classes"
-    log(f"data {data} (prepared from {manifest['source']}): {source.examples} examples in "
+    log(
+        f"data {data} (prepared from {manifest['source']}): {source.examples} examples in "
         f"{len(manifest['shards'])} shards, {source.sample_rate} Hz, slice "
-        f"{manifest['slice_len']} samples{classes}")
+        f"{manifest['slice_len']} samples{classes}"
+    )
     return source

@@ -60,8 +60,9 @@ def _digest(rows: np.ndarray, labels: np.ndarray) -> str:
 def _check_dest(dest: str) -> None:
     try:
         if tf.io.gfile.exists(dest) and not tf.io.gfile.isdir(dest):
-            raise UserError(f"--dest={dest} is a file; give a folder (or gs:// URL) for the "
-                            "prepared data")
+            raise UserError(
+                f"--dest={dest} is a file; give a folder (or gs:// URL) for the prepared data"
+            )
         tf.io.gfile.makedirs(dest)
     except tf.errors.OpError as err:
         raise UserError(f"cannot create --dest={dest}: {first_line(err)}") from err
@@ -75,12 +76,15 @@ def _start_or_resume(dest: str, plan: dict, log) -> bool:
     old = done or mf.read_json(mf.join(dest, mf.PLAN))
     if old is not None and old != plan:
         keys = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
-        raise UserError(f"--dest={dest} already holds data prepared differently ({', '.join(keys)} "
-                        "differ); choose another --dest, or repeat the original command")
+        raise UserError(
+            f"--dest={dest} already holds data prepared differently ({', '.join(keys)} "
+            "differ); choose another --dest, or repeat the original command"
+        )
     if old is None:
         if tf.io.gfile.listdir(dest):
-            raise UserError(f"--dest={dest} is not empty and holds no prepared data; give a "
-                            "new or empty folder")
+            raise UserError(
+                f"--dest={dest} is not empty and holds no prepared data; give a new or empty folder"
+            )
         mf.write_json(mf.join(dest, mf.PLAN), plan)
     else:
         log(f"resuming the prepare into {dest}")
@@ -97,8 +101,16 @@ def _read_notes(column, ids: np.ndarray):
     return lambda: np.asarray(read.result())[np.argsort(order)]
 
 
-def _write_shard(dest: str, name: str, source, ids: np.ndarray, labels: np.ndarray,
-                 stored_len: int, normalize: str, read_rows: int) -> None:
+def _write_shard(
+    dest: str,
+    name: str,
+    source,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    stored_len: int,
+    normalize: str,
+    read_rows: int,
+) -> None:
     """Writes the examples of rows `ids` (in that order) to dest/name through a temporary name."""
     tmp = mf.join(dest, f".{name}.tmp-{os.getpid()}")
     column = source.dataset["audio"]
@@ -109,8 +121,9 @@ def _write_shard(dest: str, name: str, source, ids: np.ndarray, labels: np.ndarr
             notes = pending()
             if n + 1 < len(chunks):  # the next read runs while this chunk is written
                 pending = _read_notes(column, ids[chunks[n + 1]])
-            pcm, scale = pipeline.examples_from_notes(notes, np.zeros(len(notes), np.int64),
-                                                      stored_len, normalize)
+            pcm, scale = pipeline.examples_from_notes(
+                notes, np.zeros(len(notes), np.int64), stored_len, normalize
+            )
             for record in _records(pcm, scale, labels[part]):
                 writer.write(record)
     tf.io.gfile.rename(tmp, mf.join(dest, name), overwrite=True)
@@ -128,31 +141,42 @@ def prepare(cfg, dest: str, shards: int = 0, log=print) -> dict:
     Returns:
       The manifest (dict). Raises UserError for a bad source, dest or shard count.
     """
-    dest = dest[len("file://"):] if dest.startswith("file://") else dest
+    dest = dest[len("file://") :] if dest.startswith("file://") else dest
     if dest.startswith(("s3://", "gcs://", "azure://", "al://", "hub://")):
         raise UserError(f"--dest={dest}: prepared data goes to a local folder or gs://")
     source = load_source(cfg.data, cfg.split, cfg.row_filter(), cfg.data_cache, log)
     source, labels = attach_labels(source, cfg.condition, log)
     examples = len(source.rows)
     labels = np.zeros(examples, np.int32) if labels is None else labels
-    stored_len = (max(cfg.net.slice_len, source.num_samples) if cfg.slice_offset == "random"
-                  else cfg.net.slice_len)
+    stored_len = (
+        max(cfg.net.slice_len, source.num_samples)
+        if cfg.slice_offset == "random"
+        else cfg.net.slice_len
+    )
     size = mf.record_bytes(stored_len)
     shards = shards or auto_shards(examples, size)
     if not 1 <= shards <= examples:
-        raise UserError(f"--shards={shards}: give between 1 and the {examples} selected "
-                        "examples (0 = automatic)")
+        raise UserError(
+            f"--shards={shards}: give between 1 and the {examples} selected "
+            "examples (0 = automatic)"
+        )
     counts = [len(range(k, examples, shards)) for k in range(shards)]
     plan = {
-        "format": mf.FORMAT, "version": mf.VERSION, "source": source.path,
-        "selection": mf.selection_of(cfg), "seed": cfg.seed, "examples": examples,
-        "sample_rate": source.sample_rate, "slice_len": cfg.net.slice_len,
-        "stored_len": stored_len, "record_bytes": size,
-        "label_counts": (None if cfg.condition == "none"
-                         else label_counts(labels, cfg.condition).tolist()),
+        "format": mf.FORMAT,
+        "version": mf.VERSION,
+        "source": source.path,
+        "selection": mf.selection_of(cfg),
+        "seed": cfg.seed,
+        "examples": examples,
+        "sample_rate": source.sample_rate,
+        "slice_len": cfg.net.slice_len,
+        "stored_len": stored_len,
+        "record_bytes": size,
+        "label_counts": (
+            None if cfg.condition == "none" else label_counts(labels, cfg.condition).tolist()
+        ),
         "rows_sha256": _digest(source.rows, labels),
-        "shards": [{"file": mf.shard_name(k, shards), "examples": n}
-                   for k, n in enumerate(counts)],
+        "shards": [{"file": mf.shard_name(k, shards), "examples": n} for k, n in enumerate(counts)],
     }
     _check_dest(dest)
     if _start_or_resume(dest, plan, log):
@@ -165,10 +189,20 @@ def prepare(cfg, dest: str, shards: int = 0, log=print) -> dict:
         if tf.io.gfile.exists(path) and tf.io.gfile.stat(path).length == expected:
             continue
         mine = order[k::shards]
-        _write_shard(dest, shard["file"], source, source.rows[mine], labels[mine], stored_len,
-                     cfg.normalize, cfg.read_rows)
+        _write_shard(
+            dest,
+            shard["file"],
+            source,
+            source.rows[mine],
+            labels[mine],
+            stored_len,
+            cfg.normalize,
+            cfg.read_rows,
+        )
         log(f"shard {k + 1}/{shards}: {shard['examples']} examples")
     mf.write_json(mf.join(dest, mf.MANIFEST), plan)
-    log(f"prepared {examples} examples of {source.path} in {shards} shards "
-        f"({examples * size / 2**20:.1f} MiB) at {dest}")
+    log(
+        f"prepared {examples} examples of {source.path} in {shards} shards "
+        f"({examples * size / 2**20:.1f} MiB) at {dest}"
+    )
     return plan
