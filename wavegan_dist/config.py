@@ -466,15 +466,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 62.5 Hz lines and 0.057 on the 1 kHz ones (real notes: 0.22 and 0.001);
     # nearest-neighbour upsampling cut those to 0.43 and 0.002, but neither learned pitch in
     # 2,500 steps at n_critic 5 (pYIN agreed on 0.02 of the clips). n_critic 2 buys 2.3x the
-    # generator updates in the same time: 5,000 steps in 15 minutes reached 0.28. Width 16
-    # ran at 1.3 steps/s under that load, too slow for 20 minutes.
+    # generator updates in the same time: 5,000 steps reached 0.26-0.28. Width 16 ran at 1.3
+    # steps/s under that load, too slow for 20 minutes; the post filter at 0.28x the speed.
+    # Pitch accuracy then rose with steps (0.30 at 8,000, 0.33 at 12,000): 9,000 steps is
+    # what 20 minutes hold with room to spare (8.8 steps/s alone on 2 cores: 17 minutes).
     "quick": dict(
         slice_len=4096,
         dim=8,
         batch_size=16,
         n_critic=2,
         upsample="nn",
-        train_steps=5000,
+        train_steps=9000,
         learning_rate=5e-4,
         generator_ema=0.995,
     ),

@@ -22,7 +22,7 @@ flags.DEFINE_enum(
     list(PRESETS),
     "Named defaults: 'paper' (WaveGAN paper), 'tiny' (quick trials, ~1 min on 2 "
     "CPU cores) or 'quick' (the tiny model with nearest-neighbour upsampling and "
-    "--n_critic=2, 5,000 steps, about 15-20 min on 2 CPU cores, for "
+    "--n_critic=2, 9,000 steps, about 17-20 min on 2 CPU cores, for "
     "--data=builtin-instruments). "
     "Flags given explicitly override the preset.",
 )
