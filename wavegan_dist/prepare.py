@@ -18,6 +18,7 @@ from wavegan_dist import cli  # (also sets TF log level before TensorFlow loads)
 
 from absl import app, flags, logging
 
+from wavegan_dist.data.prepared import SELECTION
 from wavegan_dist.flags import FLAGS, config_from_flags
 
 flags.DEFINE_string("dest", None, "Folder or gs:// URL for the prepared data.")
@@ -34,17 +35,7 @@ PREPARE_FLAGS = (
     "data",
     "split",
     "data_cache",
-    "num_samples",
-    "subset",
-    "instrument_source",
-    "instrument_family",
-    "pitch_min",
-    "pitch_max",
-    "velocity",
-    "condition",
-    "slice_len",
-    "slice_offset",
-    "normalize",
+    *(name for name in SELECTION if name != "split"),
     "seed",
     "read_rows",
     "dest",

@@ -8,3 +8,18 @@ written as sharded TFRecord files with a manifest, read back with TensorFlow ops
 
 MANIFEST = "manifest.json"  # written last: the folder is complete
 PLAN = "prepare-plan.json"  # written first: what is being written
+# The Config fields that choose and shape the examples: training must ask for the same.
+SELECTION = (
+    "split",
+    "num_samples",
+    "subset",
+    "instrument_source",
+    "instrument_family",
+    "pitch_min",
+    "pitch_max",
+    "velocity",
+    "condition",
+    "slice_len",
+    "slice_offset",
+    "normalize",
+)

@@ -21,26 +21,11 @@ import posixpath
 import tensorflow as tf
 
 from wavegan_dist.data.dataset_cache import BUILTIN_SETS
-from wavegan_dist.data.prepared import MANIFEST, PLAN
+from wavegan_dist.data.prepared import MANIFEST, PLAN, SELECTION
 from wavegan_dist.errors import UserError, first_line
 
 FORMAT = "wavegan_dist-prepared"
 VERSION = 1
-# The Config fields that choose and shape the examples: training must ask for the same.
-SELECTION = (
-    "split",
-    "num_samples",
-    "subset",
-    "instrument_source",
-    "instrument_family",
-    "pitch_min",
-    "pitch_max",
-    "velocity",
-    "condition",
-    "slice_len",
-    "slice_offset",
-    "normalize",
-)
 TRAILER_BYTES = 8  # float32 scale + int32 label after the PCM
 
 
