@@ -41,6 +41,7 @@ def test_what_a_resume_may_change_follows_each_fields_declaration():
         "upsample",
         "post_filter",
         "gen_batchnorm",
+        "aux_classifier",
         "condition",
     }
     assert set(checkpoints.ORDER_FIELDS) == {
@@ -73,6 +74,7 @@ def test_what_a_resume_may_change_follows_each_fields_declaration():
         "jit_compile",
         "adam_epsilon",
         "kernels",
+        "aux_weight",
     }
 
 
@@ -114,6 +116,12 @@ def test_each_family_fills_its_own_defaults_and_refuses_options_it_lacks():
         make_config("tiny", upsample="linear")
     with pytest.raises(UserError, match=r"^unknown config field\(s\): net, num_classes$"):
         make_config("tiny", net=ModelSpec(), num_classes=3)
+    with pytest.raises(
+        UserError,
+        match=r"^--aux_classifier needs a conditional model: give --condition \(e.g. pitch\)$",
+    ):
+        make_config("tiny", aux_classifier=True)
+    assert make_config("tiny", aux_classifier=True, condition="pitch").net.aux_classifier
 
 
 def test_config_json_stays_flat_and_old_runs_still_read():

@@ -173,6 +173,28 @@ def test_conditional_networks_depend_on_the_label(model, slice_len):
         critic(x)
 
 
+@pytest.mark.parametrize("model,kernel_len", [("wavegan", 25), ("seed2d", 4)])
+def test_auxiliary_classifier_adds_logits_beside_an_unchanged_score(model, kernel_len):
+    base = dict(model=model, slice_len=1024, dim=2, kernel_len=kernel_len, phase_shuffle=0)
+    spec = ModelSpec(**base, num_classes=11, seed=2)
+    _, plain = build_models(spec)
+    _, aux = build_models(ModelSpec(**base, num_classes=11, seed=2, aux_classifier=True))
+    features = plain.dense.kernel.shape[0]
+    assert aux.classifier.kernel.shape == (features, 11)  # built with the critic
+    assert aux.count_params() == plain.count_params() + features * 11 + 11
+    x = tf.random.stateless_uniform([3, 1024, 1], [5, 6], -1.0, 1.0)
+    labels = tf.constant([0, 3, 10])
+    score, logits = aux(x, None, labels, with_logits=True)
+    assert score.dtype == logits.dtype == tf.float32 and logits.shape == (3, 11)
+    # The head only reads the features: the score is the head-less critic's.
+    np.testing.assert_allclose(score, plain(x, None, labels), rtol=1e-5)
+    np.testing.assert_allclose(aux(x, None, labels), score, rtol=1e-6)
+    with pytest.raises(ValueError, match="no auxiliary classifier"):
+        plain(x, None, labels, with_logits=True)
+    # Different clips, different logits: the head sees the audio.
+    assert not np.allclose(logits[0], logits[1])
+
+
 def test_conditional_critic_penalty_gradients_compile_under_xla():
     _, critic = build_models(ModelSpec(slice_len=1024, dim=2, num_classes=11))
     x = tf.random.stateless_uniform([3, 1024, 1], [5, 6], -1.0, 1.0)

@@ -69,3 +69,14 @@ def test_losses_and_interpolation():
     real, fake = tf.zeros([2, 3, 1]), tf.ones([2, 3, 1])
     x = losses.interpolate(real, fake, tf.constant([0.25, 1.0])).numpy()
     np.testing.assert_allclose(x[:, :, 0], [[0.25] * 3, [1.0] * 3])
+
+
+def test_auxiliary_classification_is_the_cross_entropy_of_the_requested_label():
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], np.float32)
+    labels = np.array([0, 2])
+    expected = [
+        -np.log(np.exp(2.0) / (np.exp(2.0) + 1.0 + np.exp(-1.0))),
+        np.log(3.0),
+    ]
+    got = losses.auxiliary_classification(tf.constant(logits), tf.constant(labels)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -220,7 +220,7 @@ VARIANTS = {
     "seed2d": dict(model="seed2d", slice_len=4096),
     "seed2d_family": dict(model="seed2d", slice_len=4096, condition="instrument_family"),
     "wavegan_pitch_all_options": dict(
-        condition="pitch", gen_batchnorm=True, upsample="nn", post_filter=True
+        condition="pitch", gen_batchnorm=True, upsample="nn", post_filter=True, aux_classifier=True
     ),
 }
 
@@ -396,3 +396,51 @@ def test_bf16_mixed_precision_trains_plain_and_under_xla(tmp_path):
     import keras
 
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+
+
+def test_auxiliary_classifier_trains_alike_on_two_replicas_and_is_logged(tmp_path):
+    """--aux_classifier: its losses reach the classifier and the generator (other weights
+    than with --aux_weight=0), 2 replicas
+    train like one device, the log and TensorBoard show both cross-entropies, and a resume
+    without the head is refused."""
+    flags = dict(train_steps=6, num_wavs=0, condition="pitch", aux_classifier=True)
+    logs = []
+    one = run_training(
+        _cfg(tmp_path / "one", **flags), tf.distribute.OneDeviceStrategy("/cpu:0"), log=logs.append
+    )
+    two = strategies.mirrored(["/cpu:0", "/cpu:1"])
+    result = run_training(_cfg(tmp_path / "two", **flags), two, log=lambda _: None)
+    assert result.replica_divergence == 0.0
+    w1, w2 = checkpoint_weights(tmp_path / "one"), checkpoint_weights(tmp_path / "two")
+    assert any("classifier" in k for k in w1) and max_diff(w1, w2) < 1e-5
+    assert set(one.metrics) == {
+        "critic",
+        "generator",
+        "gradient_penalty",
+        "wasserstein",
+        "classifier_real",
+        "classifier_fake",
+    }
+    assert any(" classifier real " in line and " fake " in line for line in logs)
+    real = _scalars(tmp_path / "one", "loss/classifier_real")
+    fake = _scalars(tmp_path / "one", "loss/classifier_fake")
+    assert sorted(real) == sorted(fake) == [1, 2, 3, 4, 5, 6]
+    assert real[1] == pytest.approx(np.log(128), abs=0.2)  # 128 pitch classes, untrained
+    assert all(np.isfinite(v) for v in [*real.values(), *fake.values()])
+    # Weight 0 keeps the head but trains without it: the head gets no gradient (Adam
+    # leaves it at its initial weights) and the generator ends elsewhere.
+    run_training(
+        _cfg(tmp_path / "off", aux_weight=0.0, **flags),
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        log=lambda _: None,
+    )
+    off = checkpoint_weights(tmp_path / "off")
+    moved = lambda prefix: max(
+        float(np.abs(w1[k] - off[k]).max()) for k in w1 if k.startswith(prefix)
+    )
+    assert moved("models/critic/classifier") > 1e-4 and moved("models/generator/") > 1e-4
+    with pytest.raises(UserError, match="aux_classifier"):
+        run_training(
+            _cfg(tmp_path / "one", train_steps=8, condition="pitch"),
+            tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )

@@ -128,6 +128,12 @@ class Config:
         "Gradient penalty weight lambda.",
         on_resume=("the critic's gradient penalty uses the new weight from the resumed step on"),
     )
+    aux_weight: float = option(
+        10.0,
+        "With --aux_classifier: weight of the auxiliary classifier's cross-entropy, added to "
+        "the critic's loss on real clips and to the generator's on its own (GANSynth's 10).",
+        on_resume="the auxiliary classifier's losses use the new weight from the resumed step on",
+    )
     learning_rate: float = option(
         1e-4,
         "Adam learning rate (both networks).",
@@ -396,6 +402,11 @@ class Config:
             f"--phase_shuffle_layers must be >= 0, got {net.phase_shuffle_layers}",
         )
         need(self.gp_weight >= 0, f"--gp_weight must be >= 0, got {self.gp_weight}")
+        need(self.aux_weight >= 0, f"--aux_weight must be >= 0, got {self.aux_weight}")
+        need(
+            not net.aux_classifier or net.num_classes > 0,
+            "--aux_classifier needs a conditional model: give --condition (e.g. pitch)",
+        )
         need(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
         need(self.adam_epsilon > 0, f"--adam_epsilon must be > 0, got {self.adam_epsilon}")

@@ -1,4 +1,5 @@
-"""WGAN-GP losses (Gulrajani et al. 2017) as WaveGAN trains with them.
+"""WGAN-GP losses (Gulrajani et al. 2017) as WaveGAN trains with them, and the
+auxiliary classifier's cross-entropy (--aux_classifier).
 
 Functions return PER-EXAMPLE values; the training step averages them over the
 global batch with tf.nn.compute_average_loss, so summing replicas' results gives
@@ -48,3 +49,18 @@ def interpolate(real: tf.Tensor, fake: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor
     """x + alpha (G(z) - x), with alpha [B] broadcast over time and channels; [B, T, C]."""
     alpha = tf.reshape(alpha, [-1] + [1] * (real.shape.rank - 1))
     return real + alpha * (fake - real)
+
+
+def auxiliary_classification(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy of the critic's auxiliary classifier, per example.
+
+    Args:
+      logits: float32 [B, num_classes].
+      labels: int [B], each clip's class (the real label, or the one the generator was
+        asked for).
+    Returns:
+      [B] float32.
+    """
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+    )

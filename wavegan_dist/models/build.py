@@ -62,7 +62,8 @@ def build_models(spec: ModelSpec):
       (generator, critic): generator(z [B, latent_dim], labels [B] int or None) ->
       float32 [B, slice_len, 1] in [-1, 1] (beyond it only with the post filter);
       critic(x [B, slice_len, 1], shifts [B, L] int or None, labels [B] or None) ->
-      float32 [B]. Raises UserError for a slice_len the model cannot make.
+      float32 [B] (and, with_logits=True and spec.aux_classifier, the auxiliary
+      classifier's float32 [B, num_classes] logits). Raises UserError for a slice_len the model cannot make.
     """
     spec = buildable(spec)
     generator = build_generator(spec)
@@ -72,5 +73,6 @@ def build_models(spec: ModelSpec):
         tf.zeros([1, spec.slice_len, 1], tf.float32),
         None,
         tf.zeros([1], tf.int32) if spec.num_classes else None,
+        with_logits=critic.classifier is not None,  # builds the auxiliary classifier too
     )
     return generator, critic

@@ -5,6 +5,11 @@ with pitch). The critic uses a projection (Miyato & Koyama, 2018): its score gai
 the dot product of a learned per-class embedding with the critic's last features.
 A projection keeps the critic a single linear score, so the WGAN-GP loss and the
 per-example gradient penalty stay exactly as in the unconditional model.
+
+With --aux_classifier the critic also has a linear classifier on the same features
+(the auxiliary classifier of Odena et al., 2017, as GANSynth's discriminator predicts
+pitch): its logits feed only the auxiliary cross-entropy, never the score, so the
+gradient penalty is unchanged.
 """
 
 from __future__ import annotations
@@ -80,3 +85,28 @@ def critic_score(dense, projection, features, labels):
     if labels is None:
         raise ValueError("this critic is conditional: pass labels")
     return score + keras.ops.cast(projection(features, labels), "float32")
+
+
+def class_head(num_classes: int, seed: int) -> keras.layers.Dense:
+    """The auxiliary classifier: a Dense layer from the critic's flattened features to
+    `num_classes` logits, named "classifier"."""
+    return keras.layers.Dense(
+        num_classes,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        bias_initializer="zeros",
+        name="classifier",
+    )
+
+
+def class_logits(classifier, features):
+    """The auxiliary classifier's logits of a critic's flattened features.
+
+    Args:
+      classifier: class_head's layer, or None for a critic without one (ValueError).
+      features: float32 [B, F].
+    Returns:
+      float32 [B, num_classes].
+    """
+    if classifier is None:
+        raise ValueError("this critic has no auxiliary classifier (build it with aux_classifier)")
+    return keras.ops.cast(classifier(features), "float32")

@@ -20,7 +20,13 @@ import math
 import keras
 
 from wavegan_dist.models import activations
-from wavegan_dist.models.conditioning import Projection, critic_score, with_label
+from wavegan_dist.models.conditioning import (
+    Projection,
+    class_head,
+    class_logits,
+    critic_score,
+    with_label,
+)
 from wavegan_dist.models.network import SpecNetwork
 from wavegan_dist.models.shapes import START_SIDE, frame_side
 from wavegan_dist.models.spec import ModelSpec
@@ -136,6 +142,13 @@ class Seed2DCritic(SpecNetwork):
                 spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 1,
                 name="projection",
             )
+        self.classifier = (
+            class_head(
+                spec.num_classes, spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 2
+            )
+            if spec.num_classes and spec.aux_classifier
+            else None
+        )
 
     @property
     def summary_layers(self):
@@ -146,9 +159,11 @@ class Seed2DCritic(SpecNetwork):
             if self.num_classes
             else [(self.dense, "linear score")]
         )
+        if self.classifier is not None:
+            tail.append((self.classifier, "auxiliary class logits", "flatten"))
         return [(self.to_frame, "")] + convs + [(self.flatten, "")] + tail
 
-    def call(self, x, shifts=None, labels=None, training=False):
+    def call(self, x, shifts=None, labels=None, training=False, with_logits=False):
         """Scores waveforms.
 
         Args:
@@ -156,12 +171,15 @@ class Seed2DCritic(SpecNetwork):
           shifts: ignored (no phase shuffle); accepted so every critic is called alike.
           labels: int [B] for a conditional critic, else None.
           training: unused; kept for the Keras call convention.
+          with_logits: also return the auxiliary classifier's logits.
         Returns:
-          float32 [B].
+          float32 [B]; with_logits: (that, float32 [B, num_classes]).
         """
         x = self.to_frame(keras.ops.cast(x, "float32"))
         for i in range(self.num_stages):
             x = self.leaky_relu(getattr(self, f"conv_{i}")(x), SKETCH_SLOPE)
-        return critic_score(
-            self.dense, self.projection if self.num_classes else None, self.flatten(x), labels
+        features = self.flatten(x)
+        score = critic_score(
+            self.dense, self.projection if self.num_classes else None, features, labels
         )
+        return (score, class_logits(self.classifier, features)) if with_logits else score

@@ -69,6 +69,13 @@ class ModelSpec:
         "wavegan: batch norm in the generator (statistics over the global batch, across replicas).",
         on_resume=REFUSE,
     )
+    aux_classifier: bool = option(
+        False,
+        "Conditional models: the critic also predicts each clip's label from its last "
+        "features (an auxiliary classifier, as GANSynth's discriminator predicts pitch); "
+        "--aux_weight weights its loss.",
+        on_resume=REFUSE,
+    )
     num_classes: int = derived(0, "Label classes for conditioning; 0 = unconditional.")
     seed: int = derived(0, "Initial-weight seed.")
     precision: str = derived(

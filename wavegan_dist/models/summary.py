@@ -7,16 +7,20 @@ def layer_table(model, input_shape: tuple) -> tuple[list[tuple], int]:
     """Lists a built model's layers in call order.
 
     Args:
-      model: a network with a `summary_layers` property of (layer, note) pairs.
+      model: a network with a `summary_layers` property of (layer, note) pairs, each
+        layer reading the previous one's output, or (layer, note, name) triples for a
+        branch reading the output of the earlier layer called `name`.
       input_shape: one example's input shape, without the batch dimension.
     Returns:
       (rows, total): rows of (name, type, output shape without batch, parameters, note),
       and the model's total parameter count.
     """
     shape = (None, *input_shape)
+    shapes: dict[str, tuple] = {}
     rows = []
-    for layer, note in model.summary_layers:
-        shape = tuple(layer.compute_output_shape(shape))
+    for layer, note, *source in model.summary_layers:
+        shape = tuple(layer.compute_output_shape(shapes[source[0]] if source else shape))
+        shapes[layer.name] = shape
         # The polyphase layers name the Keras layer whose mathematics they compute.
         kind = getattr(layer, "layer_kind", type(layer).__name__)
         rows.append((layer.name, kind, shape[1:], layer.count_params(), note))

@@ -10,7 +10,13 @@ import keras
 
 from wavegan_dist.models import activations, fast_conv
 from wavegan_dist.models.batch_norm import GeneratorBatchNorm
-from wavegan_dist.models.conditioning import Projection, critic_score, with_label
+from wavegan_dist.models.conditioning import (
+    Projection,
+    class_head,
+    class_logits,
+    critic_score,
+    with_label,
+)
 from wavegan_dist.models.phase_shuffle import phase_shuffle as _phase_shuffle
 from wavegan_dist.models.network import SpecNetwork
 from wavegan_dist.models.shapes import START_LEN, layer_strides
@@ -223,6 +229,11 @@ class WaveGANCritic(SpecNetwork):
                 _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 1),
                 name="projection",
             )
+        self.classifier = (
+            class_head(spec.num_classes, _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 2))
+            if spec.num_classes and spec.aux_classifier
+            else None
+        )
 
     @property
     def convs(self):
@@ -238,11 +249,15 @@ class WaveGANCritic(SpecNetwork):
             for i, conv in enumerate(self.convs)
         ]
         if self.num_classes:
-            return head + [
-                (self.flatten, ""),
-                (self.dense, "+ projection"),
-                (self.projection, "linear score"),
-            ]
+            return (
+                head
+                + [
+                    (self.flatten, ""),
+                    (self.dense, "+ projection"),
+                    (self.projection, "linear score"),
+                ]
+                + ([(self.classifier, "auxiliary class logits", "flatten")] if self.classifier is not None else [])
+            )
         return head + [(self.flatten, ""), (self.dense, "linear score")]
 
     @property
@@ -250,7 +265,7 @@ class WaveGANCritic(SpecNetwork):
         """Number of layers that take a phase shift (`shuffle_layer_count`)."""
         return shuffle_layer_count(self.spec)
 
-    def call(self, x, shifts=None, labels=None, training=False):
+    def call(self, x, shifts=None, labels=None, training=False, with_logits=False):
         """Scores waveforms.
 
         Args:
@@ -260,18 +275,22 @@ class WaveGANCritic(SpecNetwork):
             or None for no phase shuffle (as at evaluation).
           labels: int [B] for a conditional critic, else None.
           training: unused; kept for the Keras call convention.
+          with_logits: also return the auxiliary classifier's logits.
 
         Returns:
-          float32 [B], one linear score per example.
+          float32 [B], one linear score per example; with_logits: (that, float32
+          [B, num_classes]).
         """
         x = keras.ops.cast(x, "float32")
         for i, conv in enumerate(self.convs):
             x = self.leaky_relu(conv(x), negative_slope=0.2)
             if shifts is not None and i < self.num_shuffle_layers:
                 x = _phase_shuffle(x, shifts[:, i], self.phase_shuffle_radius)
-        return critic_score(
-            self.dense, self.projection if self.num_classes else None, self.flatten(x), labels
+        features = self.flatten(x)
+        score = critic_score(
+            self.dense, self.projection if self.num_classes else None, features, labels
         )
+        return (score, class_logits(self.classifier, features)) if with_logits else score
 
 
 def _batch_norm(name):

@@ -206,10 +206,16 @@ class Progress:
             if self._rate:
                 eta = (train_steps - s) * self.examples_per_step / self._rate
                 speed = f"  {self._rate:.1f} examples/s  ETA {format_eta(eta)}"
+            classifier = ""
+            if "classifier_real" in at:
+                classifier = (
+                    f"  classifier real {at['classifier_real']:.4f} "
+                    f"fake {at['classifier_fake']:.4f}"
+                )
             ctl.log(
                 f"step {s}/{train_steps}  critic {at['critic']:+.4f}  "
                 f"generator {at['generator']:+.4f}  gp {at['gradient_penalty']:.4f}  "
-                f"wasserstein {at['wasserstein']:+.4f}{speed}"
+                f"wasserstein {at['wasserstein']:+.4f}{classifier}{speed}"
             )
 
 

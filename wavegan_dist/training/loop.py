@@ -318,6 +318,7 @@ def make_trainer(
             jit_compile=cfg.jit_compile,
             debug_nan_at_step=cfg.debug_nan_at_step,
             generator_ema=cfg.generator_ema,
+            aux_weight=cfg.aux_weight if spec.aux_classifier else 0.0,
         ),
         learning_rate=cfg.learning_rate,
         beta1=cfg.beta1,

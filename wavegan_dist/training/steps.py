@@ -25,6 +25,11 @@ real and fake share one label distribution and the penalty's interpolates have
 one label each); in a generator update labels are drawn with the training set's
 class frequencies.
 
+Auxiliary classifier (StepConfig.aux_weight > 0, a critic built with aux_classifier):
+the critic's loss gains aux_weight x its classifier's cross-entropy on the real clips'
+labels, the generator's gains aux_weight x the cross-entropy of its clips against the
+labels they were asked for (GANSynth's AC losses).
+
 Generator EMA (StepConfig.generator_ema > 0): a second generator of the same
 architecture holds an exponential moving average of the generator's weights, and
 draws every sample (`generate`). Each replica updates its own copy after each generator
@@ -58,6 +63,7 @@ class StepConfig:
     jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
     debug_nan_at_step: int = 0  # test hook: NaN generator loss at this step (1-based)
     generator_ema: float = 0.0  # EMA decay of the generator's weights; 0 = no EMA
+    aux_weight: float = 0.0  # weight of the auxiliary classifier's cross-entropy; 0 = none
 
 
 def ema_decay(decay: float, step) -> tf.Tensor:
@@ -84,6 +90,11 @@ CRITIC_METRICS = ("critic", "gradient_penalty", "wasserstein")
 
 
 METRICS = CRITIC_METRICS + ("generator",)
+
+# With the auxiliary classifier: its cross-entropy on real clips (critic updates) and
+# on generated ones (generator updates), unweighted.
+AUX_CRITIC_METRICS = ("classifier_real",)
+AUX_METRICS = AUX_CRITIC_METRICS + ("classifier_fake",)
 
 
 def check_jit_compile(
@@ -173,9 +184,22 @@ class WganGpTrainer:
             cfg.jit_compile,
             bool(getattr(getattr(generator, "spec", None), "gen_batchnorm", False)),
         )
+        self.auxiliary = cfg.aux_weight > 0
+        if self.auxiliary and (not self.conditional or getattr(critic, "classifier", None) is None):
+            raise ValueError(
+                "aux_weight > 0 needs conditional networks and a critic with a classifier"
+            )
+        self.critic_metric_names = CRITIC_METRICS + (AUX_CRITIC_METRICS if self.auxiliary else ())
+        # What each step returns, and the training loop logs and summarises.
+        self.metric_names = METRICS + (AUX_METRICS if self.auxiliary else ())
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
+        # A classifier head trained with weight 0 gets no gradient: leave it out of the
+        # critic's update (its weights stay as built; Keras would warn of a missing gradient).
+        head = getattr(critic, "classifier", None)
+        unused = {id(v) for v in head.trainable_variables} if head and not self.auxiliary else set()
+        self._critic_trained = [v for v in critic.trainable_variables if id(v) not in unused]
         self.g_opt = g_opt
         self.d_opt = d_opt
         self.step = step
@@ -251,12 +275,12 @@ class WganGpTrainer:
         # starts an update reads no critic weight, so without this it could run (and
         # start a batch-norm all-reduce) on one replica before the previous critic
         # update's gradient all-reduce; reading a critic weight orders it after that.
-        with tf.control_dependencies([tf.identity(self.critic.trainable_variables[-1].value)]):
+        with tf.control_dependencies([tf.identity(self._critic_trained[-1].value)]):
             return tf.identity(step)
 
     def _critic_replica_update(self, batch: tuple, step: tf.Tensor, i: int) -> dict:
         grads, metrics = self._critic_grad_fns[i](batch, step)
-        self.d_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
+        self.d_opt.apply_gradients(zip(grads, self._critic_trained))
         return metrics
 
     def _critic_gradients(self, batch: tuple, step: tf.Tensor, i: int):
@@ -285,7 +309,13 @@ class WganGpTrainer:
                 None if shifts is None else shifts[: 2 * p],
                 None if labels is None else tf.concat([labels, labels], 0),
                 training=True,
+                with_logits=self.auxiliary,
             )
+            if self.auxiliary:
+                scores, logits = scores
+                # Only real clips teach the classifier (as in GANSynth): fakes would
+                # teach it the generator's mistakes.
+                ac_real = losses.auxiliary_classification(logits[:p], labels)
             with tf.GradientTape() as gp_tape:
                 gp_tape.watch(x_hat)
                 d_hat = self.critic(
@@ -294,14 +324,19 @@ class WganGpTrainer:
             penalty = losses.gradient_penalty(gp_tape.gradient(d_hat, x_hat))
             d_real, d_fake = scores[:p], scores[p:]
             per_example = losses.critic_loss(d_real, d_fake, penalty, cfg.gp_weight)
+            if self.auxiliary:
+                per_example += cfg.aux_weight * ac_real
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.global_batch)
-        grads = tape.gradient(loss, self.critic.trainable_variables)
+        grads = tape.gradient(loss, self._critic_trained)
         average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
-        return grads, {
+        metrics = {
             "critic": loss,
             "gradient_penalty": average(penalty),
             "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake)),
         }
+        if self.auxiliary:
+            metrics["classifier_real"] = average(ac_real)
+        return grads, metrics
 
     def _generator_replica_update(self, step: tf.Tensor) -> dict:
         grads, metrics = self._generator_grad_fn(step)
@@ -322,14 +357,15 @@ class WganGpTrainer:
           batches: n_critic (audio [per_replica, slice_len, 1], label [per_replica])
             tuples, this replica's parts of n_critic global batches.
         Returns:
-          {metric: float32 scalar} for METRICS, global means (the same on every replica);
+          {metric: float32 scalar} for metric_names, global means (the same on every
+          replica);
           critic ones averaged over the n_critic updates.
         """
         step = self.step.read_value()
-        sums = {k: tf.constant(0.0) for k in CRITIC_METRICS}
+        sums = {k: tf.constant(0.0) for k in self.critic_metric_names}
         for i, batch in enumerate(batches):
             out = self._critic_replica_update(batch, step, i)
-            sums = {k: sums[k] + out[k] for k in CRITIC_METRICS}
+            sums = {k: sums[k] + out[k] for k in self.critic_metric_names}
         metrics = {k: v / len(batches) for k, v in sums.items()}
         metrics.update(self._generator_replica_update(step))
         self.step.assign_add(1)
@@ -355,16 +391,27 @@ class WganGpTrainer:
                 p,
                 tf.constant(self._cumulative_counts),
             )
+        average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
+        metrics = {}
         with tf.GradientTape() as tape:
             d_fake = self.critic(
-                self.generator(z, labels, training=True), shifts, labels, training=True
+                self.generator(z, labels, training=True),
+                shifts,
+                labels,
+                training=True,
+                with_logits=self.auxiliary,
             )
-            loss = tf.nn.compute_average_loss(
-                losses.generator_loss(d_fake), global_batch_size=cfg.global_batch
-            )
+            per_example = 0.0
+            if self.auxiliary:
+                d_fake, logits = d_fake
+                ac_fake = losses.auxiliary_classification(logits, labels)
+                per_example = cfg.aux_weight * ac_fake
+                metrics["classifier_fake"] = average(ac_fake)
+            loss = average(losses.generator_loss(d_fake) + per_example)
             if cfg.debug_nan_at_step:
                 loss += self._debug_nan(step)
-        return tape.gradient(loss, self.generator.trainable_variables), {"generator": loss}
+        metrics["generator"] = loss
+        return tape.gradient(loss, self.generator.trainable_variables), metrics
 
     def _debug_nan(self, step: tf.Tensor) -> tf.Tensor:
         # NaN at the chosen (1-based) step, only under the run's own noise seed, so a
@@ -385,7 +432,8 @@ class WganGpTrainer:
           step: int64 scalar, the generator step (names the random streams).
           i: Python int < n_critic, which of the step's critic updates this is.
         Returns:
-          {metric: float32 scalar} for CRITIC_METRICS, summed over replicas (global means).
+          {metric: float32 scalar} for critic_metric_names, summed over replicas (global
+          means).
         """
         # `i` goes in through a closure: as a strategy.run argument it would become a
         # tensor on TPU, and it names Python-level random streams.
@@ -422,11 +470,12 @@ class WganGpTrainer:
           {metric: float32 [num_steps]}, each step's global-mean scalars, so logs
           stay exact per step however many steps one host call runs.
         """
-        arrays = {k: tf.TensorArray(tf.float32, size=num_steps) for k in METRICS}
+        names = self.metric_names
+        arrays = {k: tf.TensorArray(tf.float32, size=num_steps) for k in names}
         for j in tf.range(num_steps):
             out = self._train_step(iterator)
-            arrays = {k: arrays[k].write(j, out[k]) for k in METRICS}
-        return {k: arrays[k].stack() for k in METRICS}
+            arrays = {k: arrays[k].write(j, out[k]) for k in names}
+        return {k: arrays[k].stack() for k in names}
 
     def _update_ema(self, decay: tf.Tensor | None, in_replica: bool) -> None:
         """w_ema <- decay * w_ema + (1 - decay) * w for every trainable weight, and a

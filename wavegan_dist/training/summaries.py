@@ -1,7 +1,8 @@
 """TensorBoard output of a run: scalars, audio, spectrogram images, the run's config.
 
 Tags written (all under the run's model_dir):
-  loss/critic, loss/generator, loss/gradient_penalty, loss/wasserstein,
+  loss/critic, loss/generator, loss/gradient_penalty, loss/wasserstein (with
+  --aux_classifier also loss/classifier_real and loss/classifier_fake),
   perf/examples_per_sec, audio/generated, audio/real, spectrogram/generated, config,
   the hparams plugin's run summary, and with --eval_every eval/<metric>.
 The generated audio comes from the generator's EMA weights when the run keeps them.
@@ -22,6 +23,11 @@ LOSS_TAGS = {
     "gradient_penalty": "loss/gradient_penalty",
     "wasserstein": "loss/wasserstein",
 }
+# A run with --aux_classifier also has its classifier's cross-entropies.
+AUX_TAGS = {
+    "classifier_real": "loss/classifier_real",
+    "classifier_fake": "loss/classifier_fake",
+}
 
 
 class RunSummaries:
@@ -40,10 +46,13 @@ class RunSummaries:
         )
 
     def scalars(self, step: int, metrics: dict, examples_per_sec: float | None) -> None:
-        """Writes the loss scalars (keys of LOSS_TAGS) and throughput at `step`."""
+        """Writes the loss scalars (keys of LOSS_TAGS, and of AUX_TAGS that `metrics`
+        has) and throughput at `step`."""
         with self.writer.as_default(step=step):
             for key, tag in LOSS_TAGS.items():
                 tf.summary.scalar(tag, float(metrics[key]))
+            for key in AUX_TAGS.keys() & metrics.keys():
+                tf.summary.scalar(AUX_TAGS[key], float(metrics[key]))
             if examples_per_sec is not None:
                 tf.summary.scalar("perf/examples_per_sec", examples_per_sec)
 
