@@ -256,7 +256,11 @@ class WaveGANCritic(SpecNetwork):
                     (self.dense, "+ projection"),
                     (self.projection, "linear score"),
                 ]
-                + ([(self.classifier, "auxiliary class logits", "flatten")] if self.classifier is not None else [])
+                + (
+                    [(self.classifier, "auxiliary class logits", "flatten")]
+                    if self.classifier is not None
+                    else []
+                )
             )
         return head + [(self.flatten, ""), (self.dense, "linear score")]
 
