@@ -134,3 +134,14 @@ def test_config_json_stays_flat_and_old_runs_still_read():
     again = Config.from_dict(old)
     assert again.net.slice_len == old["slice_len"] and again.net.dim == old["dim"]
     assert again.adam_epsilon == 1e-7  # the value it trained with (config.recorded_defaults)
+
+
+def test_a_quick_run_from_before_its_classifier_resumes_without_one():
+    from wavegan_dist.config import recorded_defaults
+
+    before = json.loads(make_config("quick", condition="pitch").to_json())
+    del before["aux_classifier"], before["aux_weight"]
+    legacy = recorded_defaults(before)
+    assert legacy["aux_classifier"] is False
+    resumed = make_config("quick", condition="pitch", **legacy)
+    assert not resumed.net.aux_classifier

@@ -20,6 +20,8 @@ def _table():
 
 
 def _same(cell, value):
+    if isinstance(value, bool):  # "true (with `--condition`)": the first word is the value
+        return cell.split()[0] == str(value).lower()
     try:
         return float(cell.replace(",", "")) == float(value)
     except ValueError:

@@ -481,12 +481,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # steps/s under that load, too slow for 20 minutes; the post filter at 0.28x the speed.
     # Pitch accuracy then rose with steps (0.30 at 8,000, 0.33 at 12,000): 9,000 steps is
     # what 20 minutes hold with room to spare (8.8 steps/s alone on 2 cores: 17 minutes).
+    # GANSynth's auxiliary pitch classifier at weight 1 then took pitch accuracy at 9,000
+    # steps from about 0.32 to 0.66 (weight 10: 0.17, the generator fooling the classifier
+    # without the pitch); learning rate 1e-3 did no better than 5e-4 (docs/MEASUREMENTS.md).
+    # A run without --condition drops the classifier (no labels to predict).
     "quick": dict(
         slice_len=4096,
         dim=8,
         batch_size=16,
         n_critic=2,
         upsample="nn",
+        aux_classifier=True,
+        aux_weight=1.0,
         train_steps=9000,
         learning_rate=5e-4,
         generator_ema=0.995,
@@ -503,7 +509,8 @@ def recorded_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
       {field: value} for each field `recorded` lacks whose default has changed since:
       adam_epsilon 1e-7 (Keras's default, used until it became a flag); for wavegan,
       phase_shuffle_layers = the critic's layers but the last (what it shuffled after);
-      kernels "fast", or "reference" where the run chose --conv_impl=keras.
+      kernels "fast", or "reference" where the run chose --conv_impl=keras; aux_classifier
+      False (a `quick` run from before it joined that preset).
       Empty for a run recorded with all of them.
     """
     legacy: dict[str, Any] = {}
@@ -511,6 +518,8 @@ def recorded_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
         legacy["adam_epsilon"] = 1e-7
     if "phase_shuffle_layers" not in recorded and recorded.get("model", "wavegan") == "wavegan":
         legacy["phase_shuffle_layers"] = len(layer_strides(recorded["slice_len"])) - 1
+    if "aux_classifier" not in recorded:  # no run had the head before the flag
+        legacy["aux_classifier"] = False
     if "kernels" not in recorded:
         legacy["kernels"] = "reference" if recorded.get("conv_impl") == "keras" else "fast"
     return legacy
@@ -527,4 +536,9 @@ def make_config(preset: str = "paper", **overrides: Any) -> Config:
     """
     if preset not in PRESETS:
         raise UserError(f"--preset={preset} is not one of {', '.join(PRESETS)}")
-    return Config.from_flat({**PRESETS[preset], **overrides}).validated()
+    values = {**PRESETS[preset], **overrides}
+    if values.get("condition", "none") == "none" and "aux_classifier" not in overrides:
+        # A preset's auxiliary classifier has nothing to predict in an unconditional run;
+        # asked for explicitly, it is an error (validated()).
+        values.pop("aux_classifier", None)
+    return Config.from_flat(values).validated()

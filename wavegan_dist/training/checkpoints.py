@@ -347,9 +347,10 @@ def check_config(model_dir: str, config: dict) -> list[str]:
         )
         for k in changed
     ]
-    kept = [k for k in legacy if k not in changed]
+    defaults = Config().to_dict()
+    # A field whose kept value is also the new default changes nothing worth a note.
+    kept = [k for k in legacy if k not in changed and not _json_equal(old[k], defaults[k])]
     if kept:
-        defaults = Config().to_dict()
         notes.insert(
             0,
             "the run was started before "
