@@ -87,11 +87,14 @@ def critic_score(dense, projection, features, labels):
     return score + keras.ops.cast(projection(features, labels), "float32")
 
 
-def class_head(num_classes: int, seed: int) -> keras.layers.Dense:
-    """The auxiliary classifier: a Dense layer from the critic's flattened features to
-    `num_classes` logits, named "classifier"."""
+def class_head(spec, seed: int) -> keras.layers.Dense | None:
+    """The auxiliary classifier a critic of `spec` (a ModelSpec) has: a Dense layer from
+    its flattened features to spec.num_classes logits, named "classifier"; None unless
+    the spec is conditional with aux_classifier."""
+    if not (spec.num_classes and spec.aux_classifier):
+        return None
     return keras.layers.Dense(
-        num_classes,
+        spec.num_classes,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         bias_initializer="zeros",
         name="classifier",

@@ -142,12 +142,8 @@ class Seed2DCritic(SpecNetwork):
                 spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 1,
                 name="projection",
             )
-        self.classifier = (
-            class_head(
-                spec.num_classes, spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 2
-            )
-            if spec.num_classes and spec.aux_classifier
-            else None
+        self.classifier = class_head(
+            spec, spec.seed * 1000 + _CRITIC_SEED_OFFSET + self.num_stages + 2
         )
 
     @property

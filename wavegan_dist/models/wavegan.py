@@ -229,11 +229,7 @@ class WaveGANCritic(SpecNetwork):
                 _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 1),
                 name="projection",
             )
-        self.classifier = (
-            class_head(spec.num_classes, _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 2))
-            if spec.num_classes and spec.aux_classifier
-            else None
-        )
+        self.classifier = class_head(spec, _init_seed(spec.seed, _CRITIC_SEED_OFFSET, n + 2))
 
     @property
     def convs(self):
@@ -248,21 +244,12 @@ class WaveGANCritic(SpecNetwork):
             (conv, "LeakyReLU 0.2" + (shuffle if i < self.num_shuffle_layers else ""))
             for i, conv in enumerate(self.convs)
         ]
-        if self.num_classes:
-            return (
-                head
-                + [
-                    (self.flatten, ""),
-                    (self.dense, "+ projection"),
-                    (self.projection, "linear score"),
-                ]
-                + (
-                    [(self.classifier, "auxiliary class logits", "flatten")]
-                    if self.classifier is not None
-                    else []
-                )
-            )
-        return head + [(self.flatten, ""), (self.dense, "linear score")]
+        if not self.num_classes:
+            return head + [(self.flatten, ""), (self.dense, "linear score")]
+        tail = [(self.flatten, ""), (self.dense, "+ projection"), (self.projection, "linear score")]
+        if self.classifier is not None:
+            tail.append((self.classifier, "auxiliary class logits", "flatten"))
+        return head + tail
 
     @property
     def num_shuffle_layers(self):

@@ -326,17 +326,21 @@ class WganGpTrainer:
             per_example = losses.critic_loss(d_real, d_fake, penalty, cfg.gp_weight)
             if self.auxiliary:
                 per_example += cfg.aux_weight * ac_real
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.global_batch)
+            loss = self._global_mean(per_example)
         grads = tape.gradient(loss, self._critic_trained)
-        average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
         metrics = {
             "critic": loss,
-            "gradient_penalty": average(penalty),
-            "wasserstein": average(losses.wasserstein_estimate(d_real, d_fake)),
+            "gradient_penalty": self._global_mean(penalty),
+            "wasserstein": self._global_mean(losses.wasserstein_estimate(d_real, d_fake)),
         }
         if self.auxiliary:
-            metrics["classifier_real"] = average(ac_real)
+            metrics["classifier_real"] = self._global_mean(ac_real)
         return grads, metrics
+
+    def _global_mean(self, per_example: tf.Tensor) -> tf.Tensor:
+        """This replica's share of the global-batch mean of `per_example` ([B] -> scalar);
+        summed over replicas it is the mean over the global batch."""
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.cfg.global_batch)
 
     def _generator_replica_update(self, step: tf.Tensor) -> dict:
         grads, metrics = self._generator_grad_fn(step)
@@ -391,7 +395,6 @@ class WganGpTrainer:
                 p,
                 tf.constant(self._cumulative_counts),
             )
-        average = lambda v: tf.nn.compute_average_loss(v, global_batch_size=cfg.global_batch)
         metrics = {}
         with tf.GradientTape() as tape:
             d_fake = self.critic(
@@ -401,13 +404,13 @@ class WganGpTrainer:
                 training=True,
                 with_logits=self.auxiliary,
             )
-            per_example = 0.0
+            aux_term = 0.0
             if self.auxiliary:
                 d_fake, logits = d_fake
                 ac_fake = losses.auxiliary_classification(logits, labels)
-                per_example = cfg.aux_weight * ac_fake
-                metrics["classifier_fake"] = average(ac_fake)
-            loss = average(losses.generator_loss(d_fake) + per_example)
+                aux_term = cfg.aux_weight * ac_fake
+                metrics["classifier_fake"] = self._global_mean(ac_fake)
+            loss = self._global_mean(losses.generator_loss(d_fake) + aux_term)
             if cfg.debug_nan_at_step:
                 loss += self._debug_nan(step)
         metrics["generator"] = loss
