@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import os
 import shutil
 
@@ -380,4 +381,11 @@ def test_bench_learn_reports_the_independent_judge(trained, tmp_path):
     assert report["log_mel_trained_over_untrained"] == pytest.approx(
         report["log_mel_frechet_distance_trained"] / report["log_mel_frechet_distance_untrained"]
     )
+    for name in ("untrained", "trained", "real"):
+        assert (
+            0
+            <= report[f"log_mel_mean_term_{name}"]
+            <= report[f"log_mel_frechet_distance_{name}"] * (1 + 1e-9)
+        )
+        assert math.isfinite(report[f"log_mel_level_db_{name}"])
     assert report["preset"] == "tiny" and report["frechet_distance_real"] >= 0

@@ -30,6 +30,10 @@ def test_frechet_distance_of_identical_and_shifted_sets():
     )
     with pytest.raises(ValueError):
         metrics.frechet_distance(a, a[:, :4])
+    # The mean term is the whole distance of a shift and none of a centred rescale.
+    assert metrics.frechet_mean_term(a, a + shift) == pytest.approx(np.sum(shift**2))
+    centred = a - a.mean(0)
+    assert metrics.frechet_mean_term(centred, 2 * centred) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_pitch_accuracy_and_entropy():
@@ -96,3 +100,12 @@ def test_log_mel_frames_place_a_tone_in_its_band_and_tell_sets_apart():
     octave = metrics.frechet_distance(frames, features.log_mel_frames(tone(2000.0), rate))
     assert metrics.frechet_distance(frames, frames) == pytest.approx(0.0, abs=1e-6)
     assert same < 0.01 * octave
+    # Ten times the power of noise (which fills every band) is +10 dB; noise added where
+    # a tone is alone raises the level and the distance's mean term.
+    noise = 0.01 * np.random.default_rng(0).normal(size=(6, 4096))
+    louder = features.log_mel_frames(np.sqrt(10) * noise, rate)
+    quieter = features.log_mel_frames(noise, rate)
+    assert metrics.mean_level_db(louder, quieter) == pytest.approx(10.0, abs=1e-3)
+    noisy = features.log_mel_frames(tone(1000.0) + noise, rate)
+    assert metrics.mean_level_db(noisy, frames) > 20
+    assert metrics.frechet_mean_term(noisy, frames) > 0.5 * metrics.frechet_distance(noisy, frames)

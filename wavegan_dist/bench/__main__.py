@@ -545,6 +545,15 @@ def _print_learn(r: dict) -> None:
         f"{ok(r['meets_log_mel_target'])}]"
     )
     print(
+        "    of which the mean frame makes: "
+        + ", ".join(
+            f"{name} {r[f'log_mel_mean_term_{name}']:.2f} (level "
+            f"{r[f'log_mel_level_db_{name}']:+.1f} dB)"
+            for name in ("untrained", "trained", "real")
+        )
+        + "; level: mean mel power above the training notes'"
+    )
+    print(
         f"  Inception Score: untrained {r['inception_score_untrained']:.2f}, trained "
         f"{r['inception_score_trained']:.2f}"
     )

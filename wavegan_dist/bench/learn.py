@@ -57,7 +57,10 @@ def measure_learning(
     Returns:
       {"frechet_distance_untrained", "frechet_distance_trained", "trained_over_untrained",
        "frechet_distance_real" (the real held-out notes'), the same four of
-       "log_mel_frechet_distance" ("log_mel_trained_over_untrained"),
+       "log_mel_frechet_distance" ("log_mel_trained_over_untrained"), of
+       "log_mel_mean_term" and of "log_mel_level_db" (report.evaluate_sets: what of
+       the log-mel distance the mean frame makes, and the mel power above the training
+       notes'),
        "pitch_accuracy_untrained", "pitch_accuracy_trained" (None if unconditional),
        "steps", "train_seconds", "classifier_heldout_accuracy", ...} and, for each of
       pitch_judge.JUDGE_KEYS, "<key>_untrained", "<key>_trained" and "<key>_real" (the
@@ -143,6 +146,11 @@ def measure_learning(
         "log_mel_trained_over_untrained": (
             after["log_mel_frechet_distance"] / before["log_mel_frechet_distance"]
         ),
+        **{
+            f"{key}_{name}": row[key]
+            for key in ("log_mel_mean_term", "log_mel_level_db")
+            for name, row in (("untrained", before), ("trained", after), ("real", real))
+        },
         "pitch_accuracy_untrained": before["pitch_accuracy"],
         "pitch_accuracy_trained": after["pitch_accuracy"],
         "inception_score_untrained": before["inception_score"],

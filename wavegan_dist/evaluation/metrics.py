@@ -69,6 +69,31 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(mean_term + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root, 0.0))
 
 
+def frechet_mean_term(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2: the part of frechet_distance(a, b) that the sets' means make.
+
+    Args:
+      a: [N, D] embeddings; b: [M, D] embeddings.
+    Returns:
+      A float >= 0; frechet_distance(a, b) minus it is what their covariances make.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2))
+
+
+def mean_level_db(log_power_a: np.ndarray, log_power_b: np.ndarray) -> float:
+    """How much more power set a has than set b per feature, on average, in dB.
+
+    Args:
+      log_power_a: [N, D] natural-log powers (e.g. log-mel frames); log_power_b: [M, D].
+    Returns:
+      10 log10(e) x (mean of a - mean of b): positive when a is louder, or fills with
+      noise the bands where b is near silent.
+    """
+    difference = np.mean(log_power_a, dtype=np.float64) - np.mean(log_power_b, dtype=np.float64)
+    return float(10 * math.log10(math.e) * difference)
+
+
 def pitch_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of examples whose most probable class is their label ([N, C], [N])."""
     p = _probabilities(probs)

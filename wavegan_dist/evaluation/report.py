@@ -19,6 +19,8 @@ METRIC_NAMES = (
     "inception_score",
     "frechet_distance",
     "log_mel_frechet_distance",
+    "log_mel_mean_term",
+    "log_mel_level_db",
     "pitch_accuracy",
     "pitch_entropy",
     "ndb",
@@ -65,7 +67,9 @@ def evaluate_sets(
       {"generated": {metric: value}, "real_heldout": {...}, "n_generated", "n_heldout",
        "n_train", "k"}; pitch accuracy of the generated set is None when unconditional;
       "artifact_vs_real_*" (generated row only) is the generated set's artifact power
-      over the real held-out set's.
+      over the real held-out set's; "log_mel_mean_term" is the part of the log-mel
+      Frechet distance that the mean log-mel frame makes, and "log_mel_level_db" the
+      mean log-mel power above the training notes' (a noise floor shows in both).
     """
     sets = {
         "generated": classifier.fit_length(generated, info.slice_len),
@@ -92,6 +96,8 @@ def evaluate_sets(
             "inception_score": metrics.inception_score(probs),
             "frechet_distance": metrics.frechet_distance(embeddings, predicted["train"][1]),
             "log_mel_frechet_distance": metrics.frechet_distance(mels[name], mels["train"]),
+            "log_mel_mean_term": metrics.frechet_mean_term(mels[name], mels["train"]),
+            "log_mel_level_db": metrics.mean_level_db(mels[name], mels["train"]),
             "pitch_accuracy": (
                 None if labels[name] is None else metrics.pitch_accuracy(probs, labels[name])
             ),
@@ -143,7 +149,8 @@ def format_table(report: dict) -> str:
         f"({report['n_generated']} generated, {report['n_heldout']} held-out and "
         f"{report['n_train']} training examples; NDB with k={report['k']}; Frechet "
         "distances, NDB and distances against the training set (log_mel: of "
-        "log-mel frames, no classifier); judge_*: pYIN, "
+        "log-mel frames, no classifier; log_mel_mean_term: the part of it the mean frame "
+        "makes; log_mel_level_db: mean mel power above the training notes'); judge_*: pYIN, "
         f"strict within {pitch_judge.STRICT_CENTS:g} cents or octave-tolerant; "
         "artifact_power_sr_over_P: fraction of spectral power on the lines at "
         "multiples of sample_rate/P)"
