@@ -483,7 +483,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # what 20 minutes hold with room to spare (8.8 steps/s alone on 2 cores: 17 minutes).
     # GANSynth's auxiliary pitch classifier at weight 1 then took pitch accuracy at 9,000
     # steps from about 0.32 to 0.66 (weight 10: 0.17, the generator fooling the classifier
-    # without the pitch); learning rate 1e-3 did no better than 5e-4 (docs/MEASUREMENTS.md).
+    # without the pitch); learning rate 1e-3 did no better than 5e-4, width 12 and batch 32
+    # learn more per step but less per minute (docs/MEASUREMENTS.md).
     # A run without --condition drops the classifier (no labels to predict).
     "quick": dict(
         slice_len=4096,
