@@ -484,7 +484,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # GANSynth's auxiliary pitch classifier at weight 1 then took pitch accuracy at 9,000
     # steps from about 0.32 to 0.66 (weight 10: 0.17, the generator fooling the classifier
     # without the pitch); learning rate 1e-3 did no better than 5e-4, width 12 and batch 32
-    # learn more per step but less per minute (docs/MEASUREMENTS.md).
+    # learn more per step but less per minute; without phase shuffle the noise floor drops
+    # but pitch comes far later (docs/MEASUREMENTS.md).
     # A run without --condition drops the classifier (no labels to predict).
     "quick": dict(
         slice_len=4096,
