@@ -65,8 +65,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     root_a = _sqrt_psd(cov_a)
     cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
     trace_root = np.sum(np.sqrt(np.clip(cross, 0, None)))
-    mean_term = np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2)
-    return float(max(mean_term + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root, 0.0))
+    spread = np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(frechet_mean_term(a, b) + spread, 0.0))
 
 
 def frechet_mean_term(a: np.ndarray, b: np.ndarray) -> float:
